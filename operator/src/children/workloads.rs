@@ -1,0 +1,438 @@
+//! A Deployment and a Service per OrderShop service, all from one image:
+//! `ordershop <role>`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, EnvVarSource, GRPCAction, HTTPGetAction,
+    LocalObjectReference, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, Service, ServicePort, ServiceSpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use ordershop_topology::Role;
+
+use super::{Owner, RedisConnection, Settings, security};
+use crate::autoscale::{self, ReplicaOwner};
+use crate::crd::OrderShop;
+use crate::names::{GATEWAY_HTTP_PORT, GRPC_PORT, Names, uses_redis};
+
+pub(super) struct Workloads<'a> {
+    shop: &'a OrderShop,
+    names: &'a Names,
+    owner: &'a Owner,
+    redis: &'a RedisConnection,
+    settings: &'a Settings,
+}
+
+impl<'a> Workloads<'a> {
+    pub(super) fn new(
+        shop: &'a OrderShop,
+        names: &'a Names,
+        owner: &'a Owner,
+        redis: &'a RedisConnection,
+        settings: &'a Settings,
+    ) -> Self {
+        Self {
+            shop,
+            names,
+            owner,
+            redis,
+            settings,
+        }
+    }
+
+    fn image(&self) -> String {
+        let image = &self.shop.spec.image;
+        let tag = image
+            .tag
+            .as_deref()
+            .unwrap_or(&self.settings.default_image_tag);
+        format!("{}:{}", image.repository, tag)
+    }
+
+    /// The container's environment: the contract's flags as env vars, then
+    /// the user's extra variables (later entries win in Kubernetes).
+    fn env(&self, role: Role) -> Vec<EnvVar> {
+        let plain = |name: &str, value: String| EnvVar {
+            name: name.into(),
+            value: Some(value),
+            ..EnvVar::default()
+        };
+        let mut env = vec![
+            plain("ORDERSHOP_LISTEN", format!("0.0.0.0:{GRPC_PORT}")),
+            EnvVar {
+                name: "ORDERSHOP_INSTANCE".into(),
+                value_from: Some(EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "metadata.name".into(),
+                        api_version: None,
+                    }),
+                    ..EnvVarSource::default()
+                }),
+                ..EnvVar::default()
+            },
+            plain("RUST_LOG", self.shop.spec.log.filter.clone()),
+            plain(
+                "ORDERSHOP_LOG_FORMAT",
+                self.shop.spec.log.format.as_str().into(),
+            ),
+        ];
+        if uses_redis(role) {
+            env.extend(self.redis.env());
+        }
+        if !role.is_infrastructure() {
+            env.push(plain(
+                "ORDERSHOP_EVENT_STORE_URL",
+                format!(
+                    "http://{}:{GRPC_PORT}",
+                    self.names.service(Role::EventStore)
+                ),
+            ));
+            env.push(plain(
+                "ORDERSHOP_QUEUE_URL",
+                format!(
+                    "http://{}:{GRPC_PORT}",
+                    self.names.service(Role::MessageQueue)
+                ),
+            ));
+        }
+        if role == Role::ApiGateway {
+            env.push(plain(
+                "ORDERSHOP_HTTP_LISTEN",
+                format!("0.0.0.0:{GATEWAY_HTTP_PORT}"),
+            ));
+        }
+        env.extend(self.shop.spec.services.get(role).env.iter().cloned());
+        env
+    }
+
+    fn probes(role: Role) -> (Probe, Probe) {
+        let grpc = || Probe {
+            grpc: Some(GRPCAction {
+                port: GRPC_PORT,
+                service: None,
+            }),
+            period_seconds: Some(10),
+            timeout_seconds: Some(2),
+            failure_threshold: Some(3),
+            ..Probe::default()
+        };
+        if role == Role::ApiGateway {
+            let http = |path: &str| Probe {
+                http_get: Some(HTTPGetAction {
+                    path: Some(path.into()),
+                    port: IntOrString::String("http".into()),
+                    ..HTTPGetAction::default()
+                }),
+                period_seconds: Some(10),
+                timeout_seconds: Some(2),
+                failure_threshold: Some(3),
+                ..Probe::default()
+            };
+            (http("/healthz"), http("/readyz"))
+        } else {
+            (grpc(), grpc())
+        }
+    }
+
+    fn ports(role: Role) -> Vec<ContainerPort> {
+        let mut ports = vec![ContainerPort {
+            name: Some("grpc".into()),
+            container_port: GRPC_PORT,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }];
+        if role == Role::ApiGateway {
+            ports.push(ContainerPort {
+                name: Some("http".into()),
+                container_port: GATEWAY_HTTP_PORT,
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            });
+        }
+        ports
+    }
+
+    pub(super) fn deployment(&self, role: Role) -> Deployment {
+        let slug = role.slug();
+        let view = self.shop.spec.services.get(role);
+        let (liveness, readiness) = Self::probes(role);
+        let image = &self.shop.spec.image;
+        let container = Container {
+            name: "ordershop".into(),
+            image: Some(self.image()),
+            image_pull_policy: Some(image.pull_policy.as_str().into()),
+            args: Some(vec![slug.into()]),
+            env: Some(self.env(role)),
+            ports: Some(Self::ports(role)),
+            liveness_probe: Some(liveness),
+            readiness_probe: Some(readiness),
+            resources: Some(
+                view.resources
+                    .cloned()
+                    .unwrap_or_else(default_service_resources),
+            ),
+            security_context: Some(security::container()),
+            ..Container::default()
+        };
+        let replicas = match autoscale::replica_owner(&self.shop.spec, role) {
+            ReplicaOwner::Reconcile(n) => Some(n),
+            // Left out of the apply: the autoscaler's field manager owns it.
+            ReplicaOwner::Autoscaler => None,
+        };
+        Deployment {
+            metadata: self.owner.meta(self.names.service(role), self.names, slug),
+            spec: Some(DeploymentSpec {
+                replicas,
+                selector: LabelSelector {
+                    match_labels: Some(self.names.selector(slug)),
+                    match_expressions: None,
+                },
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(self.names.labels(slug)),
+                        ..ObjectMeta::default()
+                    }),
+                    spec: Some(PodSpec {
+                        containers: vec![container],
+                        security_context: Some(security::pod(security::ORDERSHOP_UID, false)),
+                        automount_service_account_token: Some(false),
+                        // 13 Services per OrderShop: the docker-link env vars
+                        // would be dozens of useless variables per pod.
+                        enable_service_links: Some(false),
+                        termination_grace_period_seconds: Some(30),
+                        image_pull_secrets: (!image.pull_secrets.is_empty()).then(|| {
+                            image
+                                .pull_secrets
+                                .iter()
+                                .map(|name| LocalObjectReference { name: name.clone() })
+                                .collect()
+                        }),
+                        ..PodSpec::default()
+                    }),
+                },
+                ..DeploymentSpec::default()
+            }),
+            status: None,
+        }
+    }
+
+    pub(super) fn service(&self, role: Role) -> Service {
+        let slug = role.slug();
+        let mut ports = vec![ServicePort {
+            name: Some("grpc".into()),
+            port: GRPC_PORT,
+            target_port: Some(IntOrString::String("grpc".into())),
+            protocol: Some("TCP".into()),
+            app_protocol: Some("kubernetes.io/h2c".into()),
+            ..ServicePort::default()
+        }];
+        let mut type_ = "ClusterIP".to_string();
+        if role == Role::ApiGateway {
+            let gateway = &self.shop.spec.gateway;
+            type_ = gateway.service_type.as_str().into();
+            ports.insert(
+                0,
+                ServicePort {
+                    name: Some("http".into()),
+                    port: gateway.port,
+                    target_port: Some(IntOrString::String("http".into())),
+                    protocol: Some("TCP".into()),
+                    app_protocol: Some("http".into()),
+                    ..ServicePort::default()
+                },
+            );
+        }
+        Service {
+            metadata: self.owner.meta(self.names.service(role), self.names, slug),
+            spec: Some(ServiceSpec {
+                type_: Some(type_),
+                selector: Some(self.names.selector(slug)),
+                ports: Some(ports),
+                ..ServiceSpec::default()
+            }),
+            status: None,
+        }
+    }
+}
+
+fn default_service_resources() -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity("50m".into())),
+            ("memory".to_string(), Quantity("64Mi".into())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_string(),
+            Quantity("256Mi".into()),
+        )])),
+        claims: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::children::{desired, fixtures};
+    use crate::crd::{GatewayServiceType, OrderShopSpec};
+
+    fn deployments(spec: OrderShopSpec) -> BTreeMap<String, Deployment> {
+        desired(
+            &fixtures::shop(spec),
+            Some(&fixtures::password()),
+            &fixtures::settings(),
+        )
+        .unwrap()
+        .deployments
+        .into_iter()
+        .map(|d| (d.metadata.name.clone().unwrap(), d))
+        .collect()
+    }
+
+    fn container(d: &Deployment) -> &Container {
+        &d.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0]
+    }
+
+    fn env(d: &Deployment) -> BTreeMap<String, EnvVar> {
+        container(d)
+            .env
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name.clone(), e))
+            .collect()
+    }
+
+    #[test]
+    fn every_role_runs_the_one_image_with_its_subcommand() {
+        let ds = deployments(OrderShopSpec::default());
+        assert_eq!(ds.len(), Role::ALL.len());
+        for role in Role::ALL {
+            let d = &ds[&format!("shop-{}", role.slug())];
+            let c = container(d);
+            assert_eq!(c.image.as_deref(), Some("ghcr.io/ordershop/ordershop:1.2.3"));
+            assert_eq!(c.args.as_deref(), Some(&[role.slug().to_string()][..]));
+            assert_eq!(d.spec.as_ref().unwrap().replicas, Some(1));
+        }
+    }
+
+    #[test]
+    fn wiring_follows_the_service_contract() {
+        let ds = deployments(OrderShopSpec::default());
+        let store = env(&ds["shop-event-store"]);
+        assert!(store.contains_key("ORDERSHOP_REDIS_URL"));
+        assert!(!store.contains_key("ORDERSHOP_EVENT_STORE_URL"));
+        let order = env(&ds["shop-order"]);
+        assert!(!order.contains_key("ORDERSHOP_REDIS_URL"), "only Redis clients get Redis");
+        assert_eq!(
+            order["ORDERSHOP_EVENT_STORE_URL"].value.as_deref(),
+            Some("http://shop-event-store:50051")
+        );
+        assert_eq!(
+            order["ORDERSHOP_QUEUE_URL"].value.as_deref(),
+            Some("http://shop-message-queue:50051")
+        );
+        let instance = order["ORDERSHOP_INSTANCE"].value_from.as_ref().unwrap();
+        assert_eq!(instance.field_ref.as_ref().unwrap().field_path, "metadata.name");
+        let gateway = env(&ds["shop-api-gateway"]);
+        assert_eq!(
+            gateway["ORDERSHOP_HTTP_LISTEN"].value.as_deref(),
+            Some("0.0.0.0:5000")
+        );
+    }
+
+    #[test]
+    fn probes_are_grpc_except_the_gateways_http_endpoints() {
+        let ds = deployments(OrderShopSpec::default());
+        let customer = container(&ds["shop-customer"]);
+        assert_eq!(customer.readiness_probe.as_ref().unwrap().grpc.as_ref().unwrap().port, 50051);
+        assert_eq!(customer.liveness_probe.as_ref().unwrap().grpc.as_ref().unwrap().port, 50051);
+        let gateway = container(&ds["shop-api-gateway"]);
+        let readiness = gateway.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert_eq!(readiness.path.as_deref(), Some("/readyz"));
+    }
+
+    #[test]
+    fn containers_are_restricted() {
+        for d in deployments(OrderShopSpec::default()).values() {
+            let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+            let psc = pod.security_context.as_ref().unwrap();
+            assert_eq!(psc.run_as_non_root, Some(true));
+            assert_eq!(psc.run_as_user, Some(65532));
+            assert_eq!(
+                psc.seccomp_profile.as_ref().unwrap().type_,
+                "RuntimeDefault"
+            );
+            let sc = container(d).security_context.as_ref().unwrap();
+            assert_eq!(sc.read_only_root_filesystem, Some(true));
+            assert_eq!(sc.allow_privilege_escalation, Some(false));
+            assert_eq!(
+                sc.capabilities.as_ref().unwrap().drop.as_deref(),
+                Some(&["ALL".to_string()][..])
+            );
+            assert!(container(d).resources.as_ref().unwrap().requests.is_some());
+        }
+    }
+
+    #[test]
+    fn autoscaled_roles_leave_replicas_to_the_autoscaler() {
+        let mut spec = OrderShopSpec::default();
+        spec.services.inventory.autoscaling.enabled = true;
+        spec.services.order.replicas = Some(4);
+        let ds = deployments(spec);
+        assert_eq!(ds["shop-inventory"].spec.as_ref().unwrap().replicas, None);
+        assert_eq!(ds["shop-order"].spec.as_ref().unwrap().replicas, Some(4));
+    }
+
+    #[test]
+    fn stopped_scales_everything_to_zero_even_autoscaled_roles() {
+        let mut spec = OrderShopSpec {
+            stopped: true,
+            ..OrderShopSpec::default()
+        };
+        spec.services.inventory.autoscaling.enabled = true;
+        for d in deployments(spec).values() {
+            assert_eq!(d.spec.as_ref().unwrap().replicas, Some(0));
+        }
+    }
+
+    #[test]
+    fn user_env_comes_after_the_operators() {
+        let mut spec = OrderShopSpec::default();
+        spec.services.mail.env.push(EnvVar {
+            name: "RUST_LOG".into(),
+            value: Some("debug".into()),
+            ..EnvVar::default()
+        });
+        let ds = deployments(spec);
+        let vars = container(&ds["shop-mail"]).env.clone().unwrap();
+        let last = vars.last().unwrap();
+        assert_eq!((last.name.as_str(), last.value.as_deref()), ("RUST_LOG", Some("debug")));
+    }
+
+    #[test]
+    fn gateway_service_type_and_port_are_configurable() {
+        let mut spec = OrderShopSpec::default();
+        spec.gateway.service_type = GatewayServiceType::NodePort;
+        spec.gateway.port = 8080;
+        let d = desired(&fixtures::shop(spec), Some(&fixtures::password()), &fixtures::settings())
+            .unwrap();
+        let svc = d
+            .services
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some("shop-api-gateway"))
+            .unwrap();
+        let spec = svc.spec.as_ref().unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("NodePort"));
+        assert_eq!(spec.ports.as_ref().unwrap()[0].port, 8080);
+        let other = d
+            .services
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some("shop-customer"))
+            .unwrap();
+        assert_eq!(other.spec.as_ref().unwrap().type_.as_deref(), Some("ClusterIP"));
+    }
+}

@@ -1,0 +1,22 @@
+//! The `OrderShop` custom resource: spec, status, and the CRD generated from them.
+//!
+//! The Rust types are the single source of the schema: `ordershop-operator crdgen`
+//! prints the CRD, and a test fails when the committed copies drift from it.
+
+mod generate;
+mod spec;
+mod status;
+
+pub use generate::{crd, crd_yaml};
+pub use spec::{
+    AutoscalingSpec, ConsumerServiceSpec, ExternalRedisSpec, GatewaySpec, GatewayServiceType,
+    GlobalAutoscalingSpec, ImageSpec, IngressSpec, LogFormat, LogSpec, NetworkPolicySpec,
+    OrderShop, OrderShopSpec, PullPolicy, RedisSpec, RedisStorageSpec, SecretKeyRef, ServiceSpec,
+    ServiceView, ServicesSpec,
+};
+pub use status::{OrderShopStatus, RedisMode, RedisStatus, ServiceStatus, condition};
+
+/// API group of every OrderShop resource.
+pub const GROUP: &str = "ordershop.io";
+/// The one served and stored version.
+pub const VERSION: &str = "v1alpha1";

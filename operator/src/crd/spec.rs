@@ -1,0 +1,585 @@
+//! `OrderShop.spec`: what a platform team asks for.
+//!
+//! Every knob has a schema default, a range where one makes sense, and CEL
+//! rules for constraints between fields, so the API server refuses a bad
+//! resource at `kubectl apply` time instead of the operator failing later.
+
+// `#[derive(KubeSchema)]` emits a private `pub struct <Name>Validated` copy
+// of each type it derives for, which the lint reports against our type.
+#![allow(unreachable_pub)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::{CustomResource, KubeSchema};
+use ordershop_topology::Role;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::status::OrderShopStatus;
+
+/// One OrderShop installation: Redis (managed or external), a Deployment and
+/// Service per OrderShop service, the gateway's exposure, and per-consumer
+/// autoscaling on backlog.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "ordershop.io",
+    version = "v1alpha1",
+    kind = "OrderShop",
+    plural = "ordershops",
+    shortname = "shop",
+    category = "ordershop",
+    namespaced,
+    status = "OrderShopStatus",
+    derive = "PartialEq",
+    doc = "An OrderShop installation: Redis, one Deployment and Service per OrderShop service, and backlog-driven autoscaling of the consumers.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether Redis and every service are ready"
+    ),
+    printcolumn(
+        name = "Services",
+        type_ = "string",
+        json_path = ".status.servicesReady",
+        description = "Services with all desired replicas ready / all services"
+    ),
+    printcolumn(
+        name = "Backlog",
+        type_ = "integer",
+        json_path = ".status.backlog",
+        description = "Work waiting or in flight over all consumers, as last measured by the autoscaler"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    validation = Rule::new("self.metadata.name.size() <= 40").message("metadata.name must be at most 40 characters: child names such as <name>-message-queue and the Redis pods' <name>-redis-0 must stay valid DNS labels")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderShopSpec {
+    /// The OrderShop image every service runs (`ordershop <role>`).
+    #[serde(default)]
+    pub image: ImageSpec,
+    /// Redis: a managed StatefulSet, or an external Redis.
+    #[serde(default)]
+    pub redis: RedisSpec,
+    /// Per-service replicas, resources, environment and autoscaling.
+    #[serde(default)]
+    pub services: ServicesSpec,
+    /// How the API gateway is exposed.
+    #[serde(default)]
+    pub gateway: GatewaySpec,
+    /// Settings shared by every consumer's autoscaling.
+    #[serde(default)]
+    pub autoscaling: GlobalAutoscalingSpec,
+    /// The NetworkPolicy that lets only this OrderShop's pods reach Redis.
+    #[serde(default)]
+    pub network_policy: NetworkPolicySpec,
+    /// Logging of every service.
+    #[serde(default)]
+    pub log: LogSpec,
+    /// Stop reconciling: the operator leaves every child as it is.
+    #[serde(default)]
+    pub suspend: bool,
+    /// Scale every service and Redis to zero, keeping Redis data and all
+    /// other children.
+    #[serde(default)]
+    pub stopped: bool,
+}
+
+/// Container image of the OrderShop services.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageSpec {
+    /// Image repository, without tag.
+    #[serde(default = "default_image_repository")]
+    #[schemars(length(min = 1))]
+    pub repository: String,
+    /// Image tag; when unset, the operator's own version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub pull_policy: PullPolicy,
+    /// Names of image pull Secrets in the OrderShop's namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pull_secrets: Vec<String>,
+}
+
+impl Default for ImageSpec {
+    fn default() -> Self {
+        Self {
+            repository: default_image_repository(),
+            tag: None,
+            pull_policy: PullPolicy::default(),
+            pull_secrets: Vec::new(),
+        }
+    }
+}
+
+fn default_image_repository() -> String {
+    "ghcr.io/ordershop/ordershop".into()
+}
+
+/// Kubernetes image pull policy.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum PullPolicy {
+    Always,
+    #[default]
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// Redis: managed by the operator (StatefulSet with persistence) unless
+/// `external` is set.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisSpec {
+    /// Use an existing Redis (managed Redis, or a test Redis) instead of
+    /// running one. The managed Redis objects are then removed; a retained
+    /// volume keeps its data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalRedisSpec>,
+    /// Image of the managed Redis.
+    #[serde(default = "default_redis_image")]
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// Persistence of the managed Redis (append-only file on a volume).
+    #[serde(default)]
+    pub storage: RedisStorageSpec,
+    /// Resources of the managed Redis container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+impl Default for RedisSpec {
+    fn default() -> Self {
+        Self {
+            external: None,
+            image: default_redis_image(),
+            storage: RedisStorageSpec::default(),
+            resources: None,
+        }
+    }
+}
+
+// 7.2 is the last BSD-licensed Redis line and matches the Redis 7 semantics
+// every OrderShop component is tested against.
+fn default_redis_image() -> String {
+    "docker.io/library/redis:7.2-alpine".into()
+}
+
+/// The managed Redis' volume.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisStorageSpec {
+    /// Size of the data volume.
+    #[serde(default = "default_storage_size")]
+    pub size: Quantity,
+    /// Storage class of the data volume; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+    /// Keep the data volume when the OrderShop is deleted (the safe default);
+    /// `false` deletes it with the OrderShop.
+    #[serde(default = "default_true")]
+    pub retain_on_delete: bool,
+}
+
+impl Default for RedisStorageSpec {
+    fn default() -> Self {
+        Self {
+            size: default_storage_size(),
+            storage_class_name: None,
+            retain_on_delete: true,
+        }
+    }
+}
+
+fn default_storage_size() -> Quantity {
+    Quantity("1Gi".into())
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// An existing Redis. Credentials never go into the URL: the password comes
+/// from a Secret.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalRedisSpec {
+    /// `redis://host:port/db` or `rediss://host:port/db`, without credentials.
+    #[x_kube(
+        validation = Rule::new("self.startsWith('redis://') || self.startsWith('rediss://')").message("must start with redis:// or rediss://"),
+        validation = Rule::new("!self.contains('@')").message("must not contain credentials: put the password in the Secret named by passwordSecretRef")
+    )]
+    pub url: String,
+    /// The Secret key holding the Redis password; none for a Redis without AUTH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretKeyRef>,
+}
+
+/// A key in a Secret of the OrderShop's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    #[serde(default = "default_password_key")]
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+fn default_password_key() -> String {
+    "password".into()
+}
+
+/// Replicas, resources and environment of a service that does not consume
+/// queued work (event store, message queue, API gateway).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// Number of pods (1 when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Extra environment variables (after the operator's own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+}
+
+/// A service that consumes queued work and can scale on its backlog.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.replicas) && self.autoscaling.enabled)").message("replicas must not be set while autoscaling.enabled is true: the autoscaler owns the replica count; use autoscaling.minReplicas and maxReplicas"))]
+pub struct ConsumerServiceSpec {
+    /// Number of pods (1 when unset) while autoscaling is disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Extra environment variables (after the operator's own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default)]
+    pub autoscaling: AutoscalingSpec,
+}
+
+/// Backlog-driven autoscaling of one consumer. The measurement and the
+/// decision belong to the autoscaler; see `operator/src/autoscale`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas"))]
+pub struct AutoscalingSpec {
+    /// Let the autoscaler own this service's replica count.
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_min_replicas")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub min_replicas: i32,
+    #[serde(default = "default_max_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: i32,
+    /// Backlog (waiting + in-flight work) one replica is expected to carry:
+    /// desired = ceil(backlog / targetBacklogPerReplica).
+    #[serde(default = "default_target_backlog")]
+    #[schemars(range(min = 1))]
+    pub target_backlog_per_replica: i64,
+    /// How long the desired count must stay lower before scaling down.
+    #[serde(default = "default_scale_down_stabilization")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub scale_down_stabilization_seconds: i32,
+    /// At most this many replicas removed per scale-down step.
+    #[serde(default = "default_scale_down_step")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub scale_down_max_step: i32,
+    /// At most this many replicas added per scale-up step; unbounded when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub scale_up_max_step: Option<i32>,
+    /// Publish decisions (status, Events, metrics) without scaling.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Keep measuring but hold the current replica count.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+impl Default for AutoscalingSpec {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            min_replicas: default_min_replicas(),
+            max_replicas: default_max_replicas(),
+            target_backlog_per_replica: default_target_backlog(),
+            scale_down_stabilization_seconds: default_scale_down_stabilization(),
+            scale_down_max_step: default_scale_down_step(),
+            scale_up_max_step: None,
+            dry_run: false,
+            paused: false,
+        }
+    }
+}
+
+fn default_min_replicas() -> i32 {
+    1
+}
+fn default_max_replicas() -> i32 {
+    10
+}
+fn default_target_backlog() -> i64 {
+    100
+}
+fn default_scale_down_stabilization() -> i32 {
+    60
+}
+fn default_scale_down_step() -> i32 {
+    1
+}
+
+/// Autoscaling settings shared by every consumer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GlobalAutoscalingSpec {
+    /// How often the autoscaler measures every consumer's backlog.
+    #[serde(default = "default_poll_interval_ms")]
+    #[schemars(range(min = 100, max = 60000))]
+    pub poll_interval_ms: i32,
+}
+
+impl Default for GlobalAutoscalingSpec {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: default_poll_interval_ms(),
+        }
+    }
+}
+
+// One second: the spec's reaction-time target, against KEDA's 30 s default.
+fn default_poll_interval_ms() -> i32 {
+    1000
+}
+
+/// Per-service settings, one field per OrderShop service. Consumers
+/// (services with queue channels or event subscriptions) carry autoscaling.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicesSpec {
+    #[serde(default)]
+    pub event_store: ServiceSpec,
+    #[serde(default)]
+    pub message_queue: ServiceSpec,
+    #[serde(default)]
+    pub api_gateway: ServiceSpec,
+    #[serde(default)]
+    pub read_model: ConsumerServiceSpec,
+    #[serde(default)]
+    pub customer: ConsumerServiceSpec,
+    #[serde(default)]
+    pub product: ConsumerServiceSpec,
+    #[serde(default)]
+    pub inventory: ConsumerServiceSpec,
+    #[serde(default)]
+    pub cart: ConsumerServiceSpec,
+    #[serde(default)]
+    pub order: ConsumerServiceSpec,
+    #[serde(default)]
+    pub billing: ConsumerServiceSpec,
+    #[serde(default)]
+    pub shipping: ConsumerServiceSpec,
+    #[serde(default)]
+    pub crm: ConsumerServiceSpec,
+    #[serde(default)]
+    pub mail: ConsumerServiceSpec,
+}
+
+/// The settings of one service, whatever its kind.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceView<'a> {
+    pub replicas: Option<i32>,
+    pub resources: Option<&'a ResourceRequirements>,
+    pub env: &'a [EnvVar],
+    /// `Some` exactly for consumers.
+    pub autoscaling: Option<&'a AutoscalingSpec>,
+}
+
+impl ServicesSpec {
+    /// The settings of `role`.
+    pub fn get(&self, role: Role) -> ServiceView<'_> {
+        match role {
+            Role::EventStore => view(&self.event_store),
+            Role::MessageQueue => view(&self.message_queue),
+            Role::ApiGateway => view(&self.api_gateway),
+            Role::ReadModel => consumer_view(&self.read_model),
+            Role::Customer => consumer_view(&self.customer),
+            Role::Product => consumer_view(&self.product),
+            Role::Inventory => consumer_view(&self.inventory),
+            Role::Cart => consumer_view(&self.cart),
+            Role::Order => consumer_view(&self.order),
+            Role::Billing => consumer_view(&self.billing),
+            Role::Shipping => consumer_view(&self.shipping),
+            Role::Crm => consumer_view(&self.crm),
+            Role::Mail => consumer_view(&self.mail),
+        }
+    }
+}
+
+fn view(s: &ServiceSpec) -> ServiceView<'_> {
+    ServiceView {
+        replicas: s.replicas,
+        resources: s.resources.as_ref(),
+        env: &s.env,
+        autoscaling: None,
+    }
+}
+
+fn consumer_view(s: &ConsumerServiceSpec) -> ServiceView<'_> {
+    ServiceView {
+        replicas: s.replicas,
+        resources: s.resources.as_ref(),
+        env: &s.env,
+        autoscaling: Some(&s.autoscaling),
+    }
+}
+
+/// Exposure of the API gateway (REST, UI and WebSocket on HTTP).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySpec {
+    /// Type of the gateway's Service.
+    #[serde(default)]
+    pub service_type: GatewayServiceType,
+    /// HTTP port of the gateway's Service.
+    #[serde(default = "default_gateway_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// An Ingress in front of the gateway's Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
+}
+
+impl Default for GatewaySpec {
+    fn default() -> Self {
+        Self {
+            service_type: GatewayServiceType::default(),
+            port: default_gateway_port(),
+            ingress: None,
+        }
+    }
+}
+
+fn default_gateway_port() -> i32 {
+    80
+}
+
+/// Kubernetes Service type of the gateway.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum GatewayServiceType {
+    #[default]
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+impl GatewayServiceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayServiceType::ClusterIP => "ClusterIP",
+            GatewayServiceType::NodePort => "NodePort",
+            GatewayServiceType::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// An Ingress for the gateway.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressSpec {
+    /// Host name the Ingress serves.
+    #[schemars(length(min = 1, max = 253))]
+    pub host: String,
+    /// IngressClass; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// TLS Secret for `host`; plain HTTP when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret_name: Option<String>,
+    /// Annotations for the ingress controller.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The Redis NetworkPolicy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Only this OrderShop's Redis clients (and the operator) may reach Redis.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Default for NetworkPolicySpec {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// Logging of the services.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogSpec {
+    /// `RUST_LOG` filter of every service.
+    #[serde(default = "default_log_filter")]
+    #[schemars(length(min = 1))]
+    pub filter: String,
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Default for LogSpec {
+    fn default() -> Self {
+        Self {
+            filter: default_log_filter(),
+            format: LogFormat::default(),
+        }
+    }
+}
+
+fn default_log_filter() -> String {
+    "info".into()
+}
+
+/// Log line format of the services.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Json,
+    Text,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Json => "json",
+            LogFormat::Text => "text",
+        }
+    }
+}

@@ -1,0 +1,6 @@
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    ordershop_operator::cli::Cli::parse().run()?;
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! Names and labels of an OrderShop's children, in one place.
+//!
+//! Everything the operator creates carries the recommended
+//! `app.kubernetes.io/*` labels; `managed-by` lets the operator watch only
+//! its own objects, `instance` + `component` select one service's pods.
+
+use std::collections::BTreeMap;
+
+use ordershop_topology::Role;
+
+pub const LABEL_NAME: &str = "app.kubernetes.io/name";
+pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
+pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+pub const LABEL_PART_OF: &str = "app.kubernetes.io/part-of";
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+
+/// `app.kubernetes.io/name` of every OrderShop workload.
+pub const APP_NAME: &str = "ordershop";
+/// `app.kubernetes.io/managed-by` of every child.
+pub const MANAGED_BY: &str = "ordershop-operator";
+/// Label selector of everything the operator manages.
+pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=ordershop-operator";
+
+/// `app.kubernetes.io/component` of the managed Redis.
+pub const REDIS_COMPONENT: &str = "redis";
+
+/// Port every OrderShop service serves gRPC (and gRPC health) on.
+pub const GRPC_PORT: i32 = 50051;
+/// The API gateway's HTTP port (REST, UI, /healthz, /readyz).
+pub const GATEWAY_HTTP_PORT: i32 = 5000;
+/// Redis' port.
+pub const REDIS_PORT: i32 = 6379;
+/// Key of the password in the managed Redis' Secret.
+pub const REDIS_PASSWORD_KEY: &str = "password";
+
+/// Names of one OrderShop's children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    instance: String,
+}
+
+impl Names {
+    pub fn new(instance: impl Into<String>) -> Self {
+        Self {
+            instance: instance.into(),
+        }
+    }
+
+    /// The OrderShop's own name.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Deployment and Service of one service: `<name>-<role slug>`.
+    pub fn service(&self, role: Role) -> String {
+        format!("{}-{}", self.instance, role.slug())
+    }
+
+    /// StatefulSet, client Service, PodDisruptionBudget and NetworkPolicy of Redis.
+    pub fn redis(&self) -> String {
+        format!("{}-redis", self.instance)
+    }
+
+    /// The headless Service that gives Redis pods stable DNS names.
+    pub fn redis_headless(&self) -> String {
+        format!("{}-redis-headless", self.instance)
+    }
+
+    /// The generated Redis password Secret.
+    pub fn redis_secret(&self) -> String {
+        format!("{}-redis-auth", self.instance)
+    }
+
+    /// The gateway's Ingress.
+    pub fn ingress(&self) -> String {
+        format!("{}-gateway", self.instance)
+    }
+
+    /// Labels of every child of this OrderShop that belongs to `component`.
+    pub fn labels(&self, component: &str) -> BTreeMap<String, String> {
+        let mut labels = self.selector(component);
+        labels.insert(LABEL_PART_OF.into(), APP_NAME.into());
+        labels.insert(LABEL_MANAGED_BY.into(), MANAGED_BY.into());
+        labels
+    }
+
+    /// The immutable subset of [`Names::labels`] that selects `component`'s pods.
+    pub fn selector(&self, component: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (LABEL_NAME.into(), APP_NAME.into()),
+            (LABEL_INSTANCE.into(), self.instance.clone()),
+            (LABEL_COMPONENT.into(), component.into()),
+        ])
+    }
+
+    /// Label selector string of every child of this OrderShop.
+    pub fn instance_selector(&self) -> String {
+        format!("{LABEL_INSTANCE}={},{MANAGED_SELECTOR}", self.instance)
+    }
+}
+
+/// Roles that talk to Redis directly; every other role reaches Redis only
+/// through the event store and the message queue over gRPC.
+pub fn uses_redis(role: Role) -> bool {
+    matches!(role, Role::EventStore | Role::MessageQueue | Role::ReadModel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The longest name the CRD admits (CEL: at most 40 characters) must give
+    /// valid DNS-1035 labels (Service names) for every child, and StatefulSet
+    /// pod names that stay below 63 characters with the revision hash label.
+    #[test]
+    fn the_longest_admitted_name_gives_valid_child_names() {
+        let names = Names::new("a".repeat(40));
+        let mut all: Vec<String> = Role::ALL.iter().map(|r| names.service(*r)).collect();
+        all.extend([
+            names.redis(),
+            names.redis_headless(),
+            names.redis_secret(),
+            names.ingress(),
+        ]);
+        for name in all {
+            assert!(name.len() <= 63, "{name} is {} characters", name.len());
+        }
+        // controller-revision-hash = <statefulset>-<up to 10 chars of hash>.
+        assert!(names.redis().len() + 11 <= 63);
+    }
+
+    #[test]
+    fn selector_is_a_subset_of_labels() {
+        let names = Names::new("shop");
+        let labels = names.labels("customer");
+        for (k, v) in names.selector("customer") {
+            assert_eq!(labels.get(&k), Some(&v));
+        }
+    }
+}

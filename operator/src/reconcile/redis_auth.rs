@@ -1,0 +1,97 @@
+//! The Redis password: generated once for a managed Redis and read back on
+//! every pass (so it never changes), or checked in the user's Secret for an
+//! external Redis.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use rand::Rng;
+use rand::distr::Alphanumeric;
+
+use super::Error;
+use crate::children::RedisPassword;
+use crate::crd::SecretKeyRef;
+use crate::names::REDIS_PASSWORD_KEY;
+
+/// 32 alphanumerics ≈ 190 bits; alphanumeric keeps it URL-safe, since the
+/// services receive it inside a `redis://` URL.
+const PASSWORD_LEN: usize = 32;
+
+pub(super) fn generate() -> RedisPassword {
+    RedisPassword(
+        rand::rng()
+            .sample_iter(Alphanumeric)
+            .take(PASSWORD_LEN)
+            .map(char::from)
+            .collect(),
+    )
+}
+
+/// The managed Redis' password: the one in its Secret if there is one,
+/// else a new one (which the caller then applies).
+pub(super) async fn managed_password(secrets: &Api<Secret>, name: &str) -> Result<RedisPassword, Error> {
+    let existing = secrets.get_opt(name).await.map_err(|source| Error::Kube {
+        action: "get",
+        kind: "Secret".into(),
+        name: name.into(),
+        source,
+    })?;
+    let stored = existing
+        .and_then(|s| s.data)
+        .and_then(|mut data| data.remove(REDIS_PASSWORD_KEY))
+        .and_then(|bytes| String::from_utf8(bytes.0).ok())
+        .filter(|p| !p.is_empty());
+    Ok(stored.map(RedisPassword).unwrap_or_else(generate))
+}
+
+/// Checks that the external Redis' password Secret and key exist, so a typo
+/// shows up as a Degraded condition instead of pods stuck in
+/// CreateContainerConfigError.
+pub(super) async fn check_external(secrets: &Api<Secret>, reference: &SecretKeyRef) -> Result<(), Error> {
+    let secret = secrets
+        .get_opt(&reference.name)
+        .await
+        .map_err(|source| Error::Kube {
+            action: "get",
+            kind: "Secret".into(),
+            name: reference.name.clone(),
+            source,
+        })?;
+    match secret {
+        None => Err(Error::ExternalSecret(format!(
+            "Secret {} (spec.redis.external.passwordSecretRef) does not exist",
+            reference.name
+        ))),
+        Some(secret) => {
+            let has_key = secret
+                .data
+                .as_ref()
+                .is_some_and(|d| d.contains_key(&reference.key))
+                || secret
+                    .string_data
+                    .as_ref()
+                    .is_some_and(|d| d.contains_key(&reference.key));
+            if has_key {
+                Ok(())
+            } else {
+                Err(Error::ExternalSecret(format!(
+                    "Secret {} has no key {:?} (spec.redis.external.passwordSecretRef)",
+                    reference.name, reference.key
+                )))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_passwords_are_long_url_safe_and_distinct() {
+        let a = generate();
+        let b = generate();
+        assert_eq!(a.0.len(), PASSWORD_LEN);
+        assert!(a.0.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,1 @@
+//! OrderShop's services: domain services, sagas, read model, CRM, mail and the API gateway.

@@ -1,0 +1,29 @@
+//! The client library every OrderShop service uses to reach the event store
+//! and the message queue.
+//!
+//! - Connections are lazy and reconnect by themselves: a service can start
+//!   before the infrastructure and survives its restarts.
+//! - Every call has a deadline; calls that are safe to repeat are retried
+//!   on `Unavailable` with backoff until that deadline (publishes carry
+//!   client-made event ids, sends carry idempotency keys, so a retry never
+//!   duplicates).
+//! - [`EventStore::subscribe`] and [`Queue::serve`] run a handler closure
+//!   in a loop that acks on success, nacks on failure and resubscribes after
+//!   a broken stream, until their cancellation token fires.
+#![deny(warnings)]
+
+mod backoff;
+mod clients;
+mod connect;
+mod error;
+mod event_store;
+mod health;
+mod queue;
+
+pub use backoff::Backoff;
+pub use clients::Clients;
+pub use connect::connect;
+pub use error::{ClientError, HandlerError};
+pub use event_store::{Append, EventStore, Recorded, Stored, SubscribeOptions};
+pub use ordershop_proto::eventstore::v1::StartPosition;
+pub use queue::{Message, Queue, ServeOptions};

@@ -1,0 +1,307 @@
+use std::{future::Future, sync::Arc, time::Duration};
+
+use ordershop_proto::queue::v1::{self as pb, message_queue_client::MessageQueueClient};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, transport::Channel};
+
+use crate::{Backoff, ClientError, HandlerError, connect, event_store::retrying};
+
+const CALL_DEADLINE: Duration = Duration::from_secs(10);
+/// Extra time the RPC deadline grants beyond the queue-side wait, so the
+/// server's own timeout answers first with a clear status.
+const RPC_MARGIN: Duration = Duration::from_secs(2);
+
+/// A request received from a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: String,
+    pub channel: String,
+    pub payload: String,
+    pub attempt: u32,
+    pub idempotency_key: String,
+}
+
+/// How a channel is served.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub channel: String,
+    /// Handlers running at once on this channel in this process.
+    pub concurrency: usize,
+    /// How long a received message stays leased; must exceed the slowest
+    /// handler, or the message is redelivered while still being handled.
+    pub lease: Duration,
+    /// Long-poll time of one receive; bounds how fast a stop is noticed.
+    pub wait: Duration,
+}
+
+impl ServeOptions {
+    pub fn new(channel: impl Into<String>) -> Self {
+        Self {
+            channel: channel.into(),
+            concurrency: 4,
+            lease: Duration::from_secs(10),
+            wait: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Client of the message queue.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    client: MessageQueueClient<Channel>,
+    channel: Channel,
+    consumer: String,
+}
+
+impl Queue {
+    /// `consumer` names this instance in leases and logs (the pod name).
+    pub fn connect(url: &str, consumer: impl Into<String>) -> Result<Self, ClientError> {
+        Ok(Self::new(connect(url)?, consumer))
+    }
+
+    pub fn new(channel: Channel, consumer: impl Into<String>) -> Self {
+        Self {
+            channel: channel.clone(),
+            client: MessageQueueClient::new(channel),
+            consumer: consumer.into(),
+        }
+    }
+
+    /// The server answers its health check as SERVING (it reaches Redis).
+    pub async fn healthy(&self) -> bool {
+        crate::health::serving(self.channel.clone()).await
+    }
+
+    /// Enqueues a request (async call) and returns its message id. Without
+    /// an idempotency key the client makes one, so its own retries after a
+    /// lost reply cannot enqueue twice.
+    pub async fn send(
+        &self,
+        channel: &str,
+        payload: &str,
+        idempotency_key: &str,
+    ) -> Result<String, ClientError> {
+        let request = pb::SendRequest {
+            channel: channel.to_owned(),
+            payload: payload.to_owned(),
+            idempotency_key: key_or_new(idempotency_key),
+        };
+        let reply = retrying(CALL_DEADLINE, || {
+            let mut client = self.client.clone();
+            let request = request.clone();
+            async move { client.send(request).await }
+        })
+        .await?;
+        Ok(reply.message_id)
+    }
+
+    /// Sends a request and waits up to `timeout` for its response (sync
+    /// call). Retries are safe: they carry the same idempotency key and so
+    /// wait for the same message's response.
+    pub async fn call(
+        &self,
+        channel: &str,
+        payload: &str,
+        idempotency_key: &str,
+        timeout: Duration,
+    ) -> Result<String, ClientError> {
+        let request = pb::CallRequest {
+            channel: channel.to_owned(),
+            payload: payload.to_owned(),
+            idempotency_key: key_or_new(idempotency_key),
+            timeout_ms: timeout.as_millis() as u32,
+        };
+        let reply = retrying(timeout + RPC_MARGIN, || {
+            let mut client = self.client.clone();
+            let mut request = tonic::Request::new(request.clone());
+            request.set_timeout(timeout + RPC_MARGIN);
+            async move { client.call(request).await }
+        })
+        .await?;
+        Ok(reply.payload)
+    }
+
+    /// Waits for the response to a message sent with [`Queue::send`].
+    pub async fn await_response(
+        &self,
+        channel: &str,
+        message_id: &str,
+        timeout: Duration,
+    ) -> Result<String, ClientError> {
+        let request = pb::AwaitResponseRequest {
+            channel: channel.to_owned(),
+            message_id: message_id.to_owned(),
+            timeout_ms: timeout.as_millis() as u32,
+        };
+        let reply = retrying(timeout + RPC_MARGIN, || {
+            let mut client = self.client.clone();
+            let request = request.clone();
+            async move { client.await_response(request).await }
+        })
+        .await?;
+        Ok(reply.payload)
+    }
+
+    /// One long-poll receive.
+    pub async fn receive(
+        &self,
+        channel: &str,
+        wait: Duration,
+        lease: Duration,
+    ) -> Result<Option<Message>, ClientError> {
+        let request = pb::ReceiveRequest {
+            channel: channel.to_owned(),
+            consumer: self.consumer.clone(),
+            wait_ms: wait.as_millis() as u32,
+            lease_ms: lease.as_millis() as u32,
+        };
+        let mut client = self.client.clone();
+        let mut request = tonic::Request::new(request);
+        request.set_timeout(wait + RPC_MARGIN);
+        let reply = client.receive(request).await?.into_inner();
+        Ok(reply.message.map(|m| Message {
+            id: m.id,
+            channel: m.channel,
+            payload: m.payload,
+            attempt: m.attempt,
+            idempotency_key: m.idempotency_key,
+        }))
+    }
+
+    pub async fn ack(&self, channel: &str, message_id: &str) -> Result<(), ClientError> {
+        let request = pb::AckRequest {
+            channel: channel.to_owned(),
+            message_id: message_id.to_owned(),
+        };
+        retrying(CALL_DEADLINE, || {
+            let mut client = self.client.clone();
+            let request = request.clone();
+            async move { client.ack(request).await }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn nack(
+        &self,
+        channel: &str,
+        message_id: &str,
+        error: &HandlerError,
+    ) -> Result<bool, ClientError> {
+        let request = pb::NackRequest {
+            channel: channel.to_owned(),
+            message_id: message_id.to_owned(),
+            retry_after_ms: error.retry_after.as_millis() as u32,
+            reason: error.reason.chars().take(512).collect(),
+        };
+        let reply = retrying(CALL_DEADLINE, || {
+            let mut client = self.client.clone();
+            let request = request.clone();
+            async move { client.nack(request).await }
+        })
+        .await?;
+        Ok(reply.dead_lettered)
+    }
+
+    pub async fn respond(
+        &self,
+        channel: &str,
+        message_id: &str,
+        payload: &str,
+    ) -> Result<(), ClientError> {
+        let request = pb::RespondRequest {
+            channel: channel.to_owned(),
+            message_id: message_id.to_owned(),
+            payload: payload.to_owned(),
+        };
+        retrying(CALL_DEADLINE, || {
+            let mut client = self.client.clone();
+            let request = request.clone();
+            async move { client.respond(request).await }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Serves a channel until `cancel` fires: `concurrency` loops each
+    /// receive a message, run `handler`, then respond (`Ok(Some(json))`),
+    /// ack (`Ok(None)`) or nack (`Err`). A stop waits for handlers in
+    /// progress; a message received as the stop comes is still handled.
+    pub fn serve<H, Fut>(
+        &self,
+        options: ServeOptions,
+        cancel: CancellationToken,
+        handler: H,
+    ) -> Vec<JoinHandle<()>>
+    where
+        H: Fn(Message) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Option<String>, HandlerError>> + Send,
+    {
+        let handler = Arc::new(handler);
+        (0..options.concurrency.max(1))
+            .map(|_| {
+                let queue = self.clone();
+                let options = options.clone();
+                let cancel = cancel.clone();
+                let handler = handler.clone();
+                tokio::spawn(async move { queue.serve_loop(options, cancel, handler).await })
+            })
+            .collect()
+    }
+
+    async fn serve_loop<H, Fut>(
+        &self,
+        options: ServeOptions,
+        cancel: CancellationToken,
+        handler: Arc<H>,
+    ) where
+        H: Fn(Message) -> Fut,
+        Fut: Future<Output = Result<Option<String>, HandlerError>>,
+    {
+        let mut backoff = Backoff::default();
+        while !cancel.is_cancelled() {
+            // Not raced against `cancel`: dropping a receive in flight could
+            // strand a message until its lease ran out. The wait bounds it.
+            let message = match self.receive(&options.channel, options.wait, options.lease).await {
+                Ok(Some(message)) => message,
+                Ok(None) => continue,
+                Err(err) => {
+                    let pause = backoff.next_delay();
+                    tracing::warn!(channel = %options.channel, error = %err, ?pause, "receive failed; retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(pause) => continue,
+                    }
+                }
+            };
+            backoff.reset();
+            let id = message.id.clone();
+            let outcome = match handler(message).await {
+                Ok(Some(reply)) => self.respond(&options.channel, &id, &reply).await,
+                Ok(None) => self.ack(&options.channel, &id).await,
+                Err(error) => {
+                    tracing::warn!(channel = %options.channel, id, reason = %error.reason, "message handler failed");
+                    self.nack(&options.channel, &id, &error).await.map(|_| ())
+                }
+            };
+            match outcome {
+                Ok(()) => {}
+                Err(err) if err.code() == Code::NotFound => {
+                    tracing::debug!(channel = %options.channel, id, "message finished after its lease ran out");
+                }
+                Err(err) => {
+                    tracing::warn!(channel = %options.channel, id, error = %err, "could not finish message; it will be redelivered");
+                }
+            }
+        }
+    }
+}
+
+fn key_or_new(key: &str) -> String {
+    if key.is_empty() {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        key.to_owned()
+    }
+}

@@ -1,0 +1,360 @@
+//! The event store through its gRPC API, against a real redis-server.
+
+mod support;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use ordershop_client::{Append, HandlerError, StartPosition, SubscribeOptions};
+use ordershop_proto::eventstore::v1 as pb;
+use ordershop_testkit::eventually_async;
+use redis::AsyncCommands;
+use serde_json::json;
+use support::{Infra, event, unique};
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_publishers_lose_nothing_and_keep_entity_order() {
+    let infra = Infra::start().await;
+    let topic = unique("load");
+    let mut tasks = Vec::new();
+    for publisher in 0..20 {
+        let store = infra.event_store();
+        let topic = topic.clone();
+        tasks.push(tokio::spawn(async move {
+            let entity = format!("entity-{publisher}");
+            let mut failures = 0;
+            for seq in 0..1000u64 {
+                let mut append = event(&entity, json!({"publisher": publisher, "seq": seq}));
+                append.expected_version = Some(seq);
+                if store.publish(&topic, vec![append]).await.is_err() {
+                    failures += 1;
+                }
+            }
+            failures
+        }));
+    }
+    let mut failures = 0;
+    for task in tasks {
+        failures += task.await.unwrap();
+    }
+    assert_eq!(failures, 0, "publishes failed");
+
+    let (events, _) = infra.event_store().read_all(&topic, "").await.unwrap();
+    assert_eq!(events.len(), 20_000);
+    let mut next_seq: HashMap<String, u64> = HashMap::new();
+    for e in &events {
+        let data: serde_json::Value = serde_json::from_str(&e.event_data).unwrap();
+        let expected = next_seq.entry(e.entity_id.clone()).or_default();
+        assert_eq!(data["seq"], json!(*expected), "order broken for {}", e.entity_id);
+        assert_eq!(e.version, *expected + 1);
+        *expected += 1;
+    }
+}
+
+#[tokio::test]
+async fn the_same_event_id_is_stored_once() {
+    let infra = Infra::start().await;
+    let store = infra.event_store();
+    let topic = unique("dedup");
+    let mut append = event("a", json!({"n": 1}));
+    append.event_id = uuid::Uuid::new_v4().to_string();
+    let first = store.publish(&topic, vec![append.clone()]).await.unwrap();
+    let second = store.publish(&topic, vec![append]).await.unwrap();
+    assert!(!first[0].duplicate);
+    assert!(second[0].duplicate);
+    assert_eq!(first[0].entry_id, second[0].entry_id);
+    let (events, _) = store.read_all(&topic, "").await.unwrap();
+    assert_eq!(events.len(), 1);
+}
+
+#[tokio::test]
+async fn a_stale_expected_version_is_refused_and_the_batch_writes_nothing() {
+    let infra = Infra::start().await;
+    let store = infra.event_store();
+    let topic = unique("occ");
+    store.publish(&topic, vec![event("a", json!({}))]).await.unwrap();
+
+    // Second event of the batch conflicts: the first must not be stored.
+    let fine = event("b", json!({}));
+    let mut stale = event("a", json!({}));
+    stale.expected_version = Some(0);
+    let err = store.publish(&topic, vec![fine, stale]).await.unwrap_err();
+    assert_eq!(err.code(), Code::Aborted, "{err}");
+    let (events, _) = store.read_all(&topic, "").await.unwrap();
+    assert_eq!(events.len(), 1, "a refused batch wrote something");
+
+    let mut current = event("a", json!({}));
+    current.expected_version = Some(1);
+    let stored = store.publish(&topic, vec![current]).await.unwrap();
+    assert_eq!(stored[0].version, 2);
+}
+
+#[tokio::test]
+async fn bad_input_is_invalid_argument_and_writes_nothing() {
+    let infra = Infra::start().await;
+    let store = infra.event_store();
+    let topic = unique("bad");
+    let cases: Vec<(&str, Append)> = vec![
+        ("Bad Topic", event("a", json!({}))),
+        ("", event("a", json!({}))),
+        (
+            &topic,
+            Append {
+                event_data: "{not json".into(),
+                ..event("a", json!({}))
+            },
+        ),
+        (
+            &topic,
+            Append {
+                event_action: String::new(),
+                ..event("a", json!({}))
+            },
+        ),
+        (
+            &topic,
+            Append {
+                event_id: "not-a-uuid".into(),
+                ..event("a", json!({}))
+            },
+        ),
+        (
+            &topic,
+            Append {
+                event_data: format!("\"{}\"", "x".repeat(1024 * 1024 + 1)),
+                ..event("a", json!({}))
+            },
+        ),
+    ];
+    for (t, append) in cases {
+        let err = store.publish(t, vec![append]).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{t:?}: {err}");
+    }
+    let heads = store.heads(&[&topic]).await.unwrap();
+    assert_eq!(heads[&topic], "0-0");
+
+    let err = store.read(&topic, "garbage", 10, Duration::ZERO).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = store.ack(&topic, "nobody", "1-1").await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err}");
+}
+
+#[tokio::test]
+async fn replay_pages_in_order() {
+    let infra = Infra::start().await;
+    let store = infra.event_store();
+    let topic = unique("page");
+    let batch: Vec<_> = (0..250).map(|i| event("e", json!({"i": i}))).collect();
+    store.publish(&topic, batch).await.unwrap();
+    let mut cursor = String::new();
+    let mut seen = Vec::new();
+    loop {
+        let (page, next) = store.read(&topic, &cursor, 100, Duration::ZERO).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 100);
+        seen.extend(page.into_iter().map(|e| {
+            serde_json::from_str::<serde_json::Value>(&e.event_data).unwrap()["i"].as_i64().unwrap()
+        }));
+        cursor = next;
+    }
+    assert_eq!(seen, (0..250).collect::<Vec<_>>());
+}
+
+fn collect_into(
+    sink: Arc<Mutex<Vec<(String, u32)>>>,
+) -> impl Fn(ordershop_client::Recorded, u32) -> std::future::Ready<Result<(), HandlerError>> {
+    move |event, count| {
+        sink.lock().unwrap().push((event.event_data, count));
+        std::future::ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn an_event_left_unacked_by_a_dead_subscriber_goes_to_another() {
+    let infra = Infra::start().await;
+    let topic = unique("claim");
+    let group = "svc";
+    // Subscriber A takes the event over the raw API and dies before acking.
+    let mut raw = pb::event_store_client::EventStoreClient::connect(infra.event_store_url.clone())
+        .await
+        .unwrap();
+    let mut stream = raw
+        .subscribe(pb::SubscribeRequest {
+            topics: vec![topic.clone()],
+            group: group.into(),
+            consumer: "a".into(),
+            start: StartPosition::Beginning as i32,
+            batch_size: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let store = infra.event_store();
+    store.publish(&topic, vec![event("x", json!({"v": 1}))]).await.unwrap();
+    let first = stream.message().await.unwrap().unwrap();
+    assert_eq!(first.delivery_count, 1);
+    drop(stream);
+    drop(raw);
+
+    // Subscriber B, same group, gets it once A's claim timeout has passed.
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let cancel = CancellationToken::new();
+    let options = SubscribeOptions {
+        topics: vec![topic.clone()],
+        group: group.into(),
+        consumer: "b".into(),
+        start: StartPosition::Beginning,
+    };
+    let task = store.subscribe(options, cancel.clone(), collect_into(got.clone()));
+    let delivered = eventually_async("redelivery to b", DEADLINE, || {
+        let got = got.clone();
+        async move { got.lock().unwrap().first().cloned() }
+    })
+    .await;
+    assert_eq!(delivered.1, 2, "second delivery");
+    cancel.cancel();
+    task.await.unwrap();
+
+    // Acked by B: nothing pending any more.
+    let mut conn = infra.redis_conn().await;
+    let pending: redis::streams::StreamPendingReply =
+        conn.xpending(format!("events:{topic}"), group).await.unwrap();
+    assert_eq!(pending.count(), 0);
+}
+
+#[tokio::test]
+async fn a_service_that_was_down_gets_everything_published_meanwhile() {
+    let infra = Infra::start().await;
+    let store = infra.event_store();
+    let topic = unique("down");
+    let options = SubscribeOptions {
+        topics: vec![topic.clone()],
+        group: "late".into(),
+        consumer: "one".into(),
+        start: StartPosition::Beginning,
+    };
+    // Up: sees the first event. Then it stops.
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let cancel = CancellationToken::new();
+    let task = store.subscribe(options.clone(), cancel.clone(), collect_into(got.clone()));
+    store.publish(&topic, vec![event("x", json!({"n": 0}))]).await.unwrap();
+    eventually_async("first event", DEADLINE, || {
+        let got = got.clone();
+        async move { (got.lock().unwrap().len() == 1).then_some(()) }
+    })
+    .await;
+    cancel.cancel();
+    task.await.unwrap();
+
+    // Down: 50 events.
+    let batch: Vec<_> = (1..=50).map(|n| event("x", json!({"n": n}))).collect();
+    store.publish(&topic, batch).await.unwrap();
+
+    // Back (as a new instance): receives all 50, in order, none twice.
+    let cancel = CancellationToken::new();
+    let restarted = SubscribeOptions {
+        consumer: "two".into(),
+        ..options
+    };
+    let task = store.subscribe(restarted, cancel.clone(), collect_into(got.clone()));
+    eventually_async("the 50 missed events", DEADLINE, || {
+        let got = got.clone();
+        async move { (got.lock().unwrap().len() >= 51).then_some(()) }
+    })
+    .await;
+    cancel.cancel();
+    task.await.unwrap();
+    let numbers: Vec<i64> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(data, _)| serde_json::from_str::<serde_json::Value>(data).unwrap()["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, (0..=50).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn an_event_failing_every_time_is_dead_lettered() {
+    let infra = Infra::start().await;
+    let store = infra.event_store();
+    let topic = unique("dlq");
+    store.publish(&topic, vec![event("x", json!({"poison": true}))]).await.unwrap();
+    let attempts = Arc::new(Mutex::new(0u32));
+    let cancel = CancellationToken::new();
+    let counter = attempts.clone();
+    let task = store.subscribe(
+        SubscribeOptions {
+            topics: vec![topic.clone()],
+            group: "g".into(),
+            consumer: "c".into(),
+            start: StartPosition::Beginning,
+        },
+        cancel.clone(),
+        move |_, _| {
+            *counter.lock().unwrap() += 1;
+            std::future::ready(Err(HandlerError::retry_after("always fails", Duration::from_millis(10))))
+        },
+    );
+    let mut conn = infra.redis_conn().await;
+    let dead_key = ordershop_topology::dead_letter_stream(&topic);
+    eventually_async("the dead letter", DEADLINE, || {
+        let mut conn = conn.clone();
+        let dead_key = dead_key.clone();
+        async move {
+            let len: usize = conn.xlen(&dead_key).await.unwrap();
+            (len == 1).then_some(())
+        }
+    })
+    .await;
+    cancel.cancel();
+    task.await.unwrap();
+    assert_eq!(*attempts.lock().unwrap(), support::MAX_DELIVERIES);
+    let pending: redis::streams::StreamPendingReply =
+        conn.xpending(format!("events:{topic}"), "g").await.unwrap();
+    assert_eq!(pending.count(), 0, "dead-lettered entries are acked");
+}
+
+#[tokio::test]
+async fn redis_down_is_unavailable_and_publishing_recovers() {
+    let mut infra = Infra::start().await;
+    let topic = unique("outage");
+    let store = infra.event_store();
+    store.publish(&topic, vec![event("x", json!({}))]).await.unwrap();
+
+    infra.redis.kill();
+    let mut raw = pb::event_store_client::EventStoreClient::connect(infra.event_store_url.clone())
+        .await
+        .unwrap();
+    let status = raw
+        .publish(pb::PublishRequest {
+            topic: topic.clone(),
+            events: vec![pb::Append {
+                event: Some(pb::Event {
+                    event_action: "entity_created".into(),
+                    event_data: "{}".into(),
+                    ..Default::default()
+                }),
+                expected_version: None,
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+
+    infra.redis.restart(&[]).unwrap();
+    eventually_async("publishing works again", DEADLINE, || {
+        let store = store.clone();
+        let topic = topic.clone();
+        async move { store.publish(&topic, vec![event("y", json!({}))]).await.ok() }
+    })
+    .await;
+}

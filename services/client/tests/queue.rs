@@ -1,0 +1,200 @@
+//! The message queue through its gRPC API, against a real redis-server.
+
+mod support;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use ordershop_client::{HandlerError, ServeOptions};
+use ordershop_testkit::eventually_async;
+use ordershop_topology::QueueKeys;
+use redis::AsyncCommands;
+use support::{Infra, unique};
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn channel() -> String {
+    format!("{}.work", unique("svc"))
+}
+
+#[tokio::test]
+async fn a_sync_call_gets_its_handlers_response() {
+    let infra = Infra::start().await;
+    let queue = infra.queue("worker");
+    let channel = channel();
+    let cancel = CancellationToken::new();
+    let tasks = queue.serve(ServeOptions::new(&channel), cancel.clone(), |m| async move {
+        let n: i64 = serde_json::from_str(&m.payload).unwrap();
+        Ok(Some(serde_json::json!({ "result": n * 2 }).to_string()))
+    });
+    let caller = infra.queue("caller");
+    for n in 0..20 {
+        let reply = caller
+            .call(&channel, &n.to_string(), "", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(reply, serde_json::json!({ "result": n * 2 }).to_string());
+    }
+    cancel.cancel();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_async_send_returns_at_once_and_the_response_can_be_awaited() {
+    let infra = Infra::start().await;
+    let queue = infra.queue("c");
+    let channel = channel();
+    let id = queue.send(&channel, "{\"x\":1}", "").await.unwrap();
+    assert!(uuid::Uuid::parse_str(&id).is_ok());
+    let message = queue
+        .receive(&channel, Duration::from_secs(2), Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("a message");
+    assert_eq!(message.id, id);
+    assert_eq!(message.attempt, 1);
+    queue.respond(&channel, &id, "{\"ok\":true}").await.unwrap();
+    let reply = queue
+        .await_response(&channel, &id, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(reply, "{\"ok\":true}");
+    // A second waiter (a retried caller) sees the same response.
+    let again = queue
+        .await_response(&channel, &id, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(again, reply);
+}
+
+#[tokio::test]
+async fn a_consumer_that_dies_mid_message_loses_nothing_and_the_key_prevents_a_second_run() {
+    let infra = Infra::start().await;
+    let channel = channel();
+    let sender = infra.queue("sender");
+    let first = sender.send(&channel, "{\"order\":1}", "order-1").await.unwrap();
+    // A retried send with the same key enqueues nothing.
+    let retry = sender.send(&channel, "{\"order\":1}", "order-1").await.unwrap();
+    assert_eq!(first, retry);
+
+    // Consumer A leases it for a short time and "dies" (never acks).
+    let a = infra.queue("a");
+    let taken = a
+        .receive(&channel, Duration::from_secs(2), Duration::from_millis(300))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.id, first);
+
+    // Consumer B serves the channel and counts executions.
+    let runs = Arc::new(AtomicU32::new(0));
+    let cancel = CancellationToken::new();
+    let counter = runs.clone();
+    let b = infra.queue("b");
+    let tasks = b.serve(ServeOptions::new(&channel), cancel.clone(), move |m| {
+        let counter = counter.clone();
+        async move {
+            assert_eq!(m.attempt, 2, "redelivered after the lease ran out");
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(None)
+        }
+    });
+    eventually_async("redelivery to b", DEADLINE, || {
+        let runs = runs.clone();
+        async move { (runs.load(Ordering::SeqCst) == 1).then_some(()) }
+    })
+    .await;
+    // A late ack from A finds nothing to finish.
+    let late = a.ack(&channel, &first).await.unwrap_err();
+    assert_eq!(late.code(), Code::NotFound);
+    cancel.cancel();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let keys = QueueKeys::new(&channel);
+    let mut conn = infra.redis_conn().await;
+    let waiting: usize = conn.llen(&keys.waiting).await.unwrap();
+    let inflight: usize = conn.llen(&keys.inflight).await.unwrap();
+    assert_eq!((waiting, inflight), (0, 0));
+}
+
+#[tokio::test]
+async fn a_failing_handler_is_retried_then_dead_lettered() {
+    let infra = Infra::start().await;
+    let channel = channel();
+    let queue = infra.queue("w");
+    queue.send(&channel, "{\"poison\":true}", "").await.unwrap();
+    let runs = Arc::new(AtomicU32::new(0));
+    let counter = runs.clone();
+    let cancel = CancellationToken::new();
+    let tasks = queue.serve(ServeOptions::new(&channel), cancel.clone(), move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Err(HandlerError::retry_after("nope", Duration::from_millis(20))))
+    });
+    let keys = QueueKeys::new(&channel);
+    let conn = infra.redis_conn().await;
+    eventually_async("the dead letter", DEADLINE, || {
+        let mut conn = conn.clone();
+        let dead = keys.dead.clone();
+        async move { (conn.llen::<_, usize>(&dead).await.unwrap() == 1).then_some(()) }
+    })
+    .await;
+    cancel.cancel();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), support::MAX_DELIVERIES);
+}
+
+#[tokio::test]
+async fn a_call_nobody_answers_times_out_with_deadline_exceeded() {
+    let infra = Infra::start().await;
+    let queue = infra.queue("c");
+    let err = queue
+        .call(&channel(), "{}", "", Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_unknown_ids_are_not_found() {
+    let infra = Infra::start().await;
+    let queue = infra.queue("c");
+    for bad_channel in ["", "nodot", "Upper.case", "a.b c", ".x"] {
+        let err = queue.send(bad_channel, "{}", "").await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{bad_channel:?}");
+    }
+    let channel = channel();
+    let err = queue.send(&channel, "{oops", "").await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let huge = format!("\"{}\"", "x".repeat(1024 * 1024));
+    let err = queue.send(&channel, &huge, "").await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let keys = QueueKeys::new(&channel);
+    let mut conn = infra.redis_conn().await;
+    let waiting: usize = conn.llen(&keys.waiting).await.unwrap();
+    assert_eq!(waiting, 0, "refused sends wrote nothing");
+
+    let unknown = uuid::Uuid::new_v4().to_string();
+    assert_eq!(queue.ack(&channel, &unknown).await.unwrap_err().code(), Code::NotFound);
+    let nack = queue
+        .nack(&channel, &unknown, &HandlerError::retry("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(nack.code(), Code::NotFound);
+    assert_eq!(
+        queue.ack(&channel, "not-a-uuid").await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+}

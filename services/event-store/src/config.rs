@@ -1,0 +1,29 @@
+use std::time::Duration;
+
+/// Tunables of the event store. Defaults suit production; tests shorten the
+/// timeouts to exercise redelivery quickly.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// An entry delivered to a consumer and not acked for this long is
+    /// considered abandoned (the consumer died) and handed to another one.
+    /// Must exceed the slowest handler, or work is done twice.
+    pub claim_idle: Duration,
+    /// How often a subscription looks for abandoned entries.
+    pub claim_interval: Duration,
+    /// Deliveries after which an entry goes to the dead-letter stream.
+    pub max_deliveries: u32,
+    /// Longest single blocking read; bounds how late a cancelled
+    /// subscription notices.
+    pub block: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            claim_idle: Duration::from_secs(15),
+            claim_interval: Duration::from_millis(500),
+            max_deliveries: 5,
+            block: Duration::from_secs(2),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The gRPC face of the event store: translation only.
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use futures::Stream;
+use ordershop_proto::eventstore::v1::{
+    self as pb,
+    event_store_server::{EventStore, EventStoreServer},
+};
+use tokio::sync::mpsc;
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    NewEvent, Recorded, StartAt, StreamStore,
+    subscription::{self, SubscriptionSpec},
+};
+
+/// Default deliveries per read.
+const DEFAULT_BATCH: usize = 64;
+/// Longest wait a tailing `Read` may ask for.
+const MAX_READ_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct EventStoreService {
+    store: Arc<StreamStore>,
+    shutdown: CancellationToken,
+}
+
+impl EventStoreService {
+    /// `shutdown` ends every open subscription, so a graceful server stop
+    /// does not wait for streams that never end by themselves.
+    pub fn new(store: Arc<StreamStore>, shutdown: CancellationToken) -> Self {
+        Self { store, shutdown }
+    }
+
+    pub fn into_server(self) -> EventStoreServer<Self> {
+        EventStoreServer::new(self)
+            .max_decoding_message_size(8 * 1024 * 1024)
+            .max_encoding_message_size(64 * 1024 * 1024)
+    }
+}
+
+impl From<Recorded> for pb::RecordedEvent {
+    fn from(r: Recorded) -> Self {
+        pb::RecordedEvent {
+            topic: r.topic,
+            entry_id: r.entry_id,
+            version: r.version,
+            event: Some(pb::Event {
+                event_id: r.event_id,
+                event_action: r.event_action,
+                event_data: r.event_data,
+                entity_id: r.entity_id,
+                causation_id: r.causation_id,
+            }),
+        }
+    }
+}
+
+fn new_event(append: pb::Append) -> NewEvent {
+    let event = append.event.unwrap_or_default();
+    NewEvent {
+        event_id: event.event_id,
+        event_action: event.event_action,
+        event_data: event.event_data,
+        entity_id: event.entity_id,
+        causation_id: event.causation_id,
+        expected_version: append.expected_version,
+    }
+}
+
+type DeliveryStream = Pin<Box<dyn Stream<Item = Result<pb::Delivery, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl EventStore for EventStoreService {
+    async fn publish(
+        &self,
+        request: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let req = request.into_inner();
+        let events = req.events.into_iter().map(new_event).collect();
+        let stored = self.store.publish(&req.topic, events).await?;
+        Ok(Response::new(pb::PublishResponse {
+            stored: stored
+                .into_iter()
+                .map(|s| pb::Stored {
+                    entry_id: s.entry_id,
+                    version: s.version,
+                    duplicate: s.duplicate,
+                })
+                .collect(),
+        }))
+    }
+
+    type SubscribeStream = DeliveryStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let req = request.into_inner();
+        let start = match req.start() {
+            pb::StartPosition::End => StartAt::End,
+            pb::StartPosition::Beginning | pb::StartPosition::Unspecified => StartAt::Beginning,
+        };
+        let spec = SubscriptionSpec {
+            topics: req.topics,
+            group: req.group,
+            consumer: req.consumer,
+            start,
+            batch: match req.batch_size {
+                0 => DEFAULT_BATCH,
+                n => (n as usize).min(1000),
+            },
+        };
+        spec.validate()?;
+        tracing::info!(group = %spec.group, consumer = %spec.consumer, topics = ?spec.topics, "subscribed");
+        let (tx, rx) = mpsc::channel(spec.batch * 2);
+        tokio::spawn(subscription::run(
+            self.store.clone(),
+            spec,
+            tx,
+            self.shutdown.child_token(),
+        ));
+        let stream = ReceiverStream::new(rx).map(|d| {
+            Ok(pb::Delivery {
+                event: Some(d.event.into()),
+                delivery_count: d.delivery_count,
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn ack(
+        &self,
+        request: Request<pb::AckRequest>,
+    ) -> Result<Response<pb::AckResponse>, Status> {
+        let req = request.into_inner();
+        let acknowledged = self.store.ack(&req.topic, &req.group, &req.entry_ids).await?;
+        Ok(Response::new(pb::AckResponse {
+            acknowledged: acknowledged as u32,
+        }))
+    }
+
+    async fn nack(
+        &self,
+        request: Request<pb::NackRequest>,
+    ) -> Result<Response<pb::NackResponse>, Status> {
+        let req = request.into_inner();
+        let dead_lettered = self
+            .store
+            .nack(
+                &req.topic,
+                &req.group,
+                &req.consumer,
+                &req.entry_id,
+                Duration::from_millis(req.retry_after_ms.into()),
+                &req.reason,
+            )
+            .await?;
+        Ok(Response::new(pb::NackResponse { dead_lettered }))
+    }
+
+    async fn read(
+        &self,
+        request: Request<pb::ReadRequest>,
+    ) -> Result<Response<pb::ReadResponse>, Status> {
+        let req = request.into_inner();
+        let limit = match req.limit {
+            0 => 100,
+            n => n as usize,
+        };
+        let wait = Duration::from_millis(req.wait_ms.into()).min(MAX_READ_WAIT);
+        let events = self.store.read(&req.topic, &req.after, limit, wait).await?;
+        let next_after = events
+            .last()
+            .map(|e| e.entry_id.clone())
+            .unwrap_or(req.after);
+        Ok(Response::new(pb::ReadResponse {
+            events: events.into_iter().map(Into::into).collect(),
+            next_after,
+        }))
+    }
+
+    async fn heads(
+        &self,
+        request: Request<pb::HeadsRequest>,
+    ) -> Result<Response<pb::HeadsResponse>, Status> {
+        let heads = self.store.heads(&request.into_inner().topics).await?;
+        Ok(Response::new(pb::HeadsResponse {
+            heads: heads.into_iter().collect(),
+        }))
+    }
+}

@@ -1,0 +1,26 @@
+//! The OrderShop event store: Redis Streams behind gRPC.
+//!
+//! - [`StreamStore`] holds every Redis operation: atomic batch appends with
+//!   optional expected versions and event-id deduplication (one Lua script),
+//!   paged replay, heads, acks, nacks with dead-lettering, and the consumer
+//!   group primitives a subscription is built from.
+//! - [`subscription`] turns those primitives into a durable delivery loop:
+//!   own pending entries first, then entries dead consumers left behind, then
+//!   new ones.
+//! - [`grpc`] only translates between protobuf messages and the store.
+#![deny(warnings)]
+
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod server;
+mod model;
+mod publish_script;
+mod store;
+pub mod subscription;
+pub mod validate;
+
+pub use config::StoreConfig;
+pub use error::StoreError;
+pub use model::{NewEvent, Recorded, StartAt, Stored};
+pub use store::StreamStore;

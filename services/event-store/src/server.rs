@@ -1,0 +1,29 @@
+//! The event store as a running gRPC server.
+
+use std::sync::Arc;
+
+use ordershop_proto::serving;
+use ordershop_redis::Redis;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+
+use crate::{StoreConfig, StreamStore, grpc::EventStoreService};
+
+/// Serves until `shutdown` fires. Open subscriptions end at once (their
+/// unacked entries stay pending for redelivery); unary calls finish.
+pub async fn run(
+    listener: TcpListener,
+    redis: Redis,
+    config: StoreConfig,
+    shutdown: CancellationToken,
+) -> Result<(), serving::ServeError> {
+    let store = Arc::new(StreamStore::new(redis.clone(), config));
+    let service = EventStoreService::new(store, shutdown.clone());
+    let routes = Routes::new(service.into_server());
+    serving::run(listener, Some(routes), shutdown, move || {
+        let redis = redis.clone();
+        async move { redis.ping().await.is_ok() }
+    })
+    .await
+}

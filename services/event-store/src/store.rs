@@ -1,0 +1,435 @@
+use std::time::Duration;
+
+use ordershop_redis::Redis;
+use ordershop_topology::{StreamKeys, stream_key};
+use redis::{
+    AsyncCommands,
+    streams::{StreamPendingCountReply, StreamRangeReply, StreamReadReply},
+};
+
+use crate::{
+    NewEvent, Recorded, StartAt, StoreConfig, StoreError, Stored, publish_script::PublishScript,
+    validate,
+};
+
+/// Every Redis operation of the event store.
+#[derive(Debug, Clone)]
+pub struct StreamStore {
+    redis: Redis,
+    publish: PublishScript,
+    config: StoreConfig,
+}
+
+/// An entry handed to a consumer, with how often it has been delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub event: Recorded,
+    pub delivery_count: u32,
+}
+
+impl StreamStore {
+    pub fn new(redis: Redis, config: StoreConfig) -> Self {
+        Self {
+            redis,
+            publish: PublishScript::new(),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    pub fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
+    /// Appends a batch to one topic: all or none, each event at most once.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        mut events: Vec<NewEvent>,
+    ) -> Result<Vec<Stored>, StoreError> {
+        validate::topic(topic)?;
+        validate::batch(&mut events)?;
+        let keys = StreamKeys::new(topic);
+        let mut conn = self.redis.conn();
+        self.publish.run(&mut conn, &keys, &events).await
+    }
+
+    /// One page of a topic's history after `after` (exclusive). With a
+    /// non-zero `wait` and nothing newer, blocks up to `wait` for new events.
+    pub async fn read(
+        &self,
+        topic: &str,
+        after: &str,
+        limit: usize,
+        wait: Duration,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        validate::topic(topic)?;
+        if !after.is_empty() {
+            validate::entry_id(after)?;
+        }
+        let limit = limit.clamp(1, validate::MAX_PAGE);
+        let key = stream_key(topic);
+        let start = if after.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("({after}")
+        };
+        let mut conn = self.redis.conn();
+        let page: StreamRangeReply = conn.xrange_count(&key, start, "+", limit).await?;
+        if !page.ids.is_empty() || wait.is_zero() {
+            return Ok(page.ids.iter().map(|e| Recorded::from_entry(topic, e)).collect());
+        }
+        let from = if after.is_empty() { "0-0" } else { after };
+        let mut blocking = self.redis.blocking().await?;
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT")
+            .arg(limit)
+            .arg("BLOCK")
+            .arg(wait.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(from);
+        let reply: Option<StreamReadReply> = blocking.query(&cmd).await?;
+        Ok(flatten(reply))
+    }
+
+    /// The last entry ID of each topic ("0-0" when empty).
+    pub async fn heads(&self, topics: &[String]) -> Result<Vec<(String, String)>, StoreError> {
+        for topic in topics {
+            validate::topic(topic)?;
+        }
+        let mut pipe = redis::pipe();
+        for topic in topics {
+            pipe.cmd("XREVRANGE")
+                .arg(stream_key(topic))
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1);
+        }
+        let mut conn = self.redis.conn();
+        let replies: Vec<StreamRangeReply> = pipe.query_async(&mut conn).await?;
+        Ok(topics
+            .iter()
+            .zip(replies)
+            .map(|(topic, reply)| {
+                let head = reply.ids.first().map(|e| e.id.clone());
+                (topic.clone(), head.unwrap_or_else(|| "0-0".into()))
+            })
+            .collect())
+    }
+
+    /// Creates the group if it does not exist yet (and the stream with it).
+    pub async fn ensure_group(
+        &self,
+        topic: &str,
+        group: &str,
+        start: StartAt,
+    ) -> Result<(), StoreError> {
+        let id = match start {
+            StartAt::Beginning => "0",
+            StartAt::End => "$",
+        };
+        let mut conn = self.redis.conn();
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(stream_key(topic))
+            .arg(group)
+            .arg(id)
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        match created {
+            Ok(()) => Ok(()),
+            Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Acknowledges entries; unknown ones are `NotFound`.
+    pub async fn ack(&self, topic: &str, group: &str, ids: &[String]) -> Result<u64, StoreError> {
+        validate::topic(topic)?;
+        validate::name("group", group)?;
+        if ids.is_empty() {
+            return Err(StoreError::InvalidArgument("no entry ids to ack".into()));
+        }
+        for id in ids {
+            validate::entry_id(id)?;
+        }
+        let mut conn = self.redis.conn();
+        let acked: u64 = conn.xack(stream_key(topic), group, ids).await?;
+        if acked == 0 {
+            return Err(StoreError::NotFound(format!(
+                "no pending entry {ids:?} in group {group} of topic {topic}"
+            )));
+        }
+        Ok(acked)
+    }
+
+    /// Refuses a delivery: dead-letters it when it has been delivered
+    /// `max_deliveries` times, otherwise makes it claimable again after
+    /// `retry_after` by ageing its idle time.
+    pub async fn nack(
+        &self,
+        topic: &str,
+        group: &str,
+        consumer: &str,
+        id: &str,
+        retry_after: Duration,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        validate::topic(topic)?;
+        validate::name("group", group)?;
+        validate::name("consumer", consumer)?;
+        validate::entry_id(id)?;
+        let key = stream_key(topic);
+        let mut conn = self.redis.conn();
+        let pending: StreamPendingCountReply = redis::cmd("XPENDING")
+            .arg(&key)
+            .arg(group)
+            .arg(id)
+            .arg(id)
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
+        let Some(entry) = pending.ids.first() else {
+            return Err(StoreError::NotFound(format!(
+                "no pending entry {id} in group {group} of topic {topic}"
+            )));
+        };
+        if entry.times_delivered as u32 >= self.config.max_deliveries {
+            let range: StreamRangeReply = conn.xrange(&key, id, id).await?;
+            let record = range.ids.first().map(|e| Recorded::from_entry(topic, e));
+            self.dead_letter(topic, group, id, record, entry.times_delivered, reason)
+                .await?;
+            return Ok(true);
+        }
+        // XCLAIM with IDLE rewinds the entry's idle clock so any subscriber's
+        // next claim pass takes it once `retry_after` has passed. JUSTID
+        // leaves the delivery counter to that redelivery.
+        let idle = self.config.claim_idle.saturating_sub(retry_after);
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg(&key)
+            .arg(group)
+            .arg(consumer)
+            .arg(0)
+            .arg(id)
+            .arg("IDLE")
+            .arg(idle.as_millis() as u64)
+            .arg("JUSTID")
+            .query_async(&mut conn)
+            .await?;
+        Ok(false)
+    }
+
+    /// Moves an entry to `events:<topic>:dead` and acks it, atomically.
+    async fn dead_letter(
+        &self,
+        topic: &str,
+        group: &str,
+        id: &str,
+        record: Option<Recorded>,
+        deliveries: usize,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let keys = StreamKeys::new(topic);
+        let record = record.unwrap_or_default();
+        tracing::warn!(topic, group, id, deliveries, reason, "dead-lettering event");
+        let mut conn = self.redis.conn();
+        redis::pipe()
+            .atomic()
+            .cmd("XADD")
+            .arg(&keys.dead)
+            .arg("*")
+            .arg(&[
+                ("entry_id", id),
+                ("group", group),
+                ("reason", reason),
+                ("event_id", record.event_id.as_str()),
+                ("event_action", record.event_action.as_str()),
+                ("event_data", record.event_data.as_str()),
+                ("entity_id", record.entity_id.as_str()),
+            ])
+            .arg("deliveries")
+            .arg(deliveries)
+            .ignore()
+            .cmd("XACK")
+            .arg(&keys.stream)
+            .arg(group)
+            .arg(id)
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// This consumer's own unacked entries after `after` (a restart with the
+    /// same consumer name, or a dropped stream), redelivered at once.
+    pub async fn own_pending(
+        &self,
+        topic: &str,
+        group: &str,
+        consumer: &str,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<Delivered>, StoreError> {
+        let key = stream_key(topic);
+        let mut conn = self.redis.conn();
+        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(group)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(after)
+            .query_async(&mut conn)
+            .await?;
+        let records = flatten(reply);
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let first = &records[0].entry_id;
+        let last = &records[records.len() - 1].entry_id;
+        let counts: StreamPendingCountReply = redis::cmd("XPENDING")
+            .arg(&key)
+            .arg(group)
+            .arg(first)
+            .arg(last)
+            .arg(records.len())
+            .arg(consumer)
+            .query_async(&mut conn)
+            .await?;
+        self.screen(topic, group, records, &counts).await
+    }
+
+    /// Takes over entries other consumers left unacked for `claim_idle`.
+    pub async fn claim_abandoned(
+        &self,
+        topic: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+    ) -> Result<Vec<Delivered>, StoreError> {
+        let key = stream_key(topic);
+        let mut conn = self.redis.conn();
+        let min_idle = self.config.claim_idle.as_millis() as u64;
+        let idle: StreamPendingCountReply = redis::cmd("XPENDING")
+            .arg(&key)
+            .arg(group)
+            .arg("IDLE")
+            .arg(min_idle)
+            .arg("-")
+            .arg("+")
+            .arg(count)
+            .query_async(&mut conn)
+            .await?;
+        if idle.ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // XCLAIM re-checks the idle time, so when two subscribers race for
+        // the same entry only one gets it.
+        let ids: Vec<&str> = idle.ids.iter().map(|p| p.id.as_str()).collect();
+        let claimed: StreamRangeReply = redis::cmd("XCLAIM")
+            .arg(&key)
+            .arg(group)
+            .arg(consumer)
+            .arg(min_idle)
+            .arg(&ids)
+            .query_async(&mut conn)
+            .await?;
+        let records: Vec<Recorded> = claimed
+            .ids
+            .iter()
+            .map(|e| Recorded::from_entry(topic, e))
+            .collect();
+        // XCLAIM counted one more delivery than XPENDING reported.
+        let mut counts = idle;
+        for p in &mut counts.ids {
+            p.times_delivered += 1;
+        }
+        self.screen(topic, group, records, &counts).await
+    }
+
+    /// Dead-letters entries delivered too often; returns the rest.
+    async fn screen(
+        &self,
+        topic: &str,
+        group: &str,
+        records: Vec<Recorded>,
+        counts: &StreamPendingCountReply,
+    ) -> Result<Vec<Delivered>, StoreError> {
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            let count = counts
+                .ids
+                .iter()
+                .find(|p| p.id == record.entry_id)
+                .map(|p| p.times_delivered)
+                .unwrap_or(1);
+            if count as u32 > self.config.max_deliveries {
+                let id = record.entry_id.clone();
+                self.dead_letter(topic, group, &id, Some(record), count, "delivered too often")
+                    .await?;
+            } else {
+                out.push(Delivered {
+                    event: record,
+                    delivery_count: count as u32,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// New entries for the group, blocking up to `block`.
+    pub async fn read_new(
+        &self,
+        topics: &[String],
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivered>, StoreError> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(group)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(block.as_millis().max(1) as u64)
+            .arg("STREAMS");
+        for topic in topics {
+            cmd.arg(stream_key(topic));
+        }
+        for _ in topics {
+            cmd.arg(">");
+        }
+        let mut conn = self.redis.blocking().await?;
+        let reply: Option<StreamReadReply> = conn.query(&cmd).await?;
+        Ok(flatten(reply)
+            .into_iter()
+            .map(|event| Delivered {
+                event,
+                delivery_count: 1,
+            })
+            .collect())
+    }
+}
+
+/// Stream read replies name streams by key; records name them by topic.
+fn flatten(reply: Option<StreamReadReply>) -> Vec<Recorded> {
+    reply
+        .map(|r| r.keys)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|stream| {
+            let topic = stream.key.strip_prefix("events:").unwrap_or(&stream.key);
+            stream.ids.iter().map(move |e| Recorded::from_entry(topic, e))
+        })
+        .collect()
+}

@@ -1,0 +1,1 @@
+//! OrderShop's API gateway.

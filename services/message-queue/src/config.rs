@@ -1,0 +1,29 @@
+use std::time::Duration;
+
+/// Tunables of the message queue.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// Deliveries after which a message is dead-lettered.
+    pub max_attempts: u32,
+    /// How long an idempotency key remembers its message.
+    pub idempotency_window: Duration,
+    /// How long a response waits for its caller.
+    pub reply_ttl: Duration,
+    /// How often expired leases and due retries are moved back to waiting.
+    pub reap_interval: Duration,
+    /// Lease given to an in-flight message found without one (the queue
+    /// process died between taking it and leasing it).
+    pub orphan_grace: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            idempotency_window: Duration::from_secs(600),
+            reply_ttl: Duration::from_secs(300),
+            reap_interval: Duration::from_millis(250),
+            orphan_grace: Duration::from_secs(5),
+        }
+    }
+}

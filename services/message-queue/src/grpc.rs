@@ -1,0 +1,168 @@
+//! The gRPC face of the message queue: translation only.
+
+use std::{sync::Arc, time::Duration};
+
+use ordershop_proto::queue::v1::{
+    self as pb,
+    message_queue_server::{MessageQueue, MessageQueueServer},
+};
+use tonic::{Request, Response, Status};
+
+use crate::{Message, QueueStore};
+
+const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(300);
+const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+const MAX_WAIT: Duration = Duration::from_secs(30);
+const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+const MAX_LEASE: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone)]
+pub struct MessageQueueService {
+    store: Arc<QueueStore>,
+}
+
+impl MessageQueueService {
+    pub fn new(store: Arc<QueueStore>) -> Self {
+        Self { store }
+    }
+
+    pub fn into_server(self) -> MessageQueueServer<Self> {
+        MessageQueueServer::new(self)
+            .max_decoding_message_size(4 * 1024 * 1024)
+            .max_encoding_message_size(4 * 1024 * 1024)
+    }
+}
+
+/// A zero duration means "the default"; anything above the limit is capped.
+fn millis(value: u32, default: Duration, max: Duration) -> Duration {
+    match value {
+        0 => default,
+        ms => Duration::from_millis(ms.into()).min(max),
+    }
+}
+
+impl From<Message> for pb::Message {
+    fn from(m: Message) -> Self {
+        pb::Message {
+            id: m.id,
+            channel: m.channel,
+            payload: m.payload,
+            attempt: m.attempt,
+            idempotency_key: m.idempotency_key,
+            enqueued_at_ms: m.enqueued_at_ms,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl MessageQueue for MessageQueueService {
+    async fn send(
+        &self,
+        request: Request<pb::SendRequest>,
+    ) -> Result<Response<pb::SendResponse>, Status> {
+        let req = request.into_inner();
+        let sent = self
+            .store
+            .send(&req.channel, &req.payload, &req.idempotency_key)
+            .await?;
+        Ok(Response::new(pb::SendResponse {
+            message_id: sent.message_id,
+            duplicate: sent.duplicate,
+        }))
+    }
+
+    async fn call(
+        &self,
+        request: Request<pb::CallRequest>,
+    ) -> Result<Response<pb::CallResponse>, Status> {
+        let req = request.into_inner();
+        let timeout = millis(req.timeout_ms, DEFAULT_CALL_TIMEOUT, MAX_CALL_TIMEOUT);
+        let (message_id, payload) = self
+            .store
+            .call(&req.channel, &req.payload, &req.idempotency_key, timeout)
+            .await?;
+        Ok(Response::new(pb::CallResponse {
+            message_id,
+            payload,
+        }))
+    }
+
+    async fn receive(
+        &self,
+        request: Request<pb::ReceiveRequest>,
+    ) -> Result<Response<pb::ReceiveResponse>, Status> {
+        let req = request.into_inner();
+        let wait = millis(req.wait_ms, DEFAULT_WAIT, MAX_WAIT);
+        let lease = millis(req.lease_ms, DEFAULT_LEASE, MAX_LEASE);
+        let message = self.store.receive(&req.channel, wait, lease).await?;
+        if let Some(m) = &message {
+            tracing::debug!(channel = %m.channel, id = %m.id, consumer = %req.consumer, attempt = m.attempt, "leased");
+        }
+        Ok(Response::new(pb::ReceiveResponse {
+            message: message.map(Into::into),
+        }))
+    }
+
+    async fn ack(
+        &self,
+        request: Request<pb::AckRequest>,
+    ) -> Result<Response<pb::AckResponse>, Status> {
+        let req = request.into_inner();
+        self.store.ack(&req.channel, &req.message_id).await?;
+        Ok(Response::new(pb::AckResponse {}))
+    }
+
+    async fn nack(
+        &self,
+        request: Request<pb::NackRequest>,
+    ) -> Result<Response<pb::NackResponse>, Status> {
+        let req = request.into_inner();
+        let dead_lettered = self
+            .store
+            .nack(
+                &req.channel,
+                &req.message_id,
+                Duration::from_millis(req.retry_after_ms.into()),
+                &req.reason,
+            )
+            .await?;
+        Ok(Response::new(pb::NackResponse { dead_lettered }))
+    }
+
+    async fn respond(
+        &self,
+        request: Request<pb::RespondRequest>,
+    ) -> Result<Response<pb::RespondResponse>, Status> {
+        let req = request.into_inner();
+        self.store
+            .respond(&req.channel, &req.message_id, &req.payload)
+            .await?;
+        Ok(Response::new(pb::RespondResponse {}))
+    }
+
+    async fn await_response(
+        &self,
+        request: Request<pb::AwaitResponseRequest>,
+    ) -> Result<Response<pb::AwaitResponseResponse>, Status> {
+        let req = request.into_inner();
+        let timeout = millis(req.timeout_ms, DEFAULT_CALL_TIMEOUT, MAX_CALL_TIMEOUT);
+        let payload = self
+            .store
+            .await_response(&req.channel, &req.message_id, timeout)
+            .await?;
+        Ok(Response::new(pb::AwaitResponseResponse { payload }))
+    }
+
+    async fn extend_lease(
+        &self,
+        request: Request<pb::ExtendLeaseRequest>,
+    ) -> Result<Response<pb::ExtendLeaseResponse>, Status> {
+        let req = request.into_inner();
+        let lease = millis(req.lease_ms, DEFAULT_LEASE, MAX_LEASE);
+        self.store
+            .extend_lease(&req.channel, &req.message_id, lease)
+            .await?;
+        Ok(Response::new(pb::ExtendLeaseResponse {}))
+    }
+}

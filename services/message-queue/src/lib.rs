@@ -1,0 +1,24 @@
+//! The OrderShop message queue: reliable queues on Redis Lists behind gRPC.
+//!
+//! A channel (`<service>.<function>`) is a waiting list and an in-flight
+//! list of message ids, moved atomically by `BLMOVE`. A received message is
+//! leased; an expired lease (the consumer died) puts it back in front of the
+//! waiting list, and a message delivered too often goes to a dead-letter
+//! list. Every multi-key step is one Lua script over keys that share the
+//! channel's hash tag. Sync calls wait on a per-message reply key with a TTL.
+#![deny(warnings)]
+
+pub mod config;
+pub mod error;
+pub mod grpc;
+mod model;
+pub mod reaper;
+pub mod server;
+mod scripts;
+mod store;
+pub mod validate;
+
+pub use config::QueueConfig;
+pub use error::QueueError;
+pub use model::{Message, SendOutcome};
+pub use store::QueueStore;

@@ -1,0 +1,158 @@
+//! The queue's multi-key steps, each one atomic Lua script over keys that
+//! share the channel's hash tag.
+
+use redis::Script;
+
+/// KEYS: waiting, messages, idempotency key (or the messages key again when
+/// there is none). ARGV: id, envelope, idempotency ttl ms, has key (0/1).
+/// Returns {message id, duplicate 0/1}.
+pub(crate) const SEND: &str = r#"
+if ARGV[4] == '1' then
+  local existing = redis.call('GET', KEYS[3])
+  if existing then return {existing, 1} end
+  redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[3])
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('LPUSH', KEYS[1], ARGV[1])
+return {ARGV[1], 0}
+"#;
+
+/// After BLMOVE put `id` in flight: lease it, count the delivery, and
+/// dead-letter it instead when it was delivered too often.
+/// KEYS: inflight, leases, messages, attempts, dead. ARGV: id, lease expiry
+/// ms, max attempts. Returns {envelope, attempt} or {false, attempt} when
+/// it was dead-lettered or has no body.
+pub(crate) const LEASE: &str = r#"
+local id = ARGV[1]
+local body = redis.call('HGET', KEYS[3], id)
+if not body then
+  redis.call('LREM', KEYS[1], 1, id)
+  redis.call('ZREM', KEYS[2], id)
+  return {false, 0}
+end
+local n = redis.call('HINCRBY', KEYS[4], id, 1)
+if n > tonumber(ARGV[3]) then
+  redis.call('LREM', KEYS[1], 1, id)
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('LPUSH', KEYS[5], id)
+  return {false, n}
+end
+redis.call('ZADD', KEYS[2], ARGV[2], id)
+return {body, n}
+"#;
+
+/// Done: forget the message wherever it is (a late ack after the lease ran
+/// out still prevents a second run if it was not redelivered yet).
+/// KEYS: inflight, leases, messages, attempts, waiting, delayed. ARGV: id.
+/// Returns how many places held it (0 = unknown id).
+pub(crate) const ACK: &str = r#"
+local id = ARGV[1]
+local found = redis.call('LREM', KEYS[1], 1, id) + redis.call('LREM', KEYS[5], 1, id)
+  + redis.call('ZREM', KEYS[6], id)
+redis.call('ZREM', KEYS[2], id)
+redis.call('HDEL', KEYS[3], id)
+redis.call('HDEL', KEYS[4], id)
+return found
+"#;
+
+/// The handler failed: retry (now, in front of the waiting list, or later
+/// through the delayed set) or dead-letter after max attempts.
+/// KEYS: inflight, leases, delayed, waiting, dead, attempts. ARGV: id,
+/// retry at ms (0 = now), max attempts. Returns -1 unknown, 0 retry, 1 dead.
+pub(crate) const NACK: &str = r#"
+local id = ARGV[1]
+if redis.call('LREM', KEYS[1], 1, id) == 0 then return -1 end
+redis.call('ZREM', KEYS[2], id)
+local n = tonumber(redis.call('HGET', KEYS[6], id) or '0')
+if n >= tonumber(ARGV[3]) then
+  redis.call('LPUSH', KEYS[5], id)
+  return 1
+end
+if ARGV[2] == '0' then
+  redis.call('RPUSH', KEYS[4], id)
+else
+  redis.call('ZADD', KEYS[3], ARGV[2], id)
+end
+return 0
+"#;
+
+/// Store the response for the caller and finish the message.
+/// KEYS: inflight, leases, messages, attempts, reply, signal. ARGV: id,
+/// payload, reply ttl ms.
+pub(crate) const RESPOND: &str = r#"
+local id = ARGV[1]
+redis.call('SET', KEYS[5], ARGV[2], 'PX', ARGV[3])
+redis.call('RPUSH', KEYS[6], '1')
+redis.call('PEXPIRE', KEYS[6], ARGV[3])
+redis.call('LREM', KEYS[1], 1, id)
+redis.call('ZREM', KEYS[2], id)
+redis.call('HDEL', KEYS[3], id)
+redis.call('HDEL', KEYS[4], id)
+return 1
+"#;
+
+/// Renew a lease, only while the message is still leased.
+/// KEYS: leases. ARGV: id, new expiry ms. Returns 1 renewed, 0 unknown.
+pub(crate) const EXTEND: &str = r#"
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
+  return 1
+end
+return 0
+"#;
+
+/// Housekeeping of one channel: expired leases and due retries go back in
+/// front of the waiting list; in-flight ids without a lease (taken by a
+/// queue process that died before leasing) get a grace lease.
+/// KEYS: inflight, leases, delayed, waiting. ARGV: now ms, grace expiry ms.
+/// Returns {requeued after lease expiry, retries made due}.
+pub(crate) const REAP: &str = r#"
+local now = ARGV[1]
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 500)
+local requeued = 0
+for _, id in ipairs(expired) do
+  redis.call('ZREM', KEYS[2], id)
+  if redis.call('LREM', KEYS[1], 1, id) > 0 then
+    redis.call('RPUSH', KEYS[4], id)
+    requeued = requeued + 1
+  end
+end
+local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 500)
+for _, id in ipairs(due) do
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('RPUSH', KEYS[4], id)
+end
+local inflight = redis.call('LRANGE', KEYS[1], 0, 999)
+for _, id in ipairs(inflight) do
+  if not redis.call('ZSCORE', KEYS[2], id) then
+    redis.call('ZADD', KEYS[2], 'NX', ARGV[2], id)
+  end
+end
+return {requeued, #due}
+"#;
+
+/// Loaded scripts (EVALSHA with automatic reload on NOSCRIPT).
+#[derive(Debug, Clone)]
+pub(crate) struct Scripts {
+    pub(crate) send: Script,
+    pub(crate) lease: Script,
+    pub(crate) ack: Script,
+    pub(crate) nack: Script,
+    pub(crate) respond: Script,
+    pub(crate) extend: Script,
+    pub(crate) reap: Script,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Self {
+        Self {
+            send: Script::new(SEND),
+            lease: Script::new(LEASE),
+            ack: Script::new(ACK),
+            nack: Script::new(NACK),
+            respond: Script::new(RESPOND),
+            extend: Script::new(EXTEND),
+            reap: Script::new(REAP),
+        }
+    }
+}

@@ -1,0 +1,389 @@
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use ordershop_redis::Redis;
+use ordershop_topology::{CHANNELS_SET, QueueKeys};
+use tokio::time::Instant;
+
+use crate::{
+    Message, QueueConfig, QueueError, SendOutcome,
+    model::Envelope,
+    scripts::Scripts,
+    validate,
+};
+
+/// Every Redis operation of the message queue.
+#[derive(Debug, Clone)]
+pub struct QueueStore {
+    redis: Redis,
+    scripts: Scripts,
+    config: QueueConfig,
+    /// Channels already registered in `queue:channels` by this process, so
+    /// a send costs one round trip, not two.
+    registered: Arc<Mutex<HashSet<String>>>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl QueueStore {
+    pub fn new(redis: Redis, config: QueueConfig) -> Self {
+        Self {
+            redis,
+            scripts: Scripts::new(),
+            config,
+            registered: Arc::default(),
+        }
+    }
+
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    pub fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
+    async fn register(&self, channel: &str) -> Result<(), QueueError> {
+        if self.registered.lock().expect("lock").contains(channel) {
+            return Ok(());
+        }
+        let mut conn = self.redis.conn();
+        redis::cmd("SADD")
+            .arg(CHANNELS_SET)
+            .arg(channel)
+            .query_async::<()>(&mut conn)
+            .await?;
+        self.registered
+            .lock()
+            .expect("lock")
+            .insert(channel.to_owned());
+        Ok(())
+    }
+
+    /// Enqueues a request. With an idempotency key seen within the window,
+    /// returns the first message's id and enqueues nothing.
+    pub async fn send(
+        &self,
+        channel: &str,
+        payload: &str,
+        idempotency_key: &str,
+    ) -> Result<SendOutcome, QueueError> {
+        validate::channel(channel)?;
+        validate::payload(payload)?;
+        validate::idempotency_key(idempotency_key)?;
+        self.register(channel).await?;
+        let keys = QueueKeys::new(channel);
+        let id = uuid::Uuid::new_v4().to_string();
+        let envelope = serde_json::to_string(&Envelope {
+            payload: payload.to_owned(),
+            idempotency_key: idempotency_key.to_owned(),
+            enqueued_at_ms: now_ms(),
+        })
+        .map_err(|e| QueueError::Corrupt(e.to_string()))?;
+        let idem_key = if idempotency_key.is_empty() {
+            keys.messages.clone()
+        } else {
+            format!("{}{idempotency_key}", keys.idempotency_prefix)
+        };
+        let mut conn = self.redis.conn();
+        let (message_id, duplicate): (String, u8) = self
+            .scripts
+            .send
+            .key(&keys.waiting)
+            .key(&keys.messages)
+            .key(&idem_key)
+            .arg(&id)
+            .arg(&envelope)
+            .arg(self.config.idempotency_window.as_millis() as u64)
+            .arg(u8::from(!idempotency_key.is_empty()))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(SendOutcome {
+            message_id,
+            duplicate: duplicate == 1,
+        })
+    }
+
+    /// Waits up to `wait` for a request and leases it for `lease`.
+    pub async fn receive(
+        &self,
+        channel: &str,
+        wait: Duration,
+        lease: Duration,
+    ) -> Result<Option<Message>, QueueError> {
+        validate::channel(channel)?;
+        self.register(channel).await?;
+        let keys = QueueKeys::new(channel);
+        let deadline = Instant::now() + wait;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            // BLMOVE takes seconds as a float; 0 would block forever.
+            let timeout = remaining.as_secs_f64().max(0.001);
+            let mut blocking = self.redis.blocking().await?;
+            let mut cmd = redis::cmd("BLMOVE");
+            cmd.arg(&keys.waiting)
+                .arg(&keys.inflight)
+                .arg("RIGHT")
+                .arg("LEFT")
+                .arg(timeout);
+            let id: Option<String> = blocking.query(&cmd).await?;
+            drop(blocking);
+            let Some(id) = id else { return Ok(None) };
+            let expiry = now_ms() + lease.as_millis() as i64;
+            let mut conn = self.redis.conn();
+            let (body, attempt): (Option<String>, u32) = self
+                .scripts
+                .lease
+                .key(&keys.inflight)
+                .key(&keys.leases)
+                .key(&keys.messages)
+                .key(&keys.attempts)
+                .key(&keys.dead)
+                .arg(&id)
+                .arg(expiry)
+                .arg(self.config.max_attempts)
+                .invoke_async(&mut conn)
+                .await?;
+            match body {
+                Some(body) => {
+                    let envelope: Envelope = serde_json::from_str(&body)
+                        .map_err(|e| QueueError::Corrupt(format!("{id}: {e}")))?;
+                    return Ok(Some(Message {
+                        id,
+                        channel: channel.to_owned(),
+                        payload: envelope.payload,
+                        attempt,
+                        idempotency_key: envelope.idempotency_key,
+                        enqueued_at_ms: envelope.enqueued_at_ms,
+                    }));
+                }
+                None => {
+                    tracing::warn!(channel, id, attempt, "message dead-lettered after too many deliveries");
+                    if Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn ack(&self, channel: &str, id: &str) -> Result<(), QueueError> {
+        validate::channel(channel)?;
+        validate::message_id(id)?;
+        let keys = QueueKeys::new(channel);
+        let mut conn = self.redis.conn();
+        let found: u32 = self
+            .scripts
+            .ack
+            .key(&keys.inflight)
+            .key(&keys.leases)
+            .key(&keys.messages)
+            .key(&keys.attempts)
+            .key(&keys.waiting)
+            .key(&keys.delayed)
+            .arg(id)
+            .invoke_async(&mut conn)
+            .await?;
+        if found == 0 {
+            return Err(QueueError::NotFound(format!(
+                "message {id} is not pending on {channel}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Returns true when the message was dead-lettered.
+    pub async fn nack(
+        &self,
+        channel: &str,
+        id: &str,
+        retry_after: Duration,
+        reason: &str,
+    ) -> Result<bool, QueueError> {
+        validate::channel(channel)?;
+        validate::message_id(id)?;
+        let keys = QueueKeys::new(channel);
+        let retry_at = if retry_after.is_zero() {
+            0
+        } else {
+            now_ms() + retry_after.as_millis() as i64
+        };
+        let mut conn = self.redis.conn();
+        let outcome: i32 = self
+            .scripts
+            .nack
+            .key(&keys.inflight)
+            .key(&keys.leases)
+            .key(&keys.delayed)
+            .key(&keys.waiting)
+            .key(&keys.dead)
+            .key(&keys.attempts)
+            .arg(id)
+            .arg(retry_at)
+            .arg(self.config.max_attempts)
+            .invoke_async(&mut conn)
+            .await?;
+        match outcome {
+            -1 => Err(QueueError::NotFound(format!(
+                "message {id} is not in flight on {channel}"
+            ))),
+            1 => {
+                tracing::warn!(channel, id, reason, "message dead-lettered");
+                Ok(true)
+            }
+            _ => {
+                tracing::debug!(channel, id, reason, "message will be retried");
+                Ok(false)
+            }
+        }
+    }
+
+    pub async fn respond(&self, channel: &str, id: &str, payload: &str) -> Result<(), QueueError> {
+        validate::channel(channel)?;
+        validate::message_id(id)?;
+        validate::payload(payload)?;
+        let keys = QueueKeys::new(channel);
+        let mut conn = self.redis.conn();
+        let _: i32 = self
+            .scripts
+            .respond
+            .key(&keys.inflight)
+            .key(&keys.leases)
+            .key(&keys.messages)
+            .key(&keys.attempts)
+            .key(format!("{}{id}", keys.reply_prefix))
+            .key(format!("{}{id}", keys.signal_prefix))
+            .arg(id)
+            .arg(payload)
+            .arg(self.config.reply_ttl.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Waits for the response to message `id`. Waiting rotates the signal
+    /// list onto itself (BLMOVE src src) instead of popping it, so a retried
+    /// caller and the original can both wait for the same response.
+    pub async fn await_response(
+        &self,
+        channel: &str,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<String, QueueError> {
+        validate::channel(channel)?;
+        validate::message_id(id)?;
+        let keys = QueueKeys::new(channel);
+        let reply_key = format!("{}{id}", keys.reply_prefix);
+        let signal_key = format!("{}{id}", keys.signal_prefix);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut conn = self.redis.conn();
+            let reply: Option<String> = redis::cmd("GET")
+                .arg(&reply_key)
+                .query_async(&mut conn)
+                .await?;
+            if let Some(reply) = reply {
+                return Ok(reply);
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(QueueError::Timeout(timeout));
+            }
+            let mut blocking = self.redis.blocking().await?;
+            let mut cmd = redis::cmd("BLMOVE");
+            cmd.arg(&signal_key)
+                .arg(&signal_key)
+                .arg("RIGHT")
+                .arg("LEFT")
+                .arg(remaining.as_secs_f64().max(0.001));
+            let _: Option<String> = blocking.query(&cmd).await?;
+        }
+    }
+
+    /// Send, then wait for the response.
+    pub async fn call(
+        &self,
+        channel: &str,
+        payload: &str,
+        idempotency_key: &str,
+        timeout: Duration,
+    ) -> Result<(String, String), QueueError> {
+        let sent = self.send(channel, payload, idempotency_key).await?;
+        let reply = self
+            .await_response(channel, &sent.message_id, timeout)
+            .await?;
+        Ok((sent.message_id, reply))
+    }
+
+    pub async fn extend_lease(
+        &self,
+        channel: &str,
+        id: &str,
+        lease: Duration,
+    ) -> Result<(), QueueError> {
+        validate::channel(channel)?;
+        validate::message_id(id)?;
+        let keys = QueueKeys::new(channel);
+        let mut conn = self.redis.conn();
+        let renewed: u8 = self
+            .scripts
+            .extend
+            .key(&keys.leases)
+            .arg(id)
+            .arg(now_ms() + lease.as_millis() as i64)
+            .invoke_async(&mut conn)
+            .await?;
+        if renewed == 0 {
+            return Err(QueueError::NotFound(format!(
+                "message {id} holds no lease on {channel}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// One housekeeping pass over every known channel, in one pipeline.
+    /// Returns (messages requeued after an expired lease, retries made due).
+    pub async fn reap(&self) -> Result<(u64, u64), QueueError> {
+        let mut conn = self.redis.conn();
+        let channels: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(CHANNELS_SET)
+            .query_async(&mut conn)
+            .await?;
+        if channels.is_empty() {
+            return Ok((0, 0));
+        }
+        let now = now_ms();
+        let grace = now + self.config.orphan_grace.as_millis() as i64;
+        // Make sure the script is cached before pipelining EVALSHA calls.
+        let _: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(crate::scripts::REAP)
+            .query_async(&mut conn)
+            .await?;
+        let mut pipe = redis::pipe();
+        for channel in &channels {
+            let keys = QueueKeys::new(channel);
+            pipe.cmd("EVALSHA")
+                .arg(self.scripts.reap.get_hash())
+                .arg(4)
+                .arg(&keys.inflight)
+                .arg(&keys.leases)
+                .arg(&keys.delayed)
+                .arg(&keys.waiting)
+                .arg(now)
+                .arg(grace);
+        }
+        let results: Vec<(u64, u64)> = pipe.query_async(&mut conn).await?;
+        Ok(results
+            .into_iter()
+            .fold((0, 0), |(a, b), (x, y)| (a + x, b + y)))
+    }
+}

@@ -1,0 +1,1 @@
+//! The ordershop binary: one subcommand per service, plus the all-in-one local run.

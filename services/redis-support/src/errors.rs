@@ -1,0 +1,22 @@
+/// True when the error means "Redis cannot be reached right now" (refused,
+/// dropped, timed out), as opposed to a command Redis refused. Callers map
+/// the first to gRPC `Unavailable` and retry it.
+pub fn is_unavailable(err: &redis::RedisError) -> bool {
+    err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_timeout()
+        || matches!(
+            err.kind(),
+            redis::ErrorKind::Io | redis::ErrorKind::ClusterConnectionNotFound
+        )
+        // Still loading its data set, a replica that lost its primary, or a
+        // replica we must not write to: all pass once failover settles.
+        || matches!(err.code(), Some("LOADING" | "MASTERDOWN" | "READONLY" | "TRYAGAIN"))
+}
+
+/// The server's error code (`NOGROUP`, `BUSYGROUP`, `CONFLICT`, ...), if
+/// the error came from the server.
+pub fn redis_error_kind(err: &redis::RedisError) -> Option<&str> {
+    err.code()
+}

@@ -1,0 +1,111 @@
+//! Redis key names. Keys of one queue channel (and of one event topic) share
+//! a Redis Cluster hash tag, so the multi-key scripts that move messages or
+//! append events would stay legal on a cluster.
+
+/// The stream of a topic: `events:<topic>` (the contract's name).
+pub fn stream_key(topic: &str) -> String {
+    format!("events:{topic}")
+}
+
+/// Where entries that failed too often go: `events:<topic>:dead`.
+pub fn dead_letter_stream(topic: &str) -> String {
+    format!("{{events:{topic}}}:dead")
+}
+
+/// A queue channel: `<service>.<function>`.
+pub fn channel_name(service: &str, function: &str) -> String {
+    format!("{service}.{function}")
+}
+
+/// Auxiliary keys of a topic's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamKeys {
+    /// The stream itself (`events:<topic>`); its hash slot is that of the
+    /// tag `events:<topic>`, which the auxiliary keys share.
+    pub stream: String,
+    /// Hash entity id -> current version.
+    pub versions: String,
+    /// Hash event id -> entry id, so an event is stored once.
+    pub event_ids: String,
+    /// Dead-letter stream.
+    pub dead: String,
+}
+
+impl StreamKeys {
+    pub fn new(topic: &str) -> Self {
+        Self {
+            stream: stream_key(topic),
+            versions: format!("{{events:{topic}}}:versions"),
+            event_ids: format!("{{events:{topic}}}:ids"),
+            dead: dead_letter_stream(topic),
+        }
+    }
+}
+
+/// The keys of one reliable queue channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueKeys {
+    /// List of message ids waiting to be received (pushed left, taken right).
+    pub waiting: String,
+    /// List of message ids leased to a consumer.
+    pub inflight: String,
+    /// Sorted set message id -> lease expiry (unix ms).
+    pub leases: String,
+    /// Sorted set message id -> time it may be retried (unix ms).
+    pub delayed: String,
+    /// Hash message id -> message JSON (payload, idempotency key, time).
+    pub messages: String,
+    /// Hash message id -> deliveries so far.
+    pub attempts: String,
+    /// List of dead-lettered message ids.
+    pub dead: String,
+    /// Prefix of idempotency keys (`<prefix><key>` -> message id).
+    pub idempotency_prefix: String,
+    /// Prefix of reply keys (`<prefix><message id>` -> response JSON).
+    pub reply_prefix: String,
+    /// Prefix of reply signal lists that waiters block on.
+    pub signal_prefix: String,
+}
+
+impl QueueKeys {
+    pub fn new(channel: &str) -> Self {
+        let tag = format!("queue:{{{channel}}}");
+        Self {
+            waiting: format!("{tag}:waiting"),
+            inflight: format!("{tag}:inflight"),
+            leases: format!("{tag}:leases"),
+            delayed: format!("{tag}:delayed"),
+            messages: format!("{tag}:messages"),
+            attempts: format!("{tag}:attempts"),
+            dead: format!("{tag}:dead"),
+            idempotency_prefix: format!("{tag}:idem:"),
+            reply_prefix: format!("{tag}:reply:"),
+            signal_prefix: format!("{tag}:signal:"),
+        }
+    }
+}
+
+/// The set of every channel ever used, so the queue's lease reaper and the
+/// operator can find them.
+pub const CHANNELS_SET: &str = "queue:channels";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_a_channel_share_one_hash_tag() {
+        let keys = QueueKeys::new("order-service.create_orders");
+        for key in [&keys.waiting, &keys.inflight, &keys.leases, &keys.messages] {
+            assert!(key.starts_with("queue:{order-service.create_orders}:"), "{key}");
+        }
+    }
+
+    #[test]
+    fn stream_keys_share_the_stream_slot() {
+        let keys = StreamKeys::new("order");
+        assert_eq!(keys.stream, "events:order");
+        // Redis hashes only `events:order` for both.
+        assert!(keys.versions.starts_with("{events:order}"));
+    }
+}

@@ -1,0 +1,36 @@
+//! The shape of an OrderShop deployment, declared once.
+//!
+//! The services use it to know which queue channels to serve and which event
+//! topics to subscribe to; the operator uses the very same tables to create
+//! consumer groups before consumers start and to measure each consumer's
+//! backlog. Nothing here does I/O.
+#![deny(warnings)]
+
+mod keys;
+mod roles;
+
+pub use keys::{CHANNELS_SET, QueueKeys, StreamKeys, channel_name, dead_letter_stream, stream_key};
+pub use roles::{Role, Subscription};
+
+/// Every event topic, in the order the contract lists them.
+pub const TOPICS: &[&str] = &[
+    "customer",
+    "product",
+    "inventory",
+    "cart",
+    "order",
+    "billing",
+    "shipping",
+    "mail",
+];
+
+/// The entity topics (every topic but `mail`, whose events are not entities).
+pub const ENTITY_TOPICS: &[&str] = &[
+    "customer",
+    "product",
+    "inventory",
+    "cart",
+    "order",
+    "billing",
+    "shipping",
+];

@@ -1,0 +1,1 @@
+//! Task runner: cargo xtask test|ci.
