@@ -285,8 +285,10 @@ EOF
 # - kwokctl logs JSON when stderr is not a terminal; kwok_log turns each line
 #   into a short "[cluster]   kwokctl LEVEL: msg: err" line. stdout is untouched.
 kwokctl() {
-  { PATH="$BIN:$PATH" HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY= \
-      "$BIN/kwokctl" --config "$KWOKCTL_CONFIG" --name "$CLUSTER_NAME" "$@" 2>&1 1>&3 3>&- |
+  local conf=()
+  [[ -f $KWOKCTL_CONFIG ]] && conf=(--config "$KWOKCTL_CONFIG")
+  { PATH="$BIN:$PATH" HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY='' \
+      "$BIN/kwokctl" "${conf[@]}" --name "$CLUSTER_NAME" "$@" 2>&1 1>&3 3>&- |
       kwok_log >&2; } 3>&1
 }
 kwok_log() {
@@ -424,7 +426,7 @@ cmd_down() {
   # kwokctl signals the components and returns before they have exited.
   # Wait for them (and for init to reap them); end by pid anything that
   # survives.
-  # shellcheck disable=SC2086
+  # shellcheck disable=SC2086,SC2046 # pid lists are meant to split
   if [[ -n $pids ]] && ! wait_gone 20 $pids; then
     log "down: stopping leftover processes: $(alive $pids | tr '\n' ' ')"
     kill $(alive $pids) 2>/dev/null || true

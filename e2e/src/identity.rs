@@ -36,10 +36,7 @@ pub fn service_account_kubeconfig(namespace: &str, name: &str) -> PathBuf {
             "cluster": "e2e", "user": name, "namespace": namespace } }],
         "current-context": "operator",
     });
-    let path = crate::work_dir().join(format!(
-        "operator-kubeconfig-{}.json",
-        std::process::id()
-    ));
+    let path = crate::work_dir().join(format!("operator-kubeconfig-{}.json", std::process::id()));
     std::fs::write(&path, serde_json::to_vec_pretty(&kubeconfig).expect("JSON"))
         .expect("writing the operator kubeconfig");
     path

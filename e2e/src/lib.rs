@@ -52,8 +52,7 @@ pub fn work_dir() -> PathBuf {
     let dir = std::env::var_os("ORDERSHOP_E2E_WORK_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target").join("e2e"));
-    std::fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     dir
 }
 

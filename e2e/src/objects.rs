@@ -20,7 +20,13 @@ use crate::tools::kubectl;
 /// `kubectl apply -n <ns> -f deploy/examples/<file>`: the documented path.
 pub fn apply_example(namespace: &str, file: &str) {
     let path = crate::repo_root().join("deploy/examples").join(file);
-    kubectl(&["apply", "-n", namespace, "-f", path.to_str().expect("UTF-8 path")]);
+    kubectl(&[
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        path.to_str().expect("UTF-8 path"),
+    ]);
 }
 
 pub fn shops(client: &Client, namespace: &str) -> Api<OrderShop> {
@@ -49,26 +55,56 @@ pub fn expected_children(shop: &str, managed_redis: bool, ingress: bool) -> Vec<
     let names = Names::new(shop);
     let mut out = Vec::new();
     for role in Role::ALL {
-        out.push(Expected { kind: "Deployment", name: names.service(role) });
-        out.push(Expected { kind: "Service", name: names.service(role) });
+        out.push(Expected {
+            kind: "Deployment",
+            name: names.service(role),
+        });
+        out.push(Expected {
+            kind: "Service",
+            name: names.service(role),
+        });
     }
     if managed_redis {
-        out.push(Expected { kind: "StatefulSet", name: names.redis() });
-        out.push(Expected { kind: "Service", name: names.redis() });
-        out.push(Expected { kind: "Service", name: names.redis_headless() });
-        out.push(Expected { kind: "Secret", name: names.redis_secret() });
-        out.push(Expected { kind: "PodDisruptionBudget", name: names.redis() });
-        out.push(Expected { kind: "NetworkPolicy", name: names.redis() });
+        out.push(Expected {
+            kind: "StatefulSet",
+            name: names.redis(),
+        });
+        out.push(Expected {
+            kind: "Service",
+            name: names.redis(),
+        });
+        out.push(Expected {
+            kind: "Service",
+            name: names.redis_headless(),
+        });
+        out.push(Expected {
+            kind: "Secret",
+            name: names.redis_secret(),
+        });
+        out.push(Expected {
+            kind: "PodDisruptionBudget",
+            name: names.redis(),
+        });
+        out.push(Expected {
+            kind: "NetworkPolicy",
+            name: names.redis(),
+        });
     }
     if ingress {
-        out.push(Expected { kind: "Ingress", name: names.ingress() });
+        out.push(Expected {
+            kind: "Ingress",
+            name: names.ingress(),
+        });
     }
     out
 }
 
 async fn meta_of<K>(client: &Client, namespace: &str, name: &str) -> Option<PartialObjectMeta<K>>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
 {
     Api::<PartialObjectMeta<K>>::namespaced(client.clone(), namespace)
         .get_opt(name)
@@ -77,19 +113,41 @@ where
 }
 
 /// Owner uids of the child, or None when it does not exist.
-pub async fn owners_of(client: &Client, namespace: &str, child: &Expected) -> Option<Vec<(String, bool)>> {
+pub async fn owners_of(
+    client: &Client,
+    namespace: &str,
+    child: &Expected,
+) -> Option<Vec<(String, bool)>> {
     let n = child.name.as_str();
     let meta: Option<Vec<_>> = match child.kind {
-        "Deployment" => meta_of::<Deployment>(client, namespace, n).await.map(|m| m.owner_references().to_vec()),
-        "Service" => meta_of::<Service>(client, namespace, n).await.map(|m| m.owner_references().to_vec()),
-        "StatefulSet" => meta_of::<StatefulSet>(client, namespace, n).await.map(|m| m.owner_references().to_vec()),
-        "Secret" => meta_of::<Secret>(client, namespace, n).await.map(|m| m.owner_references().to_vec()),
-        "PodDisruptionBudget" => meta_of::<PodDisruptionBudget>(client, namespace, n).await.map(|m| m.owner_references().to_vec()),
-        "NetworkPolicy" => meta_of::<NetworkPolicy>(client, namespace, n).await.map(|m| m.owner_references().to_vec()),
-        "Ingress" => meta_of::<Ingress>(client, namespace, n).await.map(|m| m.owner_references().to_vec()),
+        "Deployment" => meta_of::<Deployment>(client, namespace, n)
+            .await
+            .map(|m| m.owner_references().to_vec()),
+        "Service" => meta_of::<Service>(client, namespace, n)
+            .await
+            .map(|m| m.owner_references().to_vec()),
+        "StatefulSet" => meta_of::<StatefulSet>(client, namespace, n)
+            .await
+            .map(|m| m.owner_references().to_vec()),
+        "Secret" => meta_of::<Secret>(client, namespace, n)
+            .await
+            .map(|m| m.owner_references().to_vec()),
+        "PodDisruptionBudget" => meta_of::<PodDisruptionBudget>(client, namespace, n)
+            .await
+            .map(|m| m.owner_references().to_vec()),
+        "NetworkPolicy" => meta_of::<NetworkPolicy>(client, namespace, n)
+            .await
+            .map(|m| m.owner_references().to_vec()),
+        "Ingress" => meta_of::<Ingress>(client, namespace, n)
+            .await
+            .map(|m| m.owner_references().to_vec()),
         other => panic!("unknown child kind {other}"),
     };
-    meta.map(|refs| refs.into_iter().map(|r| (r.uid, r.controller == Some(true))).collect())
+    meta.map(|refs| {
+        refs.into_iter()
+            .map(|r| (r.uid, r.controller == Some(true)))
+            .collect()
+    })
 }
 
 /// Children of `expected` that are missing or not controlled by `owner_uid`
@@ -104,8 +162,15 @@ pub async fn missing_or_unowned(
     for child in expected {
         match owners_of(client, namespace, child).await {
             None => problems.push(format!("{} {} missing", child.kind, child.name)),
-            Some(owners) if !owners.iter().any(|(uid, controller)| uid == owner_uid && *controller) => {
-                problems.push(format!("{} {} not controlled by the OrderShop", child.kind, child.name))
+            Some(owners)
+                if !owners
+                    .iter()
+                    .any(|(uid, controller)| uid == owner_uid && *controller) =>
+            {
+                problems.push(format!(
+                    "{} {} not controlled by the OrderShop",
+                    child.kind, child.name
+                ))
             }
             Some(_) => {}
         }

@@ -9,11 +9,16 @@ use std::time::Duration;
 use crate::install;
 
 /// The operator binary: `$ORDERSHOP_OPERATOR_BIN`, else the workspace's
-/// debug build.
+/// debug build (`$CARGO_TARGET_DIR` or `target/`).
 pub fn binary() -> PathBuf {
     let path = std::env::var_os("ORDERSHOP_OPERATOR_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| crate::repo_root().join("target/debug/ordershop-operator"));
+        .unwrap_or_else(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| crate::repo_root().join("target"));
+            target.join("debug/ordershop-operator")
+        });
     assert!(
         path.is_file(),
         "operator binary {} not found: run `cargo build -p ordershop-operator` first, or set ORDERSHOP_OPERATOR_BIN",
@@ -78,8 +83,14 @@ impl Operator {
             .arg(format!("--watch-namespace={}", options.watch_namespace))
             .arg(format!("--operator-namespace={}", install::NAMESPACE))
             .arg(format!("--lease-name={}", options.lease_name))
-            .arg(format!("--lease-duration-seconds={}", options.lease_duration.as_secs()))
-            .arg(format!("--lease-grace-seconds={}", options.lease_grace.as_secs()))
+            .arg(format!(
+                "--lease-duration-seconds={}",
+                options.lease_duration.as_secs()
+            ))
+            .arg(format!(
+                "--lease-grace-seconds={}",
+                options.lease_grace.as_secs()
+            ))
             .arg(format!("--identity={}", options.identity))
             .arg("--log-format=text")
             .env("KUBECONFIG", &installed.operator_kubeconfig)
@@ -127,13 +138,35 @@ impl Operator {
     /// The value of an unlabelled metric (e.g. `ordershop_operator_leader`).
     pub async fn metric(&self, name: &str) -> Option<f64> {
         let text = self.metrics().await?;
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        text.lines().find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
     }
 
     /// Whether `/readyz` answers 200.
     pub async fn ready(&self) -> bool {
         matches!(self.admin_get("/readyz").await, Some((200, _)))
+    }
+
+    /// The process id (for resource measurements).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident set size in KiB, from /proc (Linux).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
     }
 
     /// Whether the process still runs.

@@ -46,6 +46,11 @@ pub fn kubectl(args: &[&str]) -> String {
 /// Runs helm and panics with its stderr when it fails.
 pub fn helm(args: &[&str]) -> String {
     let out = run("helm", args);
-    assert!(out.success, "helm {} failed:\n{}", args.join(" "), out.stderr);
+    assert!(
+        out.success,
+        "helm {} failed:\n{}",
+        args.join(" "),
+        out.stderr
+    );
     out.stdout
 }

@@ -48,7 +48,10 @@ pub async fn provide_redis_volume(client: &Client, ns: &mut TestNamespace, shop:
             ..ObjectMeta::default()
         },
         spec: Some(PersistentVolumeSpec {
-            capacity: Some(BTreeMap::from([("storage".to_string(), Quantity(size.into()))])),
+            capacity: Some(BTreeMap::from([(
+                "storage".to_string(),
+                Quantity(size.into()),
+            )])),
             access_modes: Some(vec!["ReadWriteOnce".into()]),
             persistent_volume_reclaim_policy: Some("Retain".into()),
             // Pre-bound: only this claim may take it.

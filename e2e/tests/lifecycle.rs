@@ -26,13 +26,17 @@ const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
 
 async fn wait_ready(client: &Client, ns: &str, name: &str) -> OrderShop {
     let api = shops(client, ns);
-    eventually_async(&format!("OrderShop {ns}/{name} Ready"), READY_WITHIN, || {
-        let api = api.clone();
-        async move {
-            let shop = api.get(name).await.ok()?;
-            condition_true(&shop, "Ready").then_some(shop)
-        }
-    })
+    eventually_async(
+        &format!("OrderShop {ns}/{name} Ready"),
+        READY_WITHIN,
+        || {
+            let api = api.clone();
+            async move {
+                let shop = api.get(name).await.ok()?;
+                condition_true(&shop, "Ready").then_some(shop)
+            }
+        },
+    )
     .await
 }
 
@@ -75,7 +79,12 @@ async fn minimal_example_lifecycle() {
     let status = shop.status.clone().expect("status");
     assert_eq!(status.services_ready.as_deref(), Some("13/13"));
     assert_eq!(status.services.len(), 13);
-    assert!(status.conditions.iter().all(|c| c.observed_generation == shop.metadata.generation));
+    assert!(
+        status
+            .conditions
+            .iter()
+            .all(|c| c.observed_generation == shop.metadata.generation)
+    );
 
     // Events: one per created child, and Ready.
     let reasons = event_reasons(&client, n, "shop").await;
@@ -83,13 +92,30 @@ async fn minimal_example_lifecycle() {
         reasons.iter().filter(|r| *r == "Created").count() >= expected.len(),
         "expected a Created Event per child, got {reasons:?}"
     );
-    assert!(reasons.iter().any(|r| r == "Ready"), "no Ready Event in {reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r == "Ready"),
+        "no Ready Event in {reasons:?}"
+    );
 
     // `kubectl get ordershops` shows the printer columns.
     let table = kubectl(&["get", "ordershops", "-n", n]);
-    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "READY", "SERVICES", "BACKLOG", "AGE"], "{table}");
-    let row: Vec<&str> = table.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "SERVICES", "BACKLOG", "AGE"],
+        "{table}"
+    );
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     assert_eq!(&row[..3], ["shop", "True", "13/13"], "{table}");
     // The short name works too.
     assert!(kubectl(&["get", "shop", "-n", n]).contains("13/13"));
@@ -107,15 +133,20 @@ async fn minimal_example_lifecycle() {
         .await
         .expect("patching the spec");
     let deployments = Api::<Deployment>::namespaced(client.clone(), n);
-    eventually_async("customer Deployment follows the spec", CONVERGE_WITHIN, || {
-        let deployments = deployments.clone();
-        async move {
-            let d = deployments.get("shop-customer").await.ok()?;
-            let spec = d.spec.as_ref()?;
-            let env = spec.template.spec.as_ref()?.containers[0].env.clone()?;
-            (spec.replicas == Some(2) && env.iter().any(|e| e.name == "E2E_MARKER")).then_some(())
-        }
-    })
+    eventually_async(
+        "customer Deployment follows the spec",
+        CONVERGE_WITHIN,
+        || {
+            let deployments = deployments.clone();
+            async move {
+                let d = deployments.get("shop-customer").await.ok()?;
+                let spec = d.spec.as_ref()?;
+                let env = spec.template.spec.as_ref()?.containers[0].env.clone()?;
+                (spec.replicas == Some(2) && env.iter().any(|e| e.name == "E2E_MARKER"))
+                    .then_some(())
+            }
+        },
+    )
     .await;
     assert_eq!(
         replicas_managers(&deployments.get("shop-customer").await.unwrap()),
@@ -149,7 +180,11 @@ async fn minimal_example_lifecycle() {
 
     // `stopped` scales everything to zero and keeps the data.
     shops(&client, n)
-        .patch("shop", &PatchParams::default(), &Patch::Merge(json!({"spec": {"stopped": true}})))
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"stopped": true}})),
+        )
         .await
         .expect("stopping");
     let statefulsets = Api::<StatefulSet>::namespaced(client.clone(), n);
@@ -158,7 +193,10 @@ async fn minimal_example_lifecycle() {
         let statefulsets = statefulsets.clone();
         async move {
             let all = deployments.list(&ListParams::default()).await.ok()?;
-            let zero = all.items.iter().all(|d| d.spec.as_ref().and_then(|s| s.replicas) == Some(0));
+            let zero = all
+                .items
+                .iter()
+                .all(|d| d.spec.as_ref().and_then(|s| s.replicas) == Some(0));
             let redis = statefulsets.get("shop-redis").await.ok()?;
             (zero && all.items.len() == 13 && redis.spec?.replicas == Some(0)).then_some(())
         }
@@ -184,11 +222,18 @@ async fn minimal_example_lifecycle() {
 
     // Starting again restores the replicas and readiness.
     shops(&client, n)
-        .patch("shop", &PatchParams::default(), &Patch::Merge(json!({"spec": {"stopped": false}})))
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"stopped": false}})),
+        )
         .await
         .expect("starting");
     wait_ready(&client, n, "shop").await;
-    assert_eq!(deployment_replicas(&client, n, "shop-customer").await, Some(2));
+    assert_eq!(
+        deployment_replicas(&client, n, "shop-customer").await,
+        Some(2)
+    );
 
     // Deleting the OrderShop garbage-collects every child; the volume stays
     // (retainOnDelete defaults to true).
@@ -196,11 +241,20 @@ async fn minimal_example_lifecycle() {
         .delete("shop", &Default::default())
         .await
         .expect("deleting the OrderShop");
-    eventually_async("children garbage-collected", Duration::from_secs(60), || {
-        let client = client.clone();
-        let expected = expected.clone();
-        async move { still_present(&client, n, &expected).await.is_empty().then_some(()) }
-    })
+    eventually_async(
+        "children garbage-collected",
+        Duration::from_secs(60),
+        || {
+            let client = client.clone();
+            let expected = expected.clone();
+            async move {
+                still_present(&client, n, &expected)
+                    .await
+                    .is_empty()
+                    .then_some(())
+            }
+        },
+    )
     .await;
     assert!(claims.get_opt("data-shop-redis-0").await.unwrap().is_some());
 }
@@ -216,8 +270,13 @@ async fn external_redis_example_leaves_autoscaled_replicas_to_the_autoscaler() {
     apply_example(n, "external-redis.yaml");
     let shop = wait_ready(&client, n, "shop-ext").await;
     let uid = shop.uid().expect("uid");
-    let problems =
-        missing_or_unowned(&client, n, &uid, &expected_children("shop-ext", false, false)).await;
+    let problems = missing_or_unowned(
+        &client,
+        n,
+        &uid,
+        &expected_children("shop-ext", false, false),
+    )
+    .await;
     assert!(problems.is_empty(), "children: {problems:?}");
     assert!(
         Api::<StatefulSet>::namespaced(client.clone(), n)
@@ -233,15 +292,30 @@ async fn external_redis_example_leaves_autoscaled_replicas_to_the_autoscaler() {
     // The Redis clients get the URL with the password from the Secret.
     let deployments = Api::<Deployment>::namespaced(client.clone(), n);
     let store = deployments.get("shop-ext-event-store").await.unwrap();
-    let env = store.spec.unwrap().template.spec.unwrap().containers[0].env.clone().unwrap();
-    let url = env.iter().find(|e| e.name == "ORDERSHOP_REDIS_URL").unwrap();
+    let env = store.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap();
+    let url = env
+        .iter()
+        .find(|e| e.name == "ORDERSHOP_REDIS_URL")
+        .unwrap();
     assert_eq!(
         url.value.as_deref(),
         Some("redis://:$(REDIS_PASSWORD)@redis.example.internal:6379/0")
     );
     let password = env.iter().find(|e| e.name == "REDIS_PASSWORD").unwrap();
-    let secret = password.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
-    assert_eq!((secret.name.as_str(), secret.key.as_str()), ("shop-ext-external-redis", "password"));
+    let secret = password
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (secret.name.as_str(), secret.key.as_str()),
+        ("shop-external-redis", "password")
+    );
 
     // inventory autoscales: the reconcile does not own its replicas, so a
     // scale by someone else (the autoscaler's field manager) stays.
@@ -275,14 +349,19 @@ async fn external_redis_example_leaves_autoscaled_replicas_to_the_autoscaler() {
         let deployments = deployments.clone();
         async move {
             let d = deployments.get("shop-ext-inventory").await.ok()?;
-            let env = d.spec.as_ref()?.template.spec.as_ref()?.containers[0].env.clone()?;
+            let env = d.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+                .env
+                .clone()?;
             env.iter()
                 .any(|e| e.name == "RUST_LOG" && e.value.as_deref() == Some("debug"))
                 .then_some(())
         }
     })
     .await;
-    assert_eq!(deployment_replicas(&client, n, "shop-ext-inventory").await, Some(3));
+    assert_eq!(
+        deployment_replicas(&client, n, "shop-ext-inventory").await,
+        Some(3)
+    );
     assert_eq!(
         replicas_managers(&deployments.get("shop-ext-inventory").await.unwrap()),
         ["ordershop-autoscaler"]
@@ -301,17 +380,28 @@ async fn production_example_and_pruning_of_removed_children() {
     apply_example(n, "production.yaml");
     let shop = wait_ready(&client, n, "shop-prod").await;
     let uid = shop.uid().expect("uid");
-    let problems =
-        missing_or_unowned(&client, n, &uid, &expected_children("shop-prod", true, true)).await;
+    let problems = missing_or_unowned(
+        &client,
+        n,
+        &uid,
+        &expected_children("shop-prod", true, true),
+    )
+    .await;
     assert!(problems.is_empty(), "children: {problems:?}");
-    assert_eq!(deployment_replicas(&client, n, "shop-prod-api-gateway").await, Some(3));
+    assert_eq!(
+        deployment_replicas(&client, n, "shop-prod-api-gateway").await,
+        Some(3)
+    );
     let ingress = Api::<Ingress>::namespaced(client.clone(), n)
         .get("shop-prod-gateway")
         .await
         .unwrap();
     let spec = ingress.spec.unwrap();
     assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
-    assert_eq!(spec.rules.unwrap()[0].host.as_deref(), Some("shop.example.com"));
+    assert_eq!(
+        spec.rules.unwrap()[0].host.as_deref(),
+        Some("shop.example.com")
+    );
     let status = shop.status.unwrap();
     let autoscaled: Vec<&str> = status
         .services
@@ -331,15 +421,96 @@ async fn production_example_and_pruning_of_removed_children() {
         .await
         .unwrap();
     let gone = [
-        objects::Expected { kind: "Ingress", name: "shop-prod-gateway".into() },
-        objects::Expected { kind: "NetworkPolicy", name: "shop-prod-redis".into() },
+        objects::Expected {
+            kind: "Ingress",
+            name: "shop-prod-gateway".into(),
+        },
+        objects::Expected {
+            kind: "NetworkPolicy",
+            name: "shop-prod-redis".into(),
+        },
     ];
     eventually_async("Ingress and NetworkPolicy pruned", CONVERGE_WITHIN, || {
         let client = client.clone();
         let gone = gone.clone();
-        async move { still_present(&client, n, &gone).await.is_empty().then_some(()) }
+        async move {
+            still_present(&client, n, &gone)
+                .await
+                .is_empty()
+                .then_some(())
+        }
     })
     .await;
-    let reasons = event_reasons(&client, n, "shop-prod").await;
-    assert!(reasons.iter().any(|r| r == "Deleted"), "no Deleted Event in {reasons:?}");
+    // The Event follows the deletion: poll for it.
+    eventually_async("a Deleted Event", CONVERGE_WITHIN, || {
+        let client = client.clone();
+        async move {
+            let reasons = event_reasons(&client, n, "shop-prod").await;
+            reasons.iter().any(|r| r == "Deleted").then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_secret_degrades_with_a_warning_and_recovers() {
+    let client = cluster::connect().await;
+    install::chart();
+    let ns = TestNamespace::create(&client, "degraded").await;
+    let _operator = Operator::start(Options::for_namespace(&ns.name));
+    let n = ns.name.as_str();
+
+    // The example's OrderShop without its Secret.
+    let shop: OrderShop = serde_json::from_value(json!({
+        "apiVersion": "ordershop.io/v1alpha1", "kind": "OrderShop",
+        "metadata": {"name": "shop"},
+        "spec": {"redis": {"external": {
+            "url": "redis://redis.example.internal:6379/0",
+            "passwordSecretRef": {"name": "late-secret"}
+        }}}
+    }))
+    .unwrap();
+    shops(&client, n)
+        .create(&Default::default(), &shop)
+        .await
+        .unwrap();
+    let message = eventually_async("Degraded=True", CONVERGE_WITHIN, || {
+        let api = shops(&client, n);
+        async move {
+            let shop = api.get("shop").await.ok()?;
+            let status = shop.status?;
+            let degraded = status.conditions.iter().find(|c| c.type_ == "Degraded")?;
+            (degraded.status == "True").then(|| degraded.message.clone())
+        }
+    })
+    .await;
+    assert!(message.contains("late-secret"), "{message}");
+    eventually_async("a ReconcileFailed Warning Event", CONVERGE_WITHIN, || {
+        let client = client.clone();
+        async move {
+            let reasons = event_reasons(&client, n, "shop").await;
+            reasons.iter().any(|r| r == "ReconcileFailed").then_some(())
+        }
+    })
+    .await;
+
+    kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "late-secret",
+        "-n",
+        n,
+        "--from-literal=password=pw",
+    ]);
+    // Retried with backoff (1 s, 2 s, 4 s, ...): recovers without any spec change.
+    wait_ready(&client, n, "shop").await;
+    eventually_async("a Recovered Event", CONVERGE_WITHIN, || {
+        let client = client.clone();
+        async move {
+            let reasons = event_reasons(&client, n, "shop").await;
+            reasons.iter().any(|r| r == "Recovered").then_some(())
+        }
+    })
+    .await;
 }

@@ -143,7 +143,11 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         health.set_api_reachable(true);
-        assert_eq!(get_status(app(), "/readyz").await.0, StatusCode::OK, "standby is ready");
+        assert_eq!(
+            get_status(app(), "/readyz").await.0,
+            StatusCode::OK,
+            "standby is ready"
+        );
         health.set_leading(true);
         assert_eq!(
             get_status(app(), "/readyz").await.0,

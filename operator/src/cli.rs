@@ -11,7 +11,11 @@ use crate::run::RunError;
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
-#[command(name = "ordershop-operator", version, about = "The OrderShop Kubernetes operator")]
+#[command(
+    name = "ordershop-operator",
+    version,
+    about = "The OrderShop Kubernetes operator"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -28,7 +32,11 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Address of the admin server (/metrics, /healthz, /readyz).
-    #[arg(long, env = "ORDERSHOP_OPERATOR_ADMIN_LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "ORDERSHOP_OPERATOR_ADMIN_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
     pub admin_listen: SocketAddr,
     /// Reconcile OrderShops of this namespace only; all namespaces when unset.
     #[arg(long, env = "ORDERSHOP_OPERATOR_WATCH_NAMESPACE")]
@@ -41,7 +49,11 @@ pub struct RunArgs {
     #[arg(long, env = "ORDERSHOP_OPERATOR_LEADER_ELECTION", default_value_t = true, action = ArgAction::Set)]
     pub leader_election: bool,
     /// Name of the leader Lease.
-    #[arg(long, env = "ORDERSHOP_OPERATOR_LEASE_NAME", default_value = "ordershop-operator")]
+    #[arg(
+        long,
+        env = "ORDERSHOP_OPERATOR_LEASE_NAME",
+        default_value = "ordershop-operator"
+    )]
     pub lease_name: String,
     /// Seconds a leader's Lease stays valid after its last renewal.
     #[arg(long, env = "ORDERSHOP_OPERATOR_LEASE_DURATION", default_value_t = 15)]
@@ -58,7 +70,12 @@ pub struct RunArgs {
     /// OrderShops reconciled at the same time.
     #[arg(long, env = "ORDERSHOP_OPERATOR_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
-    #[arg(long, env = "ORDERSHOP_OPERATOR_LOG_FORMAT", value_enum, default_value = "json")]
+    #[arg(
+        long,
+        env = "ORDERSHOP_OPERATOR_LOG_FORMAT",
+        value_enum,
+        default_value = "json"
+    )]
     pub log_format: LogFormat,
 }
 

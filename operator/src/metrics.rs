@@ -25,6 +25,23 @@ pub struct ConsumerLabels {
     pub service: String,
 }
 
+/// The parts of one consumer's backlog, as the autoscaler measured them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BacklogPartsValues {
+    pub lag: i64,
+    pub pending: i64,
+    pub waiting: i64,
+    pub delayed: i64,
+    pub in_flight: i64,
+}
+
+/// Label of the autoscaler's poll counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PollLabels {
+    /// `measured`, or `unavailable` when Redis could not be read.
+    pub result: String,
+}
+
 /// Every metric the operator exports, registered once.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -35,6 +52,15 @@ pub struct Metrics {
     backlog: Family<ConsumerLabels, Gauge>,
     decided_replicas: Family<ConsumerLabels, Gauge>,
     leader: Gauge,
+    // --- autoscaler (operator/src/autoscale) ---
+    lag: Family<ConsumerLabels, Gauge>,
+    pending: Family<ConsumerLabels, Gauge>,
+    waiting: Family<ConsumerLabels, Gauge>,
+    delayed: Family<ConsumerLabels, Gauge>,
+    in_flight: Family<ConsumerLabels, Gauge>,
+    polls: Family<PollLabels, Counter>,
+    redis_commands: Counter,
+    poll_duration: Histogram,
 }
 
 impl Default for Metrics {
@@ -47,11 +73,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("ordershop_operator");
         let reconciles = Counter::default();
-        registry.register(
-            "reconciles",
-            "Reconciliations started",
-            reconciles.clone(),
-        );
+        registry.register("reconciles", "Reconciliations started", reconciles.clone());
         let errors = Family::<ErrorLabels, Counter>::default();
         registry.register(
             "reconcile_errors",
@@ -60,12 +82,9 @@ impl Metrics {
         );
         // 5 ms .. ~20 s: an apply of ~35 children takes tens of milliseconds
         // on a quiet API server and seconds on a loaded one.
-        let duration = Histogram::new(
-            [
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0,
-            ]
-            .into_iter(),
-        );
+        let duration = Histogram::new([
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0,
+        ]);
         registry.register(
             "reconcile_duration_seconds",
             "Duration of one reconciliation",
@@ -89,6 +108,59 @@ impl Metrics {
             "1 while this replica holds the leader Lease",
             leader.clone(),
         );
+        // --- autoscaler (operator/src/autoscale) ---
+        let part = |registry: &mut Registry, name: &str, help: &str| {
+            let family = Family::<ConsumerLabels, Gauge>::default();
+            registry.register(name, help, family.clone());
+            family
+        };
+        let lag = part(
+            &mut registry,
+            "consumer_lag",
+            "Stream entries not yet delivered to one consumer's groups",
+        );
+        let pending = part(
+            &mut registry,
+            "consumer_pending",
+            "Stream entries delivered to one consumer and not acknowledged",
+        );
+        let waiting = part(
+            &mut registry,
+            "consumer_waiting",
+            "Queue messages waiting for one consumer",
+        );
+        let delayed = part(
+            &mut registry,
+            "consumer_delayed",
+            "Queue messages of one consumer parked for a retry",
+        );
+        let in_flight = part(
+            &mut registry,
+            "consumer_in_flight",
+            "Queue messages received by one consumer and not acknowledged",
+        );
+        let polls = Family::<PollLabels, Counter>::default();
+        registry.register(
+            "autoscaler_polls",
+            "Backlog measurements of one OrderShop, by result",
+            polls.clone(),
+        );
+        let redis_commands = Counter::default();
+        registry.register(
+            "autoscaler_redis_commands",
+            "Redis commands sent by the autoscaler's measurements",
+            redis_commands.clone(),
+        );
+        // 1 ms .. 5 s: a pipelined measurement takes about a millisecond on
+        // a near Redis; the top buckets catch a Redis that stalls.
+        let poll_duration = Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ]);
+        registry.register(
+            "autoscaler_poll_duration_seconds",
+            "Duration of one autoscaler poll of one OrderShop (measure, decide, act)",
+            poll_duration.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciles,
@@ -97,6 +169,14 @@ impl Metrics {
             backlog,
             decided_replicas,
             leader,
+            lag,
+            pending,
+            waiting,
+            delayed,
+            in_flight,
+            polls,
+            redis_commands,
+            poll_duration,
         }
     }
 
@@ -132,6 +212,36 @@ impl Metrics {
     pub fn forget_consumer(&self, consumer: &ConsumerLabels) {
         self.backlog.remove(consumer);
         self.decided_replicas.remove(consumer);
+        for part in [
+            &self.lag,
+            &self.pending,
+            &self.waiting,
+            &self.delayed,
+            &self.in_flight,
+        ] {
+            part.remove(consumer);
+        }
+    }
+
+    /// The parts of a consumer's backlog at the autoscaler's last measurement.
+    pub fn record_backlog_parts(&self, consumer: &ConsumerLabels, parts: BacklogPartsValues) {
+        self.lag.get_or_create(consumer).set(parts.lag);
+        self.pending.get_or_create(consumer).set(parts.pending);
+        self.waiting.get_or_create(consumer).set(parts.waiting);
+        self.delayed.get_or_create(consumer).set(parts.delayed);
+        self.in_flight.get_or_create(consumer).set(parts.in_flight);
+    }
+
+    /// One autoscaler poll of one OrderShop.
+    pub fn autoscaler_polled(&self, measured: bool, redis_commands: u64, took: Duration) {
+        let result = if measured { "measured" } else { "unavailable" };
+        self.polls
+            .get_or_create(&PollLabels {
+                result: result.into(),
+            })
+            .inc();
+        self.redis_commands.inc_by(redis_commands);
+        self.poll_duration.observe(took.as_secs_f64());
     }
 
     /// The OpenMetrics text exposition.
@@ -160,6 +270,15 @@ mod tests {
             service: "inventory".into(),
         };
         m.record_consumer(&consumer, 250, 3);
+        m.record_backlog_parts(
+            &consumer,
+            BacklogPartsValues {
+                lag: 200,
+                in_flight: 50,
+                ..BacklogPartsValues::default()
+            },
+        );
+        m.autoscaler_polled(true, 95, Duration::from_millis(2));
         let text = m.encode();
         for needle in [
             "ordershop_operator_reconciles_total 1",
@@ -168,6 +287,10 @@ mod tests {
             "ordershop_operator_leader 1",
             "ordershop_operator_consumer_backlog{namespace=\"ns\",ordershop=\"shop\",service=\"inventory\"} 250",
             "ordershop_operator_consumer_decided_replicas{namespace=\"ns\",ordershop=\"shop\",service=\"inventory\"} 3",
+            "ordershop_operator_consumer_lag{namespace=\"ns\",ordershop=\"shop\",service=\"inventory\"} 200",
+            "ordershop_operator_consumer_in_flight{namespace=\"ns\",ordershop=\"shop\",service=\"inventory\"} 50",
+            "ordershop_operator_autoscaler_polls_total{result=\"measured\"} 1",
+            "ordershop_operator_autoscaler_redis_commands_total 95",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

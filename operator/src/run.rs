@@ -10,10 +10,10 @@ use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{ListParams, PartialObjectMeta};
+use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
-use kube::core::NamespaceResourceScope;
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -217,7 +217,10 @@ where
 /// A metadata-only watch of the operator's children of kind `K`, cached.
 fn watch_meta<K>(
     api: Api<PartialObjectMeta<K>>,
-) -> (Store<PartialObjectMeta<K>>, ChildStream<PartialObjectMeta<K>>)
+) -> (
+    Store<PartialObjectMeta<K>>,
+    ChildStream<PartialObjectMeta<K>>,
+)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {

@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 fn repo_file(relative: &str) -> (PathBuf, String) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(relative);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     (path, text)
@@ -26,8 +28,14 @@ fn committed_crds_match_the_rust_types() {
                 .lines()
                 .zip(generated.lines())
                 .position(|(a, b)| a != b)
-                .map_or_else(|| "length differs".to_string(), |n| format!("first difference at line {}", n + 1));
-            panic!("{} drifted from the Rust types ({line}); {REGENERATE}", path.display());
+                .map_or_else(
+                    || "length differs".to_string(),
+                    |n| format!("first difference at line {}", n + 1),
+                );
+            panic!(
+                "{} drifted from the Rust types ({line}); {REGENERATE}",
+                path.display()
+            );
         }
     }
 }
@@ -37,7 +45,9 @@ fn install_manifests_name_this_operator_version() {
     let version = env!("CARGO_PKG_VERSION");
     let (_, deployment) = repo_file("deploy/03-operator.yaml");
     assert!(
-        deployment.contains(&format!("image: ghcr.io/ordershop/ordershop-operator:{version}")),
+        deployment.contains(&format!(
+            "image: ghcr.io/ordershop/ordershop-operator:{version}"
+        )),
         "deploy/03-operator.yaml must run ghcr.io/ordershop/ordershop-operator:{version}"
     );
     let (_, chart) = repo_file("charts/ordershop-operator/Chart.yaml");
@@ -45,4 +55,42 @@ fn install_manifests_name_this_operator_version() {
         chart.contains(&format!("appVersion: \"{version}\"")),
         "charts/ordershop-operator/Chart.yaml appVersion must be \"{version}\""
     );
+}
+
+#[test]
+fn chart_and_plain_manifests_grant_the_same_rules() {
+    let (_, plain) = repo_file("deploy/02-rbac.yaml");
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&plain).expect("deploy/02-rbac.yaml is YAML");
+    let cluster_role = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole")
+        .expect("a ClusterRole in deploy/02-rbac.yaml");
+    let lease_role = docs
+        .iter()
+        .find(|d| d["kind"] == "Role")
+        .expect("a Role in deploy/02-rbac.yaml");
+
+    let (_, template) = repo_file("charts/ordershop-operator/templates/_rules.tpl");
+    let body: String = template
+        .lines()
+        .skip_while(|l| !l.starts_with("{{- define"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("{{- end"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let chart_rules: serde_json::Value =
+        serde_saphyr::from_str(&body).expect("the chart's rules are plain YAML");
+    assert_eq!(
+        cluster_role["rules"], chart_rules,
+        "deploy/02-rbac.yaml and charts/ordershop-operator/templates/_rules.tpl differ"
+    );
+
+    let (_, rbac_template) = repo_file("charts/ordershop-operator/templates/rbac.yaml");
+    for verb in lease_role["rules"][0]["verbs"].as_array().expect("verbs") {
+        assert!(
+            rbac_template.contains(&format!("\"{}\"", verb.as_str().unwrap())),
+            "the chart's leader-election Role lacks {verb}"
+        );
+    }
 }

@@ -176,7 +176,10 @@ mod tests {
         spec.services.billing.autoscaling.paused = false;
         spec.stopped = true;
         assert!(!may_actuate(&spec, false, Role::Billing));
-        assert_eq!(replica_owner(&spec, Role::Billing), ReplicaOwner::Reconcile(0));
+        assert_eq!(
+            replica_owner(&spec, Role::Billing),
+            ReplicaOwner::Reconcile(0)
+        );
     }
 
     #[test]
@@ -196,7 +199,10 @@ mod tests {
         assert_eq!(entry["name"], "inventory");
         assert_eq!(entry["backlog"], 42);
         assert_eq!(entry["desiredReplicas"], 3);
-        assert!(entry.get("currentReplicas").is_none(), "owned by the reconcile");
+        assert!(
+            entry.get("currentReplicas").is_none(),
+            "owned by the reconcile"
+        );
         assert_eq!(patch["status"]["backlog"], 42);
         assert_eq!(patch["apiVersion"], "ordershop.io/v1alpha1");
     }

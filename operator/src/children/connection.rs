@@ -111,7 +111,10 @@ mod tests {
         assert_eq!(c.url, "rediss://:$(REDIS_PASSWORD)@cache.example:6380/2");
         assert_eq!(c.endpoint, "cache.example:6380");
         let env = c.env();
-        assert_eq!(env[0].name, "REDIS_PASSWORD", "password first: $(VAR) only expands earlier vars");
+        assert_eq!(
+            env[0].name, "REDIS_PASSWORD",
+            "password first: $(VAR) only expands earlier vars"
+        );
         assert_eq!(env[1].name, "ORDERSHOP_REDIS_URL");
     }
 

@@ -104,7 +104,8 @@ pub fn desired(
         out.services.push(workloads.service(role));
     }
     if let Some(ingress) = &shop.spec.gateway.ingress {
-        out.ingresses.push(ingress::gateway(&names, &owner, ingress));
+        out.ingresses
+            .push(ingress::gateway(&names, &owner, ingress));
     }
     Ok(out)
 }

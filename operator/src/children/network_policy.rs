@@ -105,8 +105,13 @@ mod tests {
         assert_eq!(components, ["event-store", "message-queue", "read-model"]);
         assert!(peers[0].namespace_selector.is_none(), "same namespace only");
         assert_eq!(
-            peers[1].namespace_selector.as_ref().unwrap().match_labels.as_ref().unwrap()
-                ["kubernetes.io/metadata.name"],
+            peers[1]
+                .namespace_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()["kubernetes.io/metadata.name"],
             "ops"
         );
     }

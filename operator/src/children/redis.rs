@@ -305,8 +305,16 @@ mod tests {
         let claims = spec.volume_claim_templates.unwrap();
         assert_eq!(claims[0].metadata.name.as_deref(), Some("data"));
         assert_eq!(
-            claims[0].spec.as_ref().unwrap().resources.as_ref().unwrap().requests.as_ref().unwrap()
-                ["storage"],
+            claims[0]
+                .spec
+                .as_ref()
+                .unwrap()
+                .resources
+                .as_ref()
+                .unwrap()
+                .requests
+                .as_ref()
+                .unwrap()["storage"],
             Quantity("1Gi".into())
         );
         let policy = spec.persistent_volume_claim_retention_policy.unwrap();

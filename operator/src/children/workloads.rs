@@ -293,7 +293,14 @@ mod tests {
     }
 
     fn container(d: &Deployment) -> &Container {
-        &d.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0]
+        &d.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
     }
 
     fn env(d: &Deployment) -> BTreeMap<String, EnvVar> {
@@ -313,7 +320,10 @@ mod tests {
         for role in Role::ALL {
             let d = &ds[&format!("shop-{}", role.slug())];
             let c = container(d);
-            assert_eq!(c.image.as_deref(), Some("ghcr.io/ordershop/ordershop:1.2.3"));
+            assert_eq!(
+                c.image.as_deref(),
+                Some("ghcr.io/ordershop/ordershop:1.2.3")
+            );
             assert_eq!(c.args.as_deref(), Some(&[role.slug().to_string()][..]));
             assert_eq!(d.spec.as_ref().unwrap().replicas, Some(1));
         }
@@ -326,7 +336,10 @@ mod tests {
         assert!(store.contains_key("ORDERSHOP_REDIS_URL"));
         assert!(!store.contains_key("ORDERSHOP_EVENT_STORE_URL"));
         let order = env(&ds["shop-order"]);
-        assert!(!order.contains_key("ORDERSHOP_REDIS_URL"), "only Redis clients get Redis");
+        assert!(
+            !order.contains_key("ORDERSHOP_REDIS_URL"),
+            "only Redis clients get Redis"
+        );
         assert_eq!(
             order["ORDERSHOP_EVENT_STORE_URL"].value.as_deref(),
             Some("http://shop-event-store:50051")
@@ -336,7 +349,10 @@ mod tests {
             Some("http://shop-message-queue:50051")
         );
         let instance = order["ORDERSHOP_INSTANCE"].value_from.as_ref().unwrap();
-        assert_eq!(instance.field_ref.as_ref().unwrap().field_path, "metadata.name");
+        assert_eq!(
+            instance.field_ref.as_ref().unwrap().field_path,
+            "metadata.name"
+        );
         let gateway = env(&ds["shop-api-gateway"]);
         assert_eq!(
             gateway["ORDERSHOP_HTTP_LISTEN"].value.as_deref(),
@@ -348,10 +364,36 @@ mod tests {
     fn probes_are_grpc_except_the_gateways_http_endpoints() {
         let ds = deployments(OrderShopSpec::default());
         let customer = container(&ds["shop-customer"]);
-        assert_eq!(customer.readiness_probe.as_ref().unwrap().grpc.as_ref().unwrap().port, 50051);
-        assert_eq!(customer.liveness_probe.as_ref().unwrap().grpc.as_ref().unwrap().port, 50051);
+        assert_eq!(
+            customer
+                .readiness_probe
+                .as_ref()
+                .unwrap()
+                .grpc
+                .as_ref()
+                .unwrap()
+                .port,
+            50051
+        );
+        assert_eq!(
+            customer
+                .liveness_probe
+                .as_ref()
+                .unwrap()
+                .grpc
+                .as_ref()
+                .unwrap()
+                .port,
+            50051
+        );
         let gateway = container(&ds["shop-api-gateway"]);
-        let readiness = gateway.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        let readiness = gateway
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
         assert_eq!(readiness.path.as_deref(), Some("/readyz"));
     }
 
@@ -410,7 +452,10 @@ mod tests {
         let ds = deployments(spec);
         let vars = container(&ds["shop-mail"]).env.clone().unwrap();
         let last = vars.last().unwrap();
-        assert_eq!((last.name.as_str(), last.value.as_deref()), ("RUST_LOG", Some("debug")));
+        assert_eq!(
+            (last.name.as_str(), last.value.as_deref()),
+            ("RUST_LOG", Some("debug"))
+        );
     }
 
     #[test]
@@ -418,8 +463,12 @@ mod tests {
         let mut spec = OrderShopSpec::default();
         spec.gateway.service_type = GatewayServiceType::NodePort;
         spec.gateway.port = 8080;
-        let d = desired(&fixtures::shop(spec), Some(&fixtures::password()), &fixtures::settings())
-            .unwrap();
+        let d = desired(
+            &fixtures::shop(spec),
+            Some(&fixtures::password()),
+            &fixtures::settings(),
+        )
+        .unwrap();
         let svc = d
             .services
             .iter()
@@ -433,6 +482,9 @@ mod tests {
             .iter()
             .find(|s| s.metadata.name.as_deref() == Some("shop-customer"))
             .unwrap();
-        assert_eq!(other.spec.as_ref().unwrap().type_.as_deref(), Some("ClusterIP"));
+        assert_eq!(
+            other.spec.as_ref().unwrap().type_.as_deref(),
+            Some("ClusterIP")
+        );
     }
 }

@@ -84,7 +84,11 @@ mod tests {
     fn the_crd_fits_a_client_side_kubectl_apply() {
         let json = serde_json::to_string(&crd()).unwrap();
         // kubectl apply stores the whole object in a 262144-byte annotation.
-        assert!(json.len() < 128 * 1024, "CRD is {} bytes of JSON", json.len());
+        assert!(
+            json.len() < 128 * 1024,
+            "CRD is {} bytes of JSON",
+            json.len()
+        );
     }
 
     #[test]
@@ -95,9 +99,7 @@ mod tests {
         assert!(env["description"].is_string(), "own description kept");
         assert!(env["items"]["properties"]["name"]["description"].is_null());
         assert!(customer["properties"]["autoscaling"]["properties"]["minReplicas"].is_object());
-        assert!(
-            s["properties"]["spec"]["properties"]["suspend"]["description"].is_string()
-        );
+        assert!(s["properties"]["spec"]["properties"]["suspend"]["description"].is_string());
     }
 
     #[test]

@@ -4,16 +4,19 @@
 //! prints the CRD, and a test fails when the committed copies drift from it.
 
 mod generate;
+// The autoscaler's share of the status (operator/src/autoscale).
+mod scaling;
 mod spec;
 mod status;
 
 pub use generate::{crd, crd_yaml};
 pub use spec::{
-    AutoscalingSpec, ConsumerServiceSpec, ExternalRedisSpec, GatewaySpec, GatewayServiceType,
+    AutoscalingSpec, ConsumerServiceSpec, ExternalRedisSpec, GatewayServiceType, GatewaySpec,
     GlobalAutoscalingSpec, ImageSpec, IngressSpec, LogFormat, LogSpec, NetworkPolicySpec,
     OrderShop, OrderShopSpec, PullPolicy, RedisSpec, RedisStorageSpec, SecretKeyRef, ServiceSpec,
     ServiceView, ServicesSpec,
 };
+pub use scaling::{BacklogParts, ConsumerScalingStatus, ScalerMemory, ScalingDecision, WindowEntry};
 pub use status::{OrderShopStatus, RedisMode, RedisStatus, ServiceStatus, condition};
 
 /// API group of every OrderShop resource.

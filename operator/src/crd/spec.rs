@@ -310,6 +310,11 @@ pub struct AutoscalingSpec {
     #[serde(default = "default_scale_down_step")]
     #[schemars(range(min = 1, max = 1000))]
     pub scale_down_max_step: i32,
+    /// Least time between two scale-down steps (the autoscaler's rate
+    /// limit for scale-in; scale-up is never delayed).
+    #[serde(default = "default_scale_down_interval")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub scale_down_interval_seconds: i32,
     /// At most this many replicas added per scale-up step; unbounded when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
@@ -331,6 +336,7 @@ impl Default for AutoscalingSpec {
             target_backlog_per_replica: default_target_backlog(),
             scale_down_stabilization_seconds: default_scale_down_stabilization(),
             scale_down_max_step: default_scale_down_step(),
+            scale_down_interval_seconds: default_scale_down_interval(),
             scale_up_max_step: None,
             dry_run: false,
             paused: false,
@@ -352,6 +358,10 @@ fn default_scale_down_stabilization() -> i32 {
 }
 fn default_scale_down_step() -> i32 {
     1
+}
+// As the HPA's default scale-down policy period.
+fn default_scale_down_interval() -> i32 {
+    15
 }
 
 /// Autoscaling settings shared by every consumer.

@@ -87,6 +87,9 @@ pub struct ServiceStatus {
     /// Why it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale_reason: Option<String>,
+    /// The autoscaler's measurement, decision and memory (autoscaler).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<super::scaling::ConsumerScalingStatus>,
 }
 
 /// Condition types and reasons, and the standard transition bookkeeping.
@@ -152,7 +155,15 @@ mod tests {
         let first = transition(&[], READY, false, "Progressing", "", Some(1), t0);
         assert_eq!(first.last_transition_time.0, t0);
 
-        let same = transition(&[first.clone()], READY, false, "Still", "", Some(2), t1);
+        let same = transition(
+            std::slice::from_ref(&first),
+            READY,
+            false,
+            "Still",
+            "",
+            Some(2),
+            t1,
+        );
         assert_eq!(same.last_transition_time.0, t0, "no flip, time kept");
         assert_eq!(same.reason, "Still");
 

@@ -62,11 +62,7 @@ impl ChildStores {
             .get(&ObjectRef::new(name).within(namespace))
     }
 
-    pub fn stateful_set(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Option<std::sync::Arc<StatefulSet>> {
+    pub fn stateful_set(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<StatefulSet>> {
         self.stateful_sets
             .get(&ObjectRef::new(name).within(namespace))
     }
@@ -77,9 +73,7 @@ where
     T: Resource + Clone + 'static,
     T::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    store
-        .get(&ObjectRef::new(name).within(namespace))
-        .is_some()
+    store.get(&ObjectRef::new(name).within(namespace)).is_some()
 }
 
 /// Server-side applies one child with the operator's field manager, forcing
@@ -146,7 +140,13 @@ pub(super) async fn apply_all(
     let mut created = Vec::new();
     apply_kind(client, &stores.secrets, &desired.secrets, &mut created).await?;
     apply_kind(client, &stores.services, &desired.services, &mut created).await?;
-    apply_kind(client, &stores.stateful_sets, &desired.stateful_sets, &mut created).await?;
+    apply_kind(
+        client,
+        &stores.stateful_sets,
+        &desired.stateful_sets,
+        &mut created,
+    )
+    .await?;
     apply_kind(
         client,
         &stores.disruption_budgets,
@@ -161,7 +161,13 @@ pub(super) async fn apply_all(
         &mut created,
     )
     .await?;
-    apply_kind(client, &stores.deployments, &desired.deployments, &mut created).await?;
+    apply_kind(
+        client,
+        &stores.deployments,
+        &desired.deployments,
+        &mut created,
+    )
+    .await?;
     apply_kind(client, &stores.ingresses, &desired.ingresses, &mut created).await?;
     Ok(created)
 }
@@ -181,7 +187,10 @@ async fn prune_kind<K, T>(
     deleted: &mut Vec<String>,
 ) -> Result<(), Error>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
     T: Resource + Clone + 'static,
     T::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
@@ -192,8 +201,7 @@ where
             .iter()
             .any(|o| o.uid == owner_uid && o.controller == Some(true));
         let name = object.name_any();
-        if !controlled || object.namespace().as_deref() != Some(namespace) || keep.contains(&name)
-        {
+        if !controlled || object.namespace().as_deref() != Some(namespace) || keep.contains(&name) {
             continue;
         }
         match api.delete(&name, &DeleteParams::background()).await {

@@ -155,18 +155,38 @@ async fn reconcile_inner(shop: &OrderShop, ctx: &Context) -> Result<Action, Erro
         return Err(Error::CachesClosed);
     }
     let namespace = shop.namespace().ok_or(BuildError::NotPersisted)?;
-    let was = shop.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or(&[]);
+    let was = shop
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or(&[]);
 
     if shop.spec.suspend {
         let status = status::suspended(shop, Timestamp::now());
         if !condition::is_true(was, SUSPENDED) {
-            publish(ctx, shop, EventType::Normal, "Suspended", "spec.suspend is true: reconciliation paused", None).await;
+            publish(
+                ctx,
+                shop,
+                EventType::Normal,
+                "Suspended",
+                "spec.suspend is true: reconciliation paused",
+                None,
+            )
+            .await;
         }
         write_status(ctx, shop, &status).await?;
         return Ok(Action::await_change());
     }
     if condition::is_true(was, SUSPENDED) {
-        publish(ctx, shop, EventType::Normal, "Resumed", "spec.suspend is false: reconciling again", None).await;
+        publish(
+            ctx,
+            shop,
+            EventType::Normal,
+            "Resumed",
+            "spec.suspend is false: reconciling again",
+            None,
+        )
+        .await;
     }
 
     let names = Names::new(shop.name_any());
@@ -181,27 +201,59 @@ async fn reconcile_inner(shop: &OrderShop, ctx: &Context) -> Result<Action, Erro
     let redis_sts = ctx.stores.stateful_set(&namespace, &names.redis());
     let deployments: Vec<_> = Role::ALL
         .into_iter()
-        .map(|role| (role, ctx.stores.deployment(&namespace, &names.service(role))))
+        .map(|role| {
+            (
+                role,
+                ctx.stores.deployment(&namespace, &names.service(role)),
+            )
+        })
         .collect();
     let observed = status::Observed {
         redis: redis_sts.as_deref(),
-        deployments: deployments.iter().map(|(r, d)| (*r, d.as_deref())).collect(),
+        deployments: deployments
+            .iter()
+            .map(|(r, d)| (*r, d.as_deref()))
+            .collect(),
         failure: failure.clone(),
     };
     let new_status = status::compute(shop, &redis, &observed, Timestamp::now());
 
     match (&failure, condition::is_true(was, DEGRADED)) {
         (Some(message), _) => {
-            publish(ctx, shop, EventType::Warning, "ReconcileFailed", message, None).await;
+            publish(
+                ctx,
+                shop,
+                EventType::Warning,
+                "ReconcileFailed",
+                message,
+                None,
+            )
+            .await;
         }
         (None, true) => {
-            publish(ctx, shop, EventType::Normal, "Recovered", "reconciliation succeeds again", None).await;
+            publish(
+                ctx,
+                shop,
+                EventType::Normal,
+                "Recovered",
+                "reconciliation succeeds again",
+                None,
+            )
+            .await;
         }
         (None, false) => {}
     }
     let now_ready = condition::is_true(&new_status.conditions, READY);
     if now_ready && !condition::is_true(was, READY) {
-        publish(ctx, shop, EventType::Normal, "Ready", "Redis and every service are ready", None).await;
+        publish(
+            ctx,
+            shop,
+            EventType::Normal,
+            "Ready",
+            "Redis and every service are ready",
+            None,
+        )
+        .await;
     }
     // A failed status write must not hide the reconcile error, which has
     // the more useful message.
@@ -265,7 +317,11 @@ async fn apply_children(
 }
 
 /// Writes the reconcile's share of the status, unless it says nothing new.
-async fn write_status(ctx: &Context, shop: &OrderShop, status: &OrderShopStatus) -> Result<(), Error> {
+async fn write_status(
+    ctx: &Context,
+    shop: &OrderShop,
+    status: &OrderShopStatus,
+) -> Result<(), Error> {
     if status::same(&status::own_part(shop.status.as_ref()), status) {
         return Ok(());
     }

@@ -28,7 +28,10 @@ pub(super) fn generate() -> RedisPassword {
 
 /// The managed Redis' password: the one in its Secret if there is one,
 /// else a new one (which the caller then applies).
-pub(super) async fn managed_password(secrets: &Api<Secret>, name: &str) -> Result<RedisPassword, Error> {
+pub(super) async fn managed_password(
+    secrets: &Api<Secret>,
+    name: &str,
+) -> Result<RedisPassword, Error> {
     let existing = secrets.get_opt(name).await.map_err(|source| Error::Kube {
         action: "get",
         kind: "Secret".into(),
@@ -46,7 +49,10 @@ pub(super) async fn managed_password(secrets: &Api<Secret>, name: &str) -> Resul
 /// Checks that the external Redis' password Secret and key exist, so a typo
 /// shows up as a Degraded condition instead of pods stuck in
 /// CreateContainerConfigError.
-pub(super) async fn check_external(secrets: &Api<Secret>, reference: &SecretKeyRef) -> Result<(), Error> {
+pub(super) async fn check_external(
+    secrets: &Api<Secret>,
+    reference: &SecretKeyRef,
+) -> Result<(), Error> {
     let secret = secrets
         .get_opt(&reference.name)
         .await

@@ -52,8 +52,8 @@ impl Replicas {
     }
 }
 
-/// The reconcile-owned status of `shop`. `previous` carries the last
-/// transition times over.
+/// The reconcile-owned status of `shop`; conditions keep their last
+/// transition times from `shop.status` while their status holds.
 pub fn compute(
     shop: &OrderShop,
     redis: &RedisConnection,
@@ -90,11 +90,19 @@ pub fn compute(
                 .and_then(|s| s.ready_replicas)
                 .unwrap_or(0);
             let (ok, reason, message) = if spec.stopped {
-                (false, "Stopped", "Redis is scaled to zero (stopped)".to_string())
+                (
+                    false,
+                    "Stopped",
+                    "Redis is scaled to zero (stopped)".to_string(),
+                )
             } else if ready >= 1 {
                 (true, "Ready", "Redis is ready".to_string())
             } else {
-                (false, "NotReady", "waiting for the Redis pod to be ready".to_string())
+                (
+                    false,
+                    "NotReady",
+                    "waiting for the Redis pod to be ready".to_string(),
+                )
             };
             (
                 RedisStatus {
@@ -137,7 +145,10 @@ pub fn compute(
     let ready_count = total - not_ready.len();
     let services_ok = not_ready.is_empty() && !spec.stopped;
     let (services_reason, services_message) = if spec.stopped {
-        ("Stopped", "every service is scaled to zero (stopped)".to_string())
+        (
+            "Stopped",
+            "every service is scaled to zero (stopped)".to_string(),
+        )
     } else if services_ok {
         ("Ready", format!("all {total} services are ready"))
     } else {
@@ -163,7 +174,11 @@ pub fn compute(
     } else if !services_ok {
         (false, "ServicesNotReady", services_message.clone())
     } else {
-        (true, "Ready", "Redis and every service are ready".to_string())
+        (
+            true,
+            "Ready",
+            "Redis and every service are ready".to_string(),
+        )
     };
 
     OrderShopStatus {
@@ -171,7 +186,12 @@ pub fn compute(
         conditions: vec![
             cond(READY, ready_ok, ready_reason, ready_message),
             cond(REDIS_READY, redis_ready, redis_reason, redis_message),
-            cond(SERVICES_READY, services_ok, services_reason, services_message),
+            cond(
+                SERVICES_READY,
+                services_ok,
+                services_reason,
+                services_message,
+            ),
             degraded,
             cond(SUSPENDED, false, "Reconciling", String::new()),
         ],
@@ -307,7 +327,12 @@ mod tests {
                 .collect(),
             failure: None,
         };
-        compute(&shop, &RedisConnection::managed(&Names::new("shop")), &observed, now())
+        compute(
+            &shop,
+            &RedisConnection::managed(&Names::new("shop")),
+            &observed,
+            now(),
+        )
     }
 
     #[test]
@@ -367,7 +392,10 @@ mod tests {
         };
         let status = status_with(spec, Some(&redis_sts(0)), &all);
         let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Stopped"));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Stopped")
+        );
     }
 
     #[test]
@@ -378,8 +406,17 @@ mod tests {
             deployments: vec![],
             failure: Some("applying Deployment shop-cart: forbidden".into()),
         };
-        let status = compute(&shop, &RedisConnection::managed(&Names::new("shop")), &observed, now());
-        let degraded = status.conditions.iter().find(|c| c.type_ == DEGRADED).unwrap();
+        let status = compute(
+            &shop,
+            &RedisConnection::managed(&Names::new("shop")),
+            &observed,
+            now(),
+        );
+        let degraded = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == DEGRADED)
+            .unwrap();
         assert_eq!(degraded.status, TRUE);
         assert!(degraded.message.contains("forbidden"));
     }

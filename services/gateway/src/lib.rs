@@ -1,1 +1,67 @@
-//! OrderShop's API gateway.
+//! OrderShop's API gateway: the REST API of the OrderShop v2 contract, the
+//! live UI and its WebSocket push, the OpenAPI document and the probes.
+//!
+//! The gateway owns no state. Commands go through the message queue to the
+//! domain services (`<service>.<function>`), queries go through the queue to
+//! the read model, and every read carries the event store's current heads of
+//! the topics it touches as `after`, so it sees every write that completed
+//! before it, whichever gateway replica took that write.
+//!
+//! | module | does |
+//! |---|---|
+//! | `routes` | the router and its thin handlers |
+//! | `upstream` | commands and queries over the queue, read-your-writes heads |
+//! | `reply` | reply envelopes and client errors → HTTP status + `{"error"}` |
+//! | `body` | request extractors whose rejections are JSON errors too |
+//! | `push` | one tail of every topic, fanned out to browsers over WebSockets |
+//! | `ui` | the embedded page, script and stylesheet |
+//! | `openapi` | the OpenAPI 3 document, built from the same tables as the router |
+//! | `health` | `/healthz` (process up) and `/readyz` (event store and queue answer) |
+
+mod body;
+mod config;
+mod error;
+mod health;
+mod openapi;
+mod push;
+mod reply;
+mod routes;
+mod state;
+mod ui;
+mod upstream;
+
+use ordershop_client::Clients;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::GatewayConfig;
+pub use error::GatewayError;
+pub use routes::router;
+pub use state::GatewayState;
+
+/// Serves the gateway on `listener` until `shutdown` fires: requests in
+/// progress finish, WebSocket clients get a close frame, the tail of the
+/// event store stops.
+pub async fn run(
+    listener: TcpListener,
+    clients: Clients,
+    config: GatewayConfig,
+    shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
+    let state = GatewayState::new(clients, config, shutdown.clone());
+    let tail = state.spawn_tail();
+    let address = listener.local_addr().map_err(GatewayError::Listener)?;
+    tracing::info!(%address, "api gateway listening");
+    let served = axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .map_err(GatewayError::Serve);
+    // Reached on a stop or a failing listener: either way the push ends.
+    shutdown.cancel();
+    state.drain_push_clients().await;
+    if let Err(err) = tail.await {
+        tracing::warn!(error = %err, "event tail task failed");
+    }
+    tracing::info!("api gateway stopped");
+    served
+}

@@ -1,1 +1,12 @@
-//! The ordershop binary: one subcommand per service, plus the all-in-one local run.
+//! The `ordershop` binary: the same executable (and container image) runs
+//! every role, as Grafana Loki's single binary does (`ordershop customer`,
+//! `ordershop api-gateway`, ...), plus `ordershop local`, the developer's
+//! all-in-one run.
+#![deny(warnings)]
+
+pub mod cli;
+mod local;
+mod parent_watch;
+mod roles;
+mod shutdown;
+mod telemetry;

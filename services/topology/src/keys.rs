@@ -85,6 +85,36 @@ impl QueueKeys {
     }
 }
 
+/// The read model's cache of one topic. The keys share the hash tag
+/// `{readmodel:<topic>}`, so the fold script that writes entities and the
+/// checkpoint together stays on one slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadModelKeys {
+    /// Hash entity id -> entity JSON (live entities only). For `mail`:
+    /// entry id -> the mail entry JSON (`[entry_id, {event_id, ...}]`).
+    pub entities: String,
+    /// Hash entity id -> version of the last event applied (deleted
+    /// entities keep theirs, so a replayed create cannot bring one back).
+    pub versions: String,
+    /// String: the entry id of the last event of the topic applied.
+    pub checkpoint: String,
+}
+
+impl ReadModelKeys {
+    pub fn new(topic: &str) -> Self {
+        let tag = format!("{{readmodel:{topic}}}");
+        Self {
+            entities: format!("{tag}:entities"),
+            versions: format!("{tag}:versions"),
+            checkpoint: format!("{tag}:checkpoint"),
+        }
+    }
+}
+
+/// Matches every key of the read model's cache (`SCAN MATCH`), e.g. to
+/// flush it: the read model then rebuilds it from the event store.
+pub const READ_MODEL_KEY_PATTERN: &str = "{readmodel:*";
+
 /// The set of every channel ever used, so the queue's lease reaper and the
 /// operator can find them.
 pub const CHANNELS_SET: &str = "queue:channels";
@@ -97,7 +127,10 @@ mod tests {
     fn keys_of_a_channel_share_one_hash_tag() {
         let keys = QueueKeys::new("order-service.create_orders");
         for key in [&keys.waiting, &keys.inflight, &keys.leases, &keys.messages] {
-            assert!(key.starts_with("queue:{order-service.create_orders}:"), "{key}");
+            assert!(
+                key.starts_with("queue:{order-service.create_orders}:"),
+                "{key}"
+            );
         }
     }
 
@@ -107,5 +140,15 @@ mod tests {
         assert_eq!(keys.stream, "events:order");
         // Redis hashes only `events:order` for both.
         assert!(keys.versions.starts_with("{events:order}"));
+    }
+
+    #[test]
+    fn read_model_keys_share_one_tag_and_match_the_pattern() {
+        let keys = ReadModelKeys::new("cart");
+        for key in [&keys.entities, &keys.versions, &keys.checkpoint] {
+            assert!(key.starts_with("{readmodel:cart}:"), "{key}");
+            let prefix = READ_MODEL_KEY_PATTERN.trim_end_matches('*');
+            assert!(key.starts_with(prefix), "{key}");
+        }
     }
 }

@@ -9,7 +9,10 @@
 mod keys;
 mod roles;
 
-pub use keys::{CHANNELS_SET, QueueKeys, StreamKeys, channel_name, dead_letter_stream, stream_key};
+pub use keys::{
+    CHANNELS_SET, QueueKeys, READ_MODEL_KEY_PATTERN, ReadModelKeys, StreamKeys, channel_name,
+    dead_letter_stream, stream_key,
+};
 pub use roles::{Role, Subscription};
 
 /// Every event topic, in the order the contract lists them.

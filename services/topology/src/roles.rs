@@ -113,7 +113,12 @@ impl Role {
             Role::Cart => &["create_carts", "update_cart", "delete_cart"],
             // `set_status` carries the inventory saga's verdict
             // (IN_STOCK / OUT_OF_STOCK) to the owner of the order state.
-            Role::Order => &["create_orders", "update_order", "delete_order", "set_status"],
+            Role::Order => &[
+                "create_orders",
+                "update_order",
+                "delete_order",
+                "set_status",
+            ],
             Role::Billing => &["create_billings", "update_billing", "delete_billing"],
             Role::Shipping => &["create_shippings", "update_shipping", "delete_shipping"],
             Role::Mail => &["send"],

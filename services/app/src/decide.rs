@@ -1,0 +1,100 @@
+//! The loop every writer runs: catch the view up, decide, append with
+//! expected versions; on a version conflict catch up and decide again.
+
+use ordershop_client::{ClientError, EventStore};
+use ordershop_core::{Decision, DomainError, NewEvent, Topic, View};
+use tonic::Code;
+
+use crate::codec::encode;
+use crate::entry_id::EntryId;
+use crate::envelope::Positions;
+use crate::live_view::LiveView;
+
+/// What a decision led to once its events are stored.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome<R> {
+    pub(crate) reply: R,
+    /// Where the appended events landed (empty when nothing was appended).
+    pub(crate) positions: Positions,
+}
+
+/// Why a decision was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DecideError {
+    /// The decider refused; the text is for the client.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// Others kept changing the same entities.
+    #[error("gave up after {0} version conflicts; try again")]
+    Conflict(u32),
+    /// The event store could not be reached; worth retrying later.
+    #[error("event store: {0}")]
+    Store(#[from] ClientError),
+}
+
+/// Decides on a current view and appends the decision, retrying on
+/// version conflicts at most `max_conflicts` times.
+pub(crate) async fn decide_and_append<R>(
+    view: &LiveView,
+    store: &EventStore,
+    max_conflicts: u32,
+    decide: impl Fn(&View) -> Result<Decision<R>, DomainError>,
+) -> Result<Outcome<R>, DecideError> {
+    let mut conflicts = 0;
+    loop {
+        view.catch_up().await?;
+        let decision = view.read(&decide)?;
+        if decision.events.is_empty() {
+            return Ok(Outcome {
+                reply: decision.reply,
+                positions: Positions::new(),
+            });
+        }
+        match append(store, &decision.events).await {
+            Ok(positions) => {
+                return Ok(Outcome {
+                    reply: decision.reply,
+                    positions,
+                });
+            }
+            Err(err) if err.code() == Code::Aborted => {
+                conflicts += 1;
+                tracing::debug!(conflicts, reason = %err, "version conflict; deciding again");
+                if conflicts > max_conflicts {
+                    return Err(DecideError::Conflict(conflicts));
+                }
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Appends events, one atomic batch per topic, in the order given. Every
+/// decider of the core writes to a single topic, so a decision is atomic.
+pub(crate) async fn append(
+    store: &EventStore,
+    events: &[NewEvent],
+) -> Result<Positions, ClientError> {
+    let mut batches: Vec<(Topic, Vec<&NewEvent>)> = Vec::new();
+    for event in events {
+        match batches.iter_mut().find(|(t, _)| *t == event.topic) {
+            Some((_, batch)) => batch.push(event),
+            None => batches.push((event.topic, vec![event])),
+        }
+    }
+    let mut positions = Positions::new();
+    for (topic, batch) in batches {
+        let stored = store
+            .publish(topic.name(), batch.into_iter().map(encode).collect())
+            .await?;
+        // A duplicate reports its original entry, which may be older.
+        let last = stored
+            .iter()
+            .filter_map(|s| Some((EntryId::parse(&s.entry_id)?, &s.entry_id)))
+            .max_by_key(|(id, _)| *id);
+        if let Some((_, entry)) = last {
+            positions.insert(topic.name().to_string(), entry.clone());
+        }
+    }
+    Ok(positions)
+}

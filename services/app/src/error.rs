@@ -1,0 +1,16 @@
+use ordershop_client::ClientError;
+
+/// Why [`crate::run`] could not run a role.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The gateway and the two infrastructure servers have their own crates.
+    #[error("role {0} is not one of the workers run by ordershop-app")]
+    UnsupportedRole(&'static str),
+    #[error("the read model needs a Redis connection for its cache")]
+    MissingRedis,
+    /// The event store refused a call in a way retrying cannot fix.
+    #[error("event store: {0}")]
+    EventStore(#[source] ClientError),
+    #[error("read-model cache: {0}")]
+    Cache(#[source] redis::RedisError),
+}

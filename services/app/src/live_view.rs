@@ -1,0 +1,354 @@
+//! A [`View`] kept current from the event store, and brought up to the
+//! store's heads before every decision.
+//!
+//! - At start every topic is replayed whole ([`LiveView::load`]).
+//! - One tail task per topic long-polls the store and folds new events as
+//!   they come, so the view is usually current already when a decision
+//!   needs it.
+//! - [`LiveView::catch_up`] asks the store for its heads (one round trip)
+//!   and waits until the tails have folded up to them, reading directly
+//!   when a tail lags. Concurrent callers share one heads request: a caller
+//!   is satisfied by any heads request that *started after it arrived*, so
+//!   under load the number of heads calls stays at one per round trip,
+//!   however many handlers wait.
+//!
+//! Events are folded strictly in stream order: a page is folded only past
+//! the topic's cursor, so a tail and a direct read racing over the same
+//! range fold every event once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::future::try_join_all;
+use ordershop_client::{Backoff, ClientError, EventStore, Recorded};
+use ordershop_core::{Topic, View};
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::decode;
+use crate::entry_id::EntryId;
+
+/// Tunables of a live view.
+#[derive(Debug, Clone)]
+pub struct ViewSettings {
+    /// Events per read.
+    pub page: u32,
+    /// Long-poll time of one tail read; bounds how late a stop is noticed.
+    pub tail_wait: Duration,
+    /// How long a catch-up waits for the tails before reading by itself.
+    pub tail_grace: Duration,
+}
+
+impl Default for ViewSettings {
+    fn default() -> Self {
+        Self {
+            page: 1000,
+            tail_wait: Duration::from_secs(1),
+            tail_grace: Duration::from_millis(50),
+        }
+    }
+}
+
+struct Folded {
+    view: View,
+    cursors: BTreeMap<Topic, EntryId>,
+}
+
+/// A view of some topics, shared by every handler of a service.
+pub(crate) struct LiveView {
+    store: EventStore,
+    topics: Vec<Topic>,
+    settings: ViewSettings,
+    folded: RwLock<Folded>,
+    /// Mirrors `folded.cursors` for waiters.
+    positions: HashMap<Topic, watch::Sender<EntryId>>,
+    /// Serialises heads requests (see the module doc).
+    fetching: Mutex<()>,
+    fetches_started: AtomicU64,
+    fetches_done: AtomicU64,
+}
+
+impl std::fmt::Debug for LiveView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveView")
+            .field("topics", &self.topics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveView {
+    /// An empty view of `topics` (duplicates ignored).
+    pub(crate) fn new(
+        store: EventStore,
+        topics: &[Topic],
+        settings: ViewSettings,
+    ) -> Arc<LiveView> {
+        let mut topics = topics.to_vec();
+        topics.sort();
+        topics.dedup();
+        Arc::new(LiveView {
+            store,
+            folded: RwLock::new(Folded {
+                view: View::new(&topics),
+                cursors: topics.iter().map(|t| (*t, EntryId::ZERO)).collect(),
+            }),
+            positions: topics
+                .iter()
+                .map(|t| (*t, watch::Sender::new(EntryId::ZERO)))
+                .collect(),
+            topics,
+            settings,
+            fetching: Mutex::new(()),
+            fetches_started: AtomicU64::new(0),
+            fetches_done: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn topics(&self) -> &[Topic] {
+        &self.topics
+    }
+
+    /// Replays every topic from the beginning (all topics at once).
+    pub(crate) async fn load(&self) -> Result<usize, ClientError> {
+        let pages = try_join_all(self.topics.iter().map(|topic| async move {
+            let after = self.cursor(*topic).cursor();
+            let (records, _) = self.store.read_all(topic.name(), &after).await?;
+            Ok::<_, ClientError>((*topic, records))
+        }))
+        .await?;
+        let mut events = 0;
+        for (topic, records) in pages {
+            events += records.len();
+            self.fold_page(topic, records);
+        }
+        Ok(events)
+    }
+
+    /// Starts one tail task per topic; they stop when `cancel` fires.
+    pub(crate) fn spawn_tails(self: &Arc<Self>, cancel: &CancellationToken) -> Vec<JoinHandle<()>> {
+        self.topics
+            .iter()
+            .map(|topic| {
+                let view = self.clone();
+                let cancel = cancel.clone();
+                let topic = *topic;
+                tokio::spawn(async move { view.tail(topic, cancel).await })
+            })
+            .collect()
+    }
+
+    async fn tail(&self, topic: Topic, cancel: CancellationToken) {
+        let mut backoff = Backoff::default();
+        loop {
+            let after = self.cursor(topic).cursor();
+            let read = self.store.read(
+                topic.name(),
+                &after,
+                self.settings.page,
+                self.settings.tail_wait,
+            );
+            // Dropping a read in flight loses nothing: it only reads.
+            let result = tokio::select! {
+                _ = cancel.cancelled() => return,
+                result = read => result,
+            };
+            match result {
+                Ok((records, _)) => {
+                    backoff.reset();
+                    self.fold_page(topic, records);
+                }
+                Err(err) => {
+                    let pause = backoff.next_delay();
+                    tracing::warn!(%topic, error = %err, ?pause, "tailing the event store failed; retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Brings the view up to the store's current heads.
+    pub(crate) async fn catch_up(&self) -> Result<(), ClientError> {
+        let arrived = self.fetches_started.load(Ordering::SeqCst);
+        let _turn = self.fetching.lock().await;
+        if self.fetches_done.load(Ordering::SeqCst) > arrived {
+            // A heads request that started after we arrived has been
+            // waited for completely: the view is at least that fresh.
+            return Ok(());
+        }
+        let number = self.fetches_started.fetch_add(1, Ordering::SeqCst) + 1;
+        let names: Vec<&str> = self.topics.iter().map(|t| t.name()).collect();
+        let heads = self.store.heads(&names).await?;
+        try_join_all(self.topics.iter().map(|topic| {
+            let head = heads
+                .get(topic.name())
+                .and_then(|h| EntryId::parse(h))
+                .unwrap_or(EntryId::ZERO);
+            self.reach(*topic, head)
+        }))
+        .await?;
+        self.fetches_done.store(number, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Waits for the tail to fold up to `head`, then reads what is still
+    /// missing by itself.
+    async fn reach(&self, topic: Topic, head: EntryId) -> Result<(), ClientError> {
+        let mut position = self.positions[&topic].subscribe();
+        let reached = tokio::time::timeout(self.settings.tail_grace, async {
+            position.wait_for(|p| *p >= head).await.is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        if reached {
+            return Ok(());
+        }
+        while self.cursor(topic) < head {
+            let after = self.cursor(topic).cursor();
+            let (records, _) = self
+                .store
+                .read(topic.name(), &after, self.settings.page, Duration::ZERO)
+                .await?;
+            if records.is_empty() {
+                // Nothing past the cursor although the head is further:
+                // the stream was trimmed or replaced. Nothing to wait for.
+                tracing::warn!(%topic, %head, cursor = %self.cursor(topic), "head is beyond the last readable event");
+                break;
+            }
+            self.fold_page(topic, records);
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the current view. Keep it short and synchronous: every
+    /// fold waits for it.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&View) -> R) -> R {
+        let folded = self.folded.read().unwrap_or_else(|e| e.into_inner());
+        f(&folded.view)
+    }
+
+    /// The last entry folded for `topic`.
+    pub(crate) fn cursor(&self, topic: Topic) -> EntryId {
+        let folded = self.folded.read().unwrap_or_else(|e| e.into_inner());
+        folded.cursors.get(&topic).copied().unwrap_or(EntryId::ZERO)
+    }
+
+    /// Folds the events of a page that lie past the topic's cursor.
+    fn fold_page(&self, topic: Topic, records: Vec<Recorded>) {
+        if records.is_empty() {
+            return;
+        }
+        // Decode outside the lock: handlers read the view meanwhile.
+        let decoded: Vec<(EntryId, Option<_>)> = records
+            .iter()
+            .filter_map(|record| {
+                let Some(entry) = EntryId::parse(&record.entry_id) else {
+                    tracing::error!(%topic, entry = %record.entry_id, "event with an unreadable entry id skipped");
+                    return None;
+                };
+                let event = decode(record)
+                    .inspect_err(|err| tracing::error!(%topic, error = %err, "unreadable event skipped"))
+                    .ok();
+                Some((entry, event))
+            })
+            .collect();
+        let mut folded = self.folded.write().unwrap_or_else(|e| e.into_inner());
+        let Folded { view, cursors } = &mut *folded;
+        let Some(cursor) = cursors.get_mut(&topic) else {
+            return;
+        };
+        let mut applied = 0usize;
+        for (entry, event) in decoded {
+            if entry <= *cursor {
+                continue;
+            }
+            *cursor = entry;
+            if let Some(event) = event {
+                applied += 1;
+                if let Err(err) = view.apply(&event) {
+                    tracing::error!(%topic, error = %err, "event folded without its data");
+                }
+            }
+        }
+        let now = *cursor;
+        drop(folded);
+        if applied > 0 {
+            tracing::trace!(%topic, applied, position = %now, "folded");
+        }
+        // Two folds may finish in either order; the mirror only moves on.
+        self.positions[&topic].send_if_modified(|p| {
+            let moved = now > *p;
+            if moved {
+                *p = now;
+            }
+            moved
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(topic: &str, entry: &str, id: &str, version: u64) -> Recorded {
+        Recorded {
+            topic: topic.into(),
+            entry_id: entry.into(),
+            version,
+            event_id: format!("ev-{entry}"),
+            event_action: if version == 1 {
+                "entity_created"
+            } else {
+                "entity_updated"
+            }
+            .into(),
+            event_data: serde_json::json!({"entity_id": id, "name": format!("n{version}"), "email": "a@b.c"})
+                .to_string(),
+            entity_id: id.into(),
+            causation_id: String::new(),
+        }
+    }
+
+    fn view() -> Arc<LiveView> {
+        // The store is never called in these tests: connecting is lazy.
+        let store = EventStore::connect("http://127.0.0.1:1").expect("lazy endpoint");
+        LiveView::new(store, &[Topic::Customer], ViewSettings::default())
+    }
+
+    #[tokio::test]
+    async fn overlapping_pages_fold_each_event_once() {
+        let view = view();
+        view.fold_page(
+            Topic::Customer,
+            vec![
+                record("customer", "1-0", "c1", 1),
+                record("customer", "2-0", "c1", 2),
+            ],
+        );
+        // A second reader that started earlier delivers an overlapping page.
+        view.fold_page(
+            Topic::Customer,
+            vec![
+                record("customer", "2-0", "c1", 2),
+                record("customer", "3-0", "c1", 3),
+            ],
+        );
+        assert_eq!(view.cursor(Topic::Customer), "3-0".parse().unwrap());
+        assert_eq!(view.read(|v| v.version(Topic::Customer, "c1")), 3);
+    }
+
+    #[tokio::test]
+    async fn unreadable_events_still_move_the_cursor() {
+        let view = view();
+        let mut bad = record("customer", "9-0", "c1", 1);
+        bad.event_data = "not json".into();
+        view.fold_page(Topic::Customer, vec![bad]);
+        assert_eq!(view.cursor(Topic::Customer), "9-0".parse().unwrap());
+        assert_eq!(view.read(|v| v.version(Topic::Customer, "c1")), 0);
+    }
+}

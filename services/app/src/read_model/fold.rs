@@ -1,0 +1,181 @@
+//! One fold task per topic: tails the topic from the cache's checkpoint and
+//! writes each page into the cache (see [`super::script`]).
+//!
+//! The task publishes the checkpoint it last saw in Redis, so queries can
+//! wait for their `after` positions without polling Redis. It notices a
+//! flushed cache (checkpoint gone or behind its cursor) when the script
+//! refuses a page, when a long poll ends empty, and when a query pokes it
+//! ([`FoldHandle::recheck`]), and then rebuilds from the checkpoint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ordershop_client::{Backoff, EventStore};
+use ordershop_core::Topic;
+use ordershop_redis::Redis;
+use ordershop_topology::ReadModelKeys;
+use redis::{AsyncCommands, Script};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::entry_id::EntryId;
+use crate::read_model::script::{apply, fold_ops, fold_script};
+
+/// What queries need of a fold task.
+#[derive(Debug, Clone)]
+pub(crate) struct FoldHandle {
+    /// The cache's checkpoint of the topic as the task last saw it.
+    pub(crate) checkpoint: watch::Receiver<EntryId>,
+    recheck: Arc<Notify>,
+}
+
+impl FoldHandle {
+    /// Asks the task to compare its cursor with the cache now (a query
+    /// found the cache behind what the task believed).
+    pub(crate) fn recheck(&self) {
+        self.recheck.notify_one();
+    }
+}
+
+/// The fold task of one topic.
+#[derive(Debug)]
+pub(crate) struct Folder {
+    topic: Topic,
+    keys: ReadModelKeys,
+    redis: Redis,
+    store: EventStore,
+    script: Script,
+    page: u32,
+    tail_wait: Duration,
+    checkpoint: watch::Sender<EntryId>,
+    recheck: Arc<Notify>,
+}
+
+impl Folder {
+    pub(crate) fn new(
+        topic: Topic,
+        redis: Redis,
+        store: EventStore,
+        page: u32,
+        tail_wait: Duration,
+    ) -> (Folder, FoldHandle) {
+        let (checkpoint, rx) = watch::channel(EntryId::ZERO);
+        let recheck = Arc::new(Notify::new());
+        let handle = FoldHandle {
+            checkpoint: rx,
+            recheck: recheck.clone(),
+        };
+        let folder = Folder {
+            topic,
+            keys: ReadModelKeys::new(topic.name()),
+            redis,
+            store,
+            script: fold_script(),
+            page,
+            tail_wait,
+            checkpoint,
+            recheck,
+        };
+        (folder, handle)
+    }
+
+    pub(crate) async fn run(self, cancel: CancellationToken) {
+        let topic = self.topic;
+        let mut backoff = Backoff::default();
+        let mut cursor = loop {
+            match self.stored_checkpoint().await {
+                Ok(stored) => break stored,
+                Err(err) => {
+                    let pause = backoff.next_delay();
+                    tracing::warn!(%topic, error = %err, ?pause, "reading the checkpoint failed; retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        };
+        tracing::info!(%topic, checkpoint = %cursor, "read model folding");
+        self.checkpoint.send_replace(cursor);
+        loop {
+            let step = tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = self.recheck.notified() => self.verify(cursor).await,
+                step = self.step(cursor) => step,
+            };
+            match step {
+                Ok(next) => {
+                    backoff.reset();
+                    cursor = next;
+                }
+                Err(err) => {
+                    let pause = backoff.next_delay();
+                    tracing::warn!(%topic, error = %err, ?pause, "folding failed; retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads one page after `cursor` (waiting for one if there is none)
+    /// and applies it. Returns the new cursor. Cancelling it between the
+    /// read and the script loses nothing: the script is one Redis call.
+    async fn step(&self, cursor: EntryId) -> Result<EntryId, FoldError> {
+        let (records, _) = self
+            .store
+            .read(
+                self.topic.name(),
+                &cursor.cursor(),
+                self.page,
+                self.tail_wait,
+            )
+            .await?;
+        if records.is_empty() {
+            return self.verify(cursor).await;
+        }
+        let ops = fold_ops(self.topic, &records);
+        let last = ops.last().map_or(cursor, |op| op.entry);
+        let mut conn = self.redis.conn();
+        let (applied, stored) = apply(&self.script, &mut conn, &self.keys, cursor, &ops).await?;
+        self.checkpoint.send_replace(stored);
+        if !applied {
+            tracing::warn!(topic = %self.topic, %cursor, checkpoint = %stored, "cache behind the fold (flushed?); rebuilding from its checkpoint");
+            return Ok(stored);
+        }
+        tracing::trace!(topic = %self.topic, events = ops.len(), checkpoint = %stored, "page folded");
+        // Another replica may be ahead: continue after whichever is further.
+        Ok(last.max(stored))
+    }
+
+    /// Compares the cursor with the cache's checkpoint; a cache behind it
+    /// was flushed, so the fold restarts from the cache's checkpoint.
+    async fn verify(&self, cursor: EntryId) -> Result<EntryId, FoldError> {
+        let stored = self.stored_checkpoint().await?;
+        self.checkpoint.send_replace(stored);
+        if stored < cursor {
+            tracing::warn!(topic = %self.topic, %cursor, checkpoint = %stored, "cache behind the fold (flushed?); rebuilding from its checkpoint");
+            return Ok(stored);
+        }
+        Ok(cursor.max(stored))
+    }
+
+    async fn stored_checkpoint(&self) -> redis::RedisResult<EntryId> {
+        let mut conn = self.redis.conn();
+        let stored: Option<String> = conn.get(&self.keys.checkpoint).await?;
+        Ok(stored
+            .as_deref()
+            .and_then(EntryId::parse)
+            .unwrap_or(EntryId::ZERO))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FoldError {
+    #[error("event store: {0}")]
+    Store(#[from] ordershop_client::ClientError),
+    #[error("cache: {0}")]
+    Cache(#[from] redis::RedisError),
+}

@@ -1,0 +1,63 @@
+//! The sagas: event handlers on durable consumer-group subscriptions.
+//!
+//! Every handler is idempotent: it catches its view up first, and the core's
+//! deciders recognise their own earlier work by causation id, so a
+//! redelivered event changes nothing twice. A handler returns `Err` only
+//! for what may pass (the event store is away, the order is not ready
+//! yet); the subscription then redelivers the event later, and
+//! dead-letters it after too many tries.
+
+pub(crate) mod order_status;
+pub(crate) mod shipping;
+pub(crate) mod stock;
+
+use std::time::Duration;
+
+use ordershop_client::{HandlerError, Recorded};
+use ordershop_core::RecordedEvent;
+
+use crate::codec::decode;
+use crate::decide::DecideError;
+
+/// The domain event of a delivery, or `None` (logged) when it cannot be
+/// read: such an event is acked, since no retry can make it readable.
+pub(crate) fn readable(record: &Recorded) -> Option<RecordedEvent> {
+    decode(record)
+        .inspect_err(
+            |err| tracing::error!(topic = %record.topic, error = %err, "unreadable event skipped"),
+        )
+        .ok()
+}
+
+/// How long an event that came too early waits before its next delivery:
+/// doubling from half a second, so the usual wait (the inventory's verdict
+/// is a few milliseconds behind) costs one short pause and a slow one still
+/// gets several seconds before the event is dead-lettered.
+pub(crate) fn not_yet_pause(delivery_count: u32) -> Duration {
+    let doublings = delivery_count.saturating_sub(1).min(4);
+    Duration::from_millis(500) * 2u32.pow(doublings)
+}
+
+/// A failed decision as a refusal of the delivery.
+pub(crate) fn retry(step: &str, err: DecideError) -> HandlerError {
+    if let DecideError::Domain(err) = &err {
+        // The deciders refuse events only when the view lacks a topic: a
+        // wiring bug, which a retry will not fix but a deploy will.
+        tracing::error!(%step, error = %err, "saga decision failed on our side");
+    }
+    HandlerError::retry(format!("{step}: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_double_and_stop_growing() {
+        assert_eq!(not_yet_pause(1), Duration::from_millis(500));
+        assert_eq!(not_yet_pause(2), Duration::from_secs(1));
+        assert_eq!(not_yet_pause(5), Duration::from_secs(8));
+        assert_eq!(not_yet_pause(50), Duration::from_secs(8));
+        assert_eq!(not_yet_pause(0), Duration::from_millis(500));
+    }
+}

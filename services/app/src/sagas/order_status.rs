@@ -1,0 +1,123 @@
+//! The order service's workflow: the only writer of an order's status.
+//!
+//! Triggers: the inventory's verdict on the `set_status` channel, and
+//! billing / shipping events on the service's subscription. Each becomes
+//! at most one order update (`decide_order_status`); what it cannot apply:
+//!
+//! - `NotYet` (shipping before billing, a billing before the verdict): the
+//!   trigger is refused and comes back after a pause
+//!   ([`crate::sagas::not_yet_pause`]), so it applies once the order has
+//!   caught up.
+//! - `Refused` (a contradiction, e.g. a billing of an OUT_OF_STOCK order):
+//!   logged at warn and acknowledged. It can never succeed, so retrying it
+//!   would only fill the dead-letter stream with noise; the log line names
+//!   the order and the trigger for whoever investigates.
+
+use std::sync::Arc;
+
+use ordershop_client::{EventStore, HandlerError, Message, Recorded};
+use ordershop_core::sagas::order_status::{StatusChange, StatusOutcome, decide_order_status};
+use ordershop_core::{Decision, ErrorKind};
+use serde_json::{Value, json};
+
+use crate::decide::{DecideError, Outcome, decide_and_append};
+use crate::envelope;
+use crate::live_view::LiveView;
+use crate::sagas::{not_yet_pause, readable, retry};
+
+#[derive(Debug)]
+pub(crate) struct OrderWorkflow {
+    view: Arc<LiveView>,
+    store: EventStore,
+    max_conflicts: u32,
+}
+
+impl OrderWorkflow {
+    pub(crate) fn new(view: Arc<LiveView>, store: EventStore, max_conflicts: u32) -> Self {
+        Self {
+            view,
+            store,
+            max_conflicts,
+        }
+    }
+
+    async fn apply(&self, change: &StatusChange) -> Result<Outcome<StatusOutcome>, DecideError> {
+        decide_and_append(&self.view, &self.store, self.max_conflicts, |view| {
+            Ok(match decide_order_status(view, change)? {
+                StatusOutcome::Append(event) => Decision {
+                    events: vec![event.clone()],
+                    reply: StatusOutcome::Append(event),
+                },
+                other => Decision {
+                    events: Vec::new(),
+                    reply: other,
+                },
+            })
+        })
+        .await
+    }
+
+    /// `order-service.set_status`: `{entity_id, status: IN_STOCK | OUT_OF_STOCK}`.
+    pub(crate) async fn set_status(
+        &self,
+        message: &Message,
+    ) -> Result<Option<String>, HandlerError> {
+        let change = serde_json::from_str::<Value>(&message.payload)
+            .map_err(|e| format!("the request is not JSON: {e}"))
+            .and_then(|payload| StatusChange::from_set_status(&payload).map_err(|e| e.to_string()));
+        let change = match change {
+            Ok(change) => change,
+            Err(why) => return Ok(Some(envelope::error(ErrorKind::Invalid, why))),
+        };
+        let outcome = self
+            .apply(&change)
+            .await
+            .map_err(|err| retry("set_status", err))?;
+        match outcome.reply {
+            StatusOutcome::Append(_) | StatusOutcome::Done(_) => {
+                tracing::debug!(order = %change.order_id, trigger = %change.trigger, "status set");
+                Ok(Some(envelope::result(json!(true), &outcome.positions)))
+            }
+            StatusOutcome::NotYet(why) => Err(HandlerError::retry_after(
+                why,
+                not_yet_pause(message.attempt),
+            )),
+            StatusOutcome::Refused(why) => {
+                tracing::warn!(order = %change.order_id, %why, "status change refused");
+                Ok(Some(envelope::error(ErrorKind::Conflict, why)))
+            }
+        }
+    }
+
+    /// A billing or shipping event.
+    pub(crate) async fn handle(&self, record: Recorded, delivery: u32) -> Result<(), HandlerError> {
+        let Some(event) = readable(&record) else {
+            return Ok(());
+        };
+        let Some(change) = StatusChange::from_event(&event) else {
+            return Ok(());
+        };
+        let outcome = self
+            .apply(&change)
+            .await
+            .map_err(|err| retry("order status", err))?;
+        match outcome.reply {
+            StatusOutcome::Append(_) => {
+                tracing::debug!(order = %change.order_id, trigger = %change.trigger, "status moved");
+                Ok(())
+            }
+            StatusOutcome::Done(why) => {
+                tracing::debug!(order = %change.order_id, %why, "nothing to change");
+                Ok(())
+            }
+            StatusOutcome::NotYet(why) => {
+                tracing::debug!(order = %change.order_id, %why, delivery, "trigger came early");
+                Err(HandlerError::retry_after(why, not_yet_pause(delivery)))
+            }
+            StatusOutcome::Refused(why) => {
+                tracing::warn!(order = %change.order_id, %why, "trigger refused; acknowledged");
+                Ok(())
+            }
+        }
+    }
+}

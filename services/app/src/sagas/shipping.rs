@@ -1,0 +1,52 @@
+//! The shipping service's saga on `billing` events: a created billing gets
+//! its shipping (`delivered: 0`), once.
+
+use std::sync::Arc;
+
+use ordershop_client::{EventStore, HandlerError, Recorded};
+use ordershop_core::Decision;
+use ordershop_core::sagas::shipping::decide_shipping_for_event;
+
+use crate::decide::decide_and_append;
+use crate::live_view::LiveView;
+use crate::sagas::{readable, retry};
+
+#[derive(Debug)]
+pub(crate) struct ShippingSaga {
+    view: Arc<LiveView>,
+    store: EventStore,
+    max_conflicts: u32,
+}
+
+impl ShippingSaga {
+    pub(crate) fn new(view: Arc<LiveView>, store: EventStore, max_conflicts: u32) -> Self {
+        Self {
+            view,
+            store,
+            max_conflicts,
+        }
+    }
+
+    pub(crate) async fn handle(
+        &self,
+        record: Recorded,
+        _delivery: u32,
+    ) -> Result<(), HandlerError> {
+        let Some(event) = readable(&record) else {
+            return Ok(());
+        };
+        let outcome = decide_and_append(&self.view, &self.store, self.max_conflicts, |view| {
+            let shipping = decide_shipping_for_event(view, &event)?;
+            Ok(Decision {
+                reply: shipping.as_ref().map(|s| s.entity_id.clone()),
+                events: shipping.into_iter().collect(),
+            })
+        })
+        .await
+        .map_err(|err| retry("shipping", err))?;
+        if let Some(shipping) = outcome.reply {
+            tracing::debug!(billing = %event.entity_id, %shipping, "shipping created");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,74 @@
+//! The inventory's saga on `order` events: reserve the cart's items when an
+//! order is created (IN_STOCK, or OUT_OF_STOCK with nothing reserved), give
+//! them back when a reserving order is deleted. The verdict goes to the
+//! order service's `set_status` channel once the reservation is stored.
+
+use std::sync::Arc;
+
+use ordershop_client::{EventStore, HandlerError, Queue, Recorded};
+use ordershop_core::sagas::stock::decide_stock;
+use ordershop_core::{Decision, causation};
+use ordershop_topology::{Role, channel_name};
+
+use crate::decide::decide_and_append;
+use crate::live_view::LiveView;
+use crate::sagas::{readable, retry};
+
+#[derive(Debug)]
+pub(crate) struct StockSaga {
+    view: Arc<LiveView>,
+    store: EventStore,
+    queue: Queue,
+    max_conflicts: u32,
+    set_status: String,
+}
+
+impl StockSaga {
+    pub(crate) fn new(
+        view: Arc<LiveView>,
+        store: EventStore,
+        queue: Queue,
+        max_conflicts: u32,
+    ) -> Self {
+        Self {
+            view,
+            store,
+            queue,
+            max_conflicts,
+            set_status: channel_name(Role::Order.service_name(), "set_status"),
+        }
+    }
+
+    pub(crate) async fn handle(
+        &self,
+        record: Recorded,
+        _delivery: u32,
+    ) -> Result<(), HandlerError> {
+        let Some(event) = readable(&record) else {
+            return Ok(());
+        };
+        let outcome = decide_and_append(&self.view, &self.store, self.max_conflicts, |view| {
+            let decision = decide_stock(view, &event)?;
+            Ok(Decision {
+                events: decision.events.clone(),
+                reply: decision,
+            })
+        })
+        .await
+        .map_err(|err| retry("stock", err))?;
+        let decision = outcome.reply;
+        let Some(request) = decision.set_status_request() else {
+            tracing::debug!(order = %decision.order_id, action = %event.action, "no stock change");
+            return Ok(());
+        };
+        // One key per order: a redelivered event re-sends the verdict, and
+        // the queue hands back the first message instead of a second one.
+        let key = causation::stock_verdict(&decision.order_id);
+        self.queue
+            .send(&self.set_status, &request.to_string(), &key)
+            .await
+            .map_err(|err| HandlerError::retry(format!("sending the stock verdict: {err}")))?;
+        tracing::debug!(order = %decision.order_id, verdict = ?decision.verdict, reserved = decision.events.len(), "stock verdict sent");
+        Ok(())
+    }
+}

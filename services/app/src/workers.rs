@@ -1,0 +1,305 @@
+//! Wiring of the roles that decide: the seven domain services (queue
+//! commands plus their sagas), the CRM and the mail service.
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use ordershop_client::{
+    Backoff, Clients, Message, Recorded, ServeOptions, StartPosition, SubscribeOptions,
+};
+use ordershop_core::commands::command_topics;
+use ordershop_core::crm::CRM_TOPICS;
+use ordershop_core::sagas::order_status::ORDER_STATUS_TOPICS;
+use ordershop_core::sagas::shipping::SHIPPING_SAGA_TOPICS;
+use ordershop_core::sagas::stock::STOCK_TOPICS;
+use ordershop_core::{CommandOp, EntityKind, Topic};
+use ordershop_topology::{Role, channel_name};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::commands::Commands;
+use crate::crm::Crm;
+use crate::error::AppError;
+use crate::live_view::LiveView;
+use crate::mail::MailService;
+use crate::sagas::order_status::OrderWorkflow;
+use crate::sagas::shipping::ShippingSaga;
+use crate::sagas::stock::StockSaga;
+use crate::settings::Settings;
+
+/// The entity kind a domain service owns.
+pub(crate) fn domain_kind(role: Role) -> Option<EntityKind> {
+    Topic::from_name(role.owned_topic()?)?.entity_kind()
+}
+
+/// Every topic the role's decisions read: its commands' and its sagas'.
+pub(crate) fn view_topics(role: Role) -> Vec<Topic> {
+    let mut topics: Vec<Topic> = domain_kind(role)
+        .map(|kind| command_topics(kind).to_vec())
+        .unwrap_or_default();
+    topics.extend_from_slice(match role {
+        Role::Inventory => STOCK_TOPICS,
+        Role::Order => ORDER_STATUS_TOPICS,
+        Role::Shipping => SHIPPING_SAGA_TOPICS,
+        Role::Crm => CRM_TOPICS,
+        _ => &[],
+    });
+    topics.sort();
+    topics.dedup();
+    topics
+}
+
+/// What serves one queue channel.
+#[derive(Debug, Clone)]
+enum ChannelHandler {
+    Command(Arc<Commands>, CommandOp),
+    SetStatus(Arc<OrderWorkflow>),
+    Mail(Arc<MailService>),
+}
+
+impl ChannelHandler {
+    async fn handle(
+        &self,
+        message: Message,
+    ) -> Result<Option<String>, ordershop_client::HandlerError> {
+        match self {
+            ChannelHandler::Command(commands, op) => commands.handle(*op, &message).await,
+            ChannelHandler::SetStatus(workflow) => workflow.set_status(&message).await,
+            ChannelHandler::Mail(mail) => mail.send(&message).await,
+        }
+    }
+}
+
+/// What handles a role's subscription.
+#[derive(Debug, Clone)]
+enum Saga {
+    Stock(Arc<StockSaga>),
+    OrderStatus(Arc<OrderWorkflow>),
+    Shipping(Arc<ShippingSaga>),
+    Crm(Arc<Crm>),
+}
+
+impl Saga {
+    async fn handle(
+        &self,
+        record: Recorded,
+        delivery: u32,
+    ) -> Result<(), ordershop_client::HandlerError> {
+        tracing::debug!(topic = %record.topic, entry = %record.entry_id, delivery, "event delivered");
+        match self {
+            Saga::Stock(saga) => saga.handle(record, delivery).await,
+            Saga::OrderStatus(saga) => saga.handle(record, delivery).await,
+            Saga::Shipping(saga) => saga.handle(record, delivery).await,
+            Saga::Crm(crm) => crm.handle(record, delivery).await,
+        }
+    }
+}
+
+/// Runs a domain service, the CRM or the mail service until `shutdown`.
+pub(crate) async fn run(
+    role: Role,
+    clients: Clients,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<(), AppError> {
+    let topics = view_topics(role);
+    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+    let view = if topics.is_empty() {
+        None
+    } else {
+        let view = LiveView::new(clients.event_store.clone(), &topics, settings.view.clone());
+        match start_view(&view, &shutdown).await? {
+            Some(tails) => tasks.extend(tails),
+            None => return Ok(()),
+        }
+        Some(view)
+    };
+    settings.readiness.set(true);
+    let store = clients.event_store.clone();
+    let max_conflicts = settings.max_conflicts;
+    let kind = domain_kind(role);
+    let workflow = match (&view, role) {
+        (Some(view), Role::Order) => Some(Arc::new(OrderWorkflow::new(
+            view.clone(),
+            store.clone(),
+            max_conflicts,
+        ))),
+        _ => None,
+    };
+    let commands = match (&view, kind) {
+        (Some(view), Some(kind)) => Some(Arc::new(Commands::new(
+            kind,
+            view.clone(),
+            store.clone(),
+            max_conflicts,
+        ))),
+        _ => None,
+    };
+    for function in role.functions() {
+        let handler = match (*function, CommandOp::parse_function(function)) {
+            ("set_status", _) => workflow.clone().map(ChannelHandler::SetStatus),
+            ("send", _) if role == Role::Mail => Some(ChannelHandler::Mail(Arc::new(
+                MailService::new(store.clone()),
+            ))),
+            (_, Some((_, op))) => commands.clone().map(|c| ChannelHandler::Command(c, op)),
+            _ => None,
+        };
+        let channel = channel_name(role.service_name(), function);
+        let Some(handler) = handler else {
+            // The topology and this table disagree: a bug to fix here.
+            tracing::error!(%channel, "no handler for this channel; not serving it");
+            continue;
+        };
+        let options = ServeOptions {
+            concurrency: settings.concurrency_of(&channel),
+            lease: settings.lease,
+            wait: settings.receive_wait,
+            ..ServeOptions::new(channel)
+        };
+        tasks.extend(
+            clients
+                .queue
+                .serve(options, shutdown.clone(), move |message: Message| {
+                    let handler = handler.clone();
+                    async move { handler.handle(message).await }
+                }),
+        );
+    }
+    let saga = match (&view, role) {
+        (Some(view), Role::Inventory) => Some(Saga::Stock(Arc::new(StockSaga::new(
+            view.clone(),
+            store.clone(),
+            clients.queue.clone(),
+            max_conflicts,
+        )))),
+        (Some(_), Role::Order) => workflow.clone().map(Saga::OrderStatus),
+        (Some(view), Role::Shipping) => Some(Saga::Shipping(Arc::new(ShippingSaga::new(
+            view.clone(),
+            store.clone(),
+            max_conflicts,
+        )))),
+        (Some(view), Role::Crm) => Some(Saga::Crm(Arc::new(Crm::new(
+            view.clone(),
+            clients.queue.clone(),
+        )))),
+        _ => None,
+    };
+    if let Some(saga) = saga {
+        tasks.extend(subscribe(role, &clients, &settings, &shutdown, saga));
+    }
+    tracing::info!(role = role.slug(), instance = %clients.instance, "serving");
+    join_all(tasks).await;
+    tracing::info!(role = role.slug(), "stopped");
+    Ok(())
+}
+
+/// Replays the view's topics, starts their tails and catches up once.
+/// `None` when `shutdown` fired first.
+async fn start_view(
+    view: &Arc<LiveView>,
+    shutdown: &CancellationToken,
+) -> Result<Option<Vec<JoinHandle<()>>>, AppError> {
+    let mut backoff = Backoff::default();
+    loop {
+        let loaded = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            loaded = view.load() => loaded,
+        };
+        match loaded {
+            Ok(events) => {
+                tracing::info!(topics = ?view.topics(), events, "view replayed");
+                break;
+            }
+            Err(err) if err.is_transient() || err.code() == tonic::Code::DeadlineExceeded => {
+                let pause = backoff.next_delay();
+                tracing::warn!(error = %err, ?pause, "replaying the event store failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(None),
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+            Err(err) => return Err(AppError::EventStore(err)),
+        }
+    }
+    let tails = view.spawn_tails(shutdown);
+    // The replay's pages may be older than what arrived meanwhile; one
+    // catch-up makes the view current before the first decision.
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        caught_up = view.catch_up() => {
+            if let Err(err) = caught_up {
+                // Every decision catches up anyway; this one only warms up.
+                tracing::warn!(error = %err, "first catch-up failed");
+            }
+        }
+    }
+    Ok(Some(tails))
+}
+
+/// `settings.saga_consumers` consumers of the role's subscription.
+fn subscribe(
+    role: Role,
+    clients: &Clients,
+    settings: &Settings,
+    shutdown: &CancellationToken,
+    saga: Saga,
+) -> Vec<JoinHandle<()>> {
+    let topics: Vec<String> = role
+        .subscriptions()
+        .iter()
+        .map(|s| s.topic.to_string())
+        .collect();
+    (0..settings.saga_consumers.max(1))
+        .map(|index| {
+            // Stable names: after a restart each consumer first gets back
+            // its own unacknowledged deliveries.
+            let consumer = if index == 0 {
+                clients.instance.clone()
+            } else {
+                format!("{}-{index}", clients.instance)
+            };
+            let options = SubscribeOptions {
+                topics: topics.clone(),
+                group: role.service_name().to_string(),
+                consumer,
+                start: StartPosition::Beginning,
+            };
+            let saga = saga.clone();
+            clients
+                .event_store
+                .subscribe(options, shutdown.clone(), move |record, delivery| {
+                    let saga = saga.clone();
+                    async move { saga.handle(record, delivery).await }
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_cover_commands_and_sagas() {
+        use Topic as T;
+        assert_eq!(
+            view_topics(Role::Inventory),
+            vec![T::Product, T::Inventory, T::Cart, T::Order]
+        );
+        assert_eq!(
+            view_topics(Role::Order),
+            vec![T::Customer, T::Cart, T::Order, T::Billing, T::Shipping]
+        );
+        assert_eq!(
+            view_topics(Role::Shipping),
+            vec![T::Order, T::Billing, T::Shipping]
+        );
+        assert_eq!(
+            view_topics(Role::Crm),
+            vec![T::Customer, T::Product, T::Cart, T::Order]
+        );
+        assert!(view_topics(Role::Mail).is_empty());
+        assert_eq!(domain_kind(Role::Mail), None);
+        assert_eq!(domain_kind(Role::Billing), Some(EntityKind::Billing));
+    }
+}

@@ -1,0 +1,239 @@
+// OrderShop live UI: incoming events from the WebSocket push (newest first)
+// and the current state from GET /report. No framework, no inline code, and
+// data only ever goes into the page as text.
+"use strict";
+
+(function () {
+  const MAX_EVENTS = 500;
+  const COLLECTIONS = ["customers", "products", "inventory", "carts", "orders", "billings", "shippings"];
+
+  const $ = (id) => document.getElementById(id);
+  const els = {
+    status: $("status"),
+    events: $("events"),
+    empty: $("events-empty"),
+    count: $("event-count"),
+    filter: $("event-filter"),
+    reset: $("reset"),
+    state: $("state"),
+    meta: $("state-meta"),
+    refresh: $("refresh"),
+    auto: $("auto-refresh"),
+  };
+
+  function el(tag, props, children) {
+    const node = document.createElement(tag);
+    Object.entries(props || {}).forEach(([key, value]) => {
+      if (key === "text") node.textContent = value;
+      else if (key === "class") node.className = value;
+      else node.setAttribute(key, value);
+    });
+    (children || []).forEach((child) => child && node.appendChild(child));
+    return node;
+  }
+
+  function clock(ms) {
+    const date = ms ? new Date(ms) : new Date();
+    return date.toLocaleTimeString([], { hour12: false }) + "." + String(date.getMilliseconds()).padStart(3, "0");
+  }
+
+  function short(id) {
+    return typeof id === "string" && id.length > 13 ? id.slice(0, 8) + "…" : String(id);
+  }
+
+  // ---- incoming events ----------------------------------------------------
+
+  let received = 0;
+
+  function verb(action) {
+    const match = /_(created|updated|deleted|sent)$/.exec(action || "");
+    return match ? match[1] : "other";
+  }
+
+  function summary(action, data) {
+    if (!data || typeof data !== "object") return String(data);
+    if (action === "mail_sent") return "to " + (data.recipient || "?");
+    const parts = [];
+    if (data.entity_id) parts.push(short(data.entity_id));
+    ["name", "email", "status", "amount", "price", "delivered"].forEach((field) => {
+      if (data[field] !== undefined) parts.push(field + ": " + data[field]);
+    });
+    if (Array.isArray(data.product_ids)) parts.push(data.product_ids.length + " item(s)");
+    return parts.join(" · ");
+  }
+
+  function matchesFilter(item) {
+    const wanted = els.filter.value.trim().toLowerCase();
+    return !wanted || item.dataset.search.includes(wanted);
+  }
+
+  function addEvent(message) {
+    const action = message.action || "unknown";
+    const detail = JSON.stringify(message.data, null, 2);
+    const item = el("li", { class: "event " + verb(action), "data-action": action }, [
+      el("div", { class: "event-line" }, [
+        el("time", { class: "when", text: clock(message.ts) }),
+        el("span", { class: "badge", text: action }),
+        el("span", { class: "summary", text: summary(action, message.data) }),
+      ]),
+      el("details", {}, [el("summary", { text: "data" }), el("pre", { text: detail })]),
+    ]);
+    item.dataset.search = (action + " " + detail).toLowerCase();
+    item.hidden = !matchesFilter(item);
+    els.events.insertBefore(item, els.events.firstChild);
+    while (els.events.children.length > MAX_EVENTS) els.events.removeChild(els.events.lastChild);
+    received += 1;
+    els.count.textContent = String(received);
+    els.empty.hidden = true;
+  }
+
+  els.reset.addEventListener("click", () => {
+    els.events.replaceChildren();
+    received = 0;
+    els.count.textContent = "0";
+    els.empty.hidden = false;
+  });
+
+  els.filter.addEventListener("input", () => {
+    Array.from(els.events.children).forEach((item) => {
+      item.hidden = !matchesFilter(item);
+    });
+  });
+
+  // ---- current state ------------------------------------------------------
+
+  function cell(value) {
+    if (value === null || value === undefined) return el("td", { class: "none", text: "—" });
+    if (Array.isArray(value)) return el("td", { text: value.map(short).join(", "), title: value.join(", ") });
+    if (typeof value === "object") return el("td", { text: JSON.stringify(value) });
+    const text = String(value);
+    const isId = /^[0-9a-f]{8}-[0-9a-f]{4}-/.test(text);
+    return el("td", { class: isId ? "id" : "", text: isId ? short(text) : text, title: text });
+  }
+
+  function table(rows) {
+    const columns = ["entity_id"];
+    rows.forEach((row) => Object.keys(row).forEach((key) => columns.includes(key) || columns.push(key)));
+    const head = el("tr", {}, columns.map((c) => el("th", { text: c === "entity_id" ? "id" : c })));
+    const body = rows.map((row) => el("tr", {}, columns.map((c) => cell(row[c]))));
+    return el("table", {}, [el("thead", {}, [head]), el("tbody", {}, body)]);
+  }
+
+  function mailRows(mails) {
+    return mails.map((entry) => {
+      const event = Array.isArray(entry) ? entry[1] || {} : {};
+      let data = {};
+      try {
+        data = JSON.parse(event.event_data || "{}");
+      } catch (_) {
+        data = { message: String(event.event_data) };
+      }
+      return el("li", { class: "mail" }, [
+        el("div", { class: "mail-to", text: "To " + (data.recipient || "?") }),
+        el("pre", { text: data.message || "" }),
+      ]);
+    });
+  }
+
+  function collection(name, content, count) {
+    return el("section", { class: "collection", "data-name": name }, [
+      el("h3", {}, [document.createTextNode(name + " "), el("span", { class: "count", text: String(count) })]),
+      content,
+    ]);
+  }
+
+  function renderState(report) {
+    const sections = COLLECTIONS.map((name) => {
+      const rows = Array.isArray(report[name]) ? report[name] : [];
+      const content = rows.length ? table(rows) : el("p", { class: "empty", text: "none" });
+      return collection(name, content, rows.length);
+    });
+    const mails = Array.isArray(report.mails) ? report.mails : [];
+    const mailList = mails.length ? el("ol", { class: "mails" }, mailRows(mails)) : el("p", { class: "empty", text: "none" });
+    sections.push(collection("mails", mailList, mails.length));
+    els.state.replaceChildren(...sections);
+  }
+
+  let loading = null;
+  let again = false;
+
+  async function refresh() {
+    if (loading) {
+      again = true;
+      return loading;
+    }
+    els.refresh.disabled = true;
+    loading = (async () => {
+      try {
+        const response = await fetch("/report", { headers: { Accept: "application/json" }, cache: "no-store" });
+        const body = await response.json().catch(() => ({ error: "the answer was not JSON" }));
+        if (!response.ok || body.error) throw new Error(body.error || "HTTP " + response.status);
+        renderState(body.result || {});
+        els.state.dataset.state = "loaded";
+        els.meta.textContent = "Updated " + clock();
+        els.meta.classList.remove("error");
+      } catch (err) {
+        els.state.dataset.state = "error";
+        els.meta.textContent = "Could not load the state: " + err.message;
+        els.meta.classList.add("error");
+      } finally {
+        loading = null;
+        els.refresh.disabled = false;
+      }
+      if (again) {
+        again = false;
+        await refresh();
+      }
+    })();
+    return loading;
+  }
+
+  let pending = null;
+  function refreshSoon() {
+    if (!els.auto.checked) return;
+    clearTimeout(pending);
+    pending = setTimeout(refresh, 500);
+  }
+
+  els.refresh.addEventListener("click", () => refresh());
+
+  // ---- the WebSocket --------------------------------------------------------
+
+  let retry = 500;
+
+  function setStatus(state, text) {
+    els.status.className = "status " + state;
+    els.status.textContent = text;
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(scheme + "//" + location.host + "/ws");
+    setStatus("connecting", "connecting…");
+    socket.addEventListener("open", () => {
+      retry = 500;
+      setStatus("connected", "live");
+      // Events may have happened while disconnected.
+      refreshSoon();
+    });
+    socket.addEventListener("message", (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch (_) {
+        return;
+      }
+      addEvent(message);
+      refreshSoon();
+    });
+    socket.addEventListener("close", (event) => {
+      const why = event.reason ? " (" + event.reason + ")" : "";
+      setStatus("disconnected", "reconnecting in " + Math.round(retry / 1000) + " s" + why);
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 10000);
+    });
+  }
+
+  refresh();
+  connect();
+})();

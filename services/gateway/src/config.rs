@@ -1,0 +1,43 @@
+use std::time::Duration;
+
+/// How the gateway behaves. `Default` is what production runs with; tests
+/// shorten the timeouts.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// How long a sync command or a query waits for its reply before the
+    /// client gets 504. Creates are idempotent per message, so a caller that
+    /// retries after a 504 with the same `Idempotency-Key` waits for the
+    /// same message instead of creating twice.
+    pub call_timeout: Duration,
+    /// Largest request body accepted (413 beyond). The queue refuses
+    /// payloads over 1 MiB anyway.
+    pub body_limit: usize,
+    /// How long `/readyz` waits for the event store and for the queue.
+    pub ready_timeout: Duration,
+    /// Events a WebSocket client may fall behind by before it is dropped.
+    pub push_buffer: usize,
+    /// WebSocket clients served at once; more get 503.
+    pub max_push_clients: usize,
+    /// How long sending one message to a browser may take; a browser that
+    /// does not read is dropped after that instead of holding memory.
+    pub push_send_timeout: Duration,
+    /// Long-poll time of one tail read of a topic.
+    pub tail_wait: Duration,
+    /// How long a stop waits for WebSocket clients to take their close frame.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            call_timeout: Duration::from_secs(10),
+            body_limit: 1024 * 1024,
+            ready_timeout: Duration::from_secs(2),
+            push_buffer: 1024,
+            max_push_clients: 1024,
+            push_send_timeout: Duration::from_secs(5),
+            tail_wait: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}

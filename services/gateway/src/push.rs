@@ -1,0 +1,330 @@
+//! The live push: one tail of every topic feeds a broadcast channel, and
+//! each browser's WebSocket takes from it. Each domain event goes out as
+//! `{action, data, ts}` ([`RecordedEvent::to_push_message`]).
+//!
+//! Unlike the reference (defect 8), no client can affect another: the
+//! socket ignores what a client sends (beyond pings and close), a client
+//! that falls `push_buffer` events behind or does not take a message within
+//! `push_send_timeout` is dropped alone, and the tail never waits for any
+//! client.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    body::Bytes,
+    extract::{
+        State, WebSocketUpgrade,
+        ws::{
+            CloseFrame, Message, Utf8Bytes, WebSocket, close_code,
+            rejection::WebSocketUpgradeRejection,
+        },
+    },
+    response::Response,
+};
+use futures::future::join_all;
+use ordershop_client::{Backoff, EventStore, Recorded};
+use ordershop_core::{EventAction, RecordedEvent, Topic};
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, broadcast::error::RecvError};
+use tokio_util::sync::CancellationToken;
+
+use crate::{GatewayState, reply::ApiError};
+
+/// Events read per tail request.
+const PAGE: u32 = 500;
+/// Browsers only ever send pings and close frames; anything big is abuse.
+const CLIENT_MESSAGE_LIMIT: usize = 4 * 1024;
+/// A ping this often finds connections that died silently (no FIN), which
+/// would otherwise be noticed only at the next event.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// The broadcast side of the push, and the count of connected clients.
+#[derive(Debug, Clone)]
+pub(crate) struct PushHub {
+    events: broadcast::Sender<Utf8Bytes>,
+    clients: Arc<Semaphore>,
+    max_clients: u32,
+}
+
+impl PushHub {
+    pub(crate) fn new(buffer: usize, max_clients: usize) -> Self {
+        let max_clients = u32::try_from(max_clients.max(1)).unwrap_or(u32::MAX);
+        Self {
+            events: broadcast::channel(buffer.max(1)).0,
+            clients: Arc::new(Semaphore::new(max_clients as usize)),
+            max_clients,
+        }
+    }
+
+    /// Sends one push message to every connected client.
+    fn publish(&self, message: Utf8Bytes) {
+        // An error only means nobody is connected.
+        let _ = self.events.send(message);
+    }
+
+    /// Waits until no client is connected, up to `grace`.
+    pub(crate) async fn drained(&self, grace: Duration) -> bool {
+        tokio::time::timeout(grace, self.clients.acquire_many(self.max_clients))
+            .await
+            .is_ok()
+    }
+}
+
+/// The push message of a recorded event; `None` for an event of an unknown
+/// topic or action (logged: a newer writer than this gateway).
+fn push_message(event: &Recorded) -> Option<Utf8Bytes> {
+    let Some(topic) = Topic::from_name(&event.topic) else {
+        tracing::debug!(topic = %event.topic, "not pushing an event of an unknown topic");
+        return None;
+    };
+    let action: EventAction = match event.event_action.parse() {
+        Ok(action) => action,
+        Err(err) => {
+            tracing::debug!(error = %err, "not pushing an event with an unknown action");
+            return None;
+        }
+    };
+    // Data that is not JSON still reaches the page, as the text it is.
+    let data = serde_json::from_str(&event.event_data)
+        .unwrap_or_else(|_| Value::String(event.event_data.clone()));
+    let recorded = RecordedEvent {
+        topic,
+        entry_id: event.entry_id.clone(),
+        event_id: event.event_id.clone(),
+        action,
+        entity_id: event.entity_id.clone(),
+        data,
+        causation_id: (!event.causation_id.is_empty()).then(|| event.causation_id.clone()),
+        version: event.version,
+    };
+    Some(recorded.to_push_message().to_string().into())
+}
+
+/// Tails every topic from its head at start (browsers want what happens
+/// from now on) and publishes each event, until `shutdown` fires.
+pub(crate) async fn tail_all(
+    store: EventStore,
+    hub: PushHub,
+    wait: Duration,
+    shutdown: CancellationToken,
+) {
+    let topics = ordershop_topology::TOPICS;
+    let mut backoff = Backoff::default();
+    let heads = loop {
+        let heads = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            heads = store.heads(topics) => heads,
+        };
+        match heads {
+            Ok(heads) => break heads,
+            Err(err) => {
+                let pause = backoff.next_delay();
+                tracing::warn!(error = %err, ?pause, "live push: cannot read the heads; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+    };
+    join_all(topics.iter().map(|topic| {
+        let start = heads
+            .get(*topic)
+            .cloned()
+            .unwrap_or_else(|| "0-0".to_owned());
+        tail_topic(&store, topic, start, &hub, wait, &shutdown)
+    }))
+    .await;
+}
+
+async fn tail_topic(
+    store: &EventStore,
+    topic: &str,
+    start: String,
+    hub: &PushHub,
+    wait: Duration,
+    shutdown: &CancellationToken,
+) {
+    let mut cursor = start;
+    let mut backoff = Backoff::default();
+    loop {
+        // Dropping a read in flight is harmless: it changes nothing.
+        let page = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            page = store.read(topic, &cursor, PAGE, wait) => page,
+        };
+        match page {
+            Ok((events, next)) => {
+                backoff.reset();
+                for event in &events {
+                    if let Some(message) = push_message(event) {
+                        hub.publish(message);
+                    }
+                }
+                if !next.is_empty() {
+                    cursor = next;
+                }
+            }
+            Err(err) => {
+                let pause = backoff.next_delay();
+                tracing::warn!(topic, error = %err, ?pause, "live push: tail read failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+    }
+}
+
+/// `GET /ws`: the WebSocket of the live push.
+pub(crate) async fn websocket(
+    State(state): State<GatewayState>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let upgrade = upgrade.map_err(|rejection| ApiError::Rejected {
+        status: rejection.status(),
+        message: rejection.body_text(),
+    })?;
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::ShuttingDown);
+    }
+    let permit = state
+        .push
+        .clients
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::PushFull)?;
+    // Subscribed before the handshake answers, so a client sees every event
+    // published after its connection was accepted.
+    let client = PushClient {
+        events: state.push.events.subscribe(),
+        send_timeout: state.config.push_send_timeout,
+        shutdown: state.shutdown.clone(),
+        _permit: permit,
+    };
+    Ok(upgrade
+        .max_message_size(CLIENT_MESSAGE_LIMIT)
+        .max_frame_size(CLIENT_MESSAGE_LIMIT)
+        .on_failed_upgrade(|err| tracing::debug!(error = %err, "WebSocket handshake failed"))
+        .on_upgrade(move |socket| client.serve(socket)))
+}
+
+/// One connected browser.
+struct PushClient {
+    events: broadcast::Receiver<Utf8Bytes>,
+    send_timeout: Duration,
+    shutdown: CancellationToken,
+    /// Counts this client among the connected ones until it ends.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl PushClient {
+    async fn serve(mut self, mut socket: WebSocket) {
+        let mut heartbeat =
+            tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        let close = loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => {
+                    break Some((close_code::AWAY, "the server is shutting down"));
+                }
+                event = self.events.recv() => match event {
+                    Ok(text) => {
+                        if !self.send(&mut socket, Message::Text(text)).await {
+                            break None;
+                        }
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "dropping a WebSocket client that fell behind");
+                        break Some((close_code::AGAIN, "fell behind the event stream; reconnect"));
+                    }
+                    Err(RecvError::Closed) => break Some((close_code::AWAY, "the push stopped")),
+                },
+                _ = heartbeat.tick() => {
+                    if !self.send(&mut socket, Message::Ping(Bytes::new())).await {
+                        break None;
+                    }
+                }
+                incoming = socket.recv() => match incoming {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
+                    // Pongs to client pings are sent by the socket itself;
+                    // anything else a client says changes nothing.
+                    Some(Ok(_)) => {}
+                },
+            }
+        };
+        if let Some((code, reason)) = close {
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let _ = self.send(&mut socket, Message::Close(Some(frame))).await;
+        }
+    }
+
+    /// Sends within the timeout; `false` means the client is gone or too
+    /// slow and the connection ends.
+    async fn send(&self, socket: &mut WebSocket, message: Message) -> bool {
+        match tokio::time::timeout(self.send_timeout, socket.send(message)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(err)) => {
+                tracing::debug!(error = %err, "WebSocket client gone");
+                false
+            }
+            Err(_) => {
+                tracing::debug!(timeout = ?self.send_timeout, "dropping a WebSocket client that does not read");
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(topic: &str, action: &str, data: &str) -> Recorded {
+        Recorded {
+            topic: topic.into(),
+            entry_id: "1700000000123-0".into(),
+            version: 2,
+            event_id: "e1".into(),
+            event_action: action.into(),
+            event_data: data.into(),
+            entity_id: "o1".into(),
+            causation_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn events_become_push_messages() {
+        let message = push_message(&recorded(
+            "order",
+            "entity_updated",
+            r#"{"entity_id":"o1","status":"IN_STOCK"}"#,
+        ))
+        .unwrap();
+        let message: Value = serde_json::from_str(message.as_str()).unwrap();
+        assert_eq!(message["action"], "order_updated");
+        assert_eq!(message["data"]["status"], "IN_STOCK");
+        assert_eq!(message["ts"], 1_700_000_000_123_u64);
+    }
+
+    #[test]
+    fn unknown_events_are_not_pushed() {
+        assert!(push_message(&recorded("audit", "entity_created", "{}")).is_none());
+        assert!(push_message(&recorded("order", "entity_renamed", "{}")).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_lagging_receiver_does_not_hold_back_the_others() {
+        let hub = PushHub::new(2, 4);
+        let mut slow = hub.events.subscribe();
+        let mut fast = hub.events.subscribe();
+        for n in 0..5 {
+            hub.publish(format!("{n}").into());
+            assert_eq!(fast.recv().await.unwrap().as_str(), n.to_string());
+        }
+        assert!(matches!(slow.recv().await, Err(RecvError::Lagged(3))));
+    }
+}

@@ -1,0 +1,51 @@
+use std::sync::Arc;
+
+use ordershop_client::Clients;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{GatewayConfig, push::PushHub, upstream::Upstream};
+
+/// What every handler shares: the upstream clients, the push hub and the
+/// configuration. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct GatewayState {
+    pub(crate) upstream: Upstream,
+    pub(crate) push: PushHub,
+    pub(crate) config: Arc<GatewayConfig>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl GatewayState {
+    /// `shutdown` also closes the WebSocket connections. Starts no task:
+    /// [`GatewayState::spawn_tail`] starts the event feed of the push.
+    pub fn new(clients: Clients, config: GatewayConfig, shutdown: CancellationToken) -> Self {
+        Self {
+            upstream: Upstream::new(clients, config.call_timeout),
+            push: PushHub::new(config.push_buffer, config.max_push_clients),
+            config: Arc::new(config),
+            shutdown,
+        }
+    }
+
+    /// Tails every topic from its current head and feeds the push, until
+    /// `shutdown` fires.
+    pub fn spawn_tail(&self) -> JoinHandle<()> {
+        tokio::spawn(crate::push::tail_all(
+            self.upstream.event_store().clone(),
+            self.push.clone(),
+            self.config.tail_wait,
+            self.shutdown.clone(),
+        ))
+    }
+
+    /// Waits (up to the grace time) until every WebSocket client has ended.
+    pub(crate) async fn drain_push_clients(&self) {
+        if !self.push.drained(self.config.shutdown_grace).await {
+            tracing::warn!(
+                grace = ?self.config.shutdown_grace,
+                "some WebSocket clients had not ended when the grace time ran out"
+            );
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! The REST API against real Redis, event store and queue servers, with a
+//! fake domain behind the queue: envelopes, status codes, read-your-writes
+//! heads, async creates.
+
+mod support;
+
+use std::time::Duration;
+
+use axum::{
+    body::Body,
+    http::{Request, StatusCode, header::CONTENT_TYPE},
+};
+use ordershop_gateway::GatewayConfig;
+use serde_json::{Value, json};
+use support::{FakeDomain, Infra, absent_clients, gateway, get, json_request, send};
+
+fn quick() -> GatewayConfig {
+    GatewayConfig {
+        call_timeout: Duration::from_millis(500),
+        ready_timeout: Duration::from_millis(500),
+        ..GatewayConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn reads_unwrap_results_and_carry_the_heads_as_after() {
+    let infra = Infra::start().await;
+    let head = infra
+        .publish(
+            "customer",
+            "entity_created",
+            json!({"entity_id": "c1", "name": "Ann", "email": "a@b.c"}),
+        )
+        .await;
+    let mut domain = FakeDomain::start(
+        &infra,
+        &["read-model.get_entities", "read-model.get_entity"],
+        |channel, _| match channel {
+            "read-model.get_entities" => {
+                json!({"result": [{"entity_id": "c1", "name": "Ann", "email": "a@b.c"}]})
+            }
+            _ => json!({"result": null}),
+        },
+    );
+    let app = gateway(infra.clients(), quick());
+
+    let (status, body) = send(&app, get("/customers")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"result": [{"entity_id": "c1", "name": "Ann", "email": "a@b.c"}]})
+    );
+    let request = domain.next().await;
+    assert_eq!(request.channel, "read-model.get_entities");
+    assert_eq!(
+        request.payload,
+        json!({"name": "customer", "after": {"customer": head}})
+    );
+
+    // Unknown ids are `{"result": null}` with 200: clients rely on it.
+    let (status, body) = send(&app, get("/customer/nobody")).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"result": null})));
+    let request = domain.next().await;
+    assert_eq!(
+        request.payload,
+        json!({"name": "customer", "id": "nobody", "after": {"customer": head}})
+    );
+}
+
+#[tokio::test]
+async fn order_queries_wait_for_every_topic_they_read() {
+    let infra = Infra::start().await;
+    let order_head = infra
+        .publish(
+            "order",
+            "entity_created",
+            json!({"entity_id": "o1", "cart_id": "k1", "status": "CREATED"}),
+        )
+        .await;
+    let mut domain = FakeDomain::start(
+        &infra,
+        &[
+            "read-model.get_unbilled_orders",
+            "read-model.get_unshipped_orders",
+            "read-model.get_delivered_orders",
+            "read-model.get_mails",
+        ],
+        |channel, _| match channel {
+            "read-model.get_delivered_orders" | "read-model.get_mails" => json!({"result": []}),
+            _ => {
+                json!({"result": {"o1": {"entity_id": "o1", "cart_id": "k1", "status": "CREATED"}}})
+            }
+        },
+    );
+    let app = gateway(infra.clients(), quick());
+    let cases = [
+        (
+            "/orders/unbilled",
+            "get_unbilled_orders",
+            json!({"order": order_head, "billing": "0-0"}),
+        ),
+        (
+            "/orders/unshipped",
+            "get_unshipped_orders",
+            json!({"order": order_head, "shipping": "0-0"}),
+        ),
+        (
+            "/orders/delivered",
+            "get_delivered_orders",
+            json!({"order": order_head, "shipping": "0-0"}),
+        ),
+        ("/mails/sent", "get_mails", json!({"mail": "0-0"})),
+    ];
+    for (path, function, after) in cases {
+        let (status, body) = send(&app, get(path)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert!(body.get("result").is_some(), "{path}: {body}");
+        let request = domain.next().await;
+        assert_eq!(request.channel, format!("read-model.{function}"));
+        assert_eq!(request.payload, json!({"after": after}), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn sync_writes_go_to_the_owning_service_and_answer_its_result() {
+    let infra = Infra::start().await;
+    let mut domain = FakeDomain::start(
+        &infra,
+        &[
+            "cart-service.create_carts",
+            "cart-service.update_cart",
+            "cart-service.delete_cart",
+        ],
+        |channel, _| match channel {
+            "cart-service.create_carts" => {
+                json!({"result": ["k1", "k2"], "positions": {"cart": "5-0"}})
+            }
+            _ => json!({"result": true, "positions": {}}),
+        },
+    );
+    let app = gateway(infra.clients(), quick());
+
+    let carts = json!([
+        {"customer_id": "c1", "product_ids": ["p1"]},
+        {"customer_id": "c2", "product_ids": ["p1", "p1"]},
+    ]);
+    let (status, body) = send(&app, json_request("POST", "/cart", &carts)).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"result": ["k1", "k2"]}))
+    );
+    let request = domain.next().await;
+    assert_eq!(request.channel, "cart-service.create_carts");
+    assert_eq!(request.payload, carts);
+
+    let cart = json!({"customer_id": "c1", "product_ids": ["p2"]});
+    let (status, body) = send(&app, json_request("PUT", "/cart/k1", &cart)).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"result": true})));
+    let request = domain.next().await;
+    assert_eq!(request.channel, "cart-service.update_cart");
+    assert_eq!(
+        request.payload,
+        json!({"entity_id": "k1", "customer_id": "c1", "product_ids": ["p2"]})
+    );
+
+    let delete = Request::delete("/cart/k2").body(Body::empty()).unwrap();
+    let (status, body) = send(&app, delete).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"result": true})));
+    let request = domain.next().await;
+    assert_eq!(request.channel, "cart-service.delete_cart");
+    assert_eq!(request.payload, json!({"entity_id": "k2"}));
+
+    // A body naming another entity than the URL is refused before the queue.
+    let other = json!({"entity_id": "k9", "customer_id": "c1", "product_ids": []});
+    let (status, body) = send(&app, json_request("PUT", "/cart/k1", &other)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn refusals_map_to_statuses_with_the_service_text() {
+    let infra = Infra::start().await;
+    let _domain = FakeDomain::start(&infra, &["order-service.create_orders"], |_, payload| {
+        let kind = payload["kind"].as_str().unwrap().to_owned();
+        json!({"error": format!("refused as {kind}"), "kind": kind})
+    });
+    let app = gateway(infra.clients(), quick());
+    let cases = [
+        ("invalid", StatusCode::BAD_REQUEST),
+        ("not_found", StatusCode::NOT_FOUND),
+        ("conflict", StatusCode::CONFLICT),
+        ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+    ];
+    for (kind, expected) in cases {
+        let (status, body) =
+            send(&app, json_request("POST", "/order", &json!({"kind": kind}))).await;
+        assert_eq!(status, expected, "{kind}");
+        assert_eq!(body, json!({"error": format!("refused as {kind}")}));
+    }
+}
+
+#[tokio::test]
+async fn no_reply_within_the_call_timeout_is_504() {
+    let infra = Infra::start().await;
+    // Nobody serves the channels: the calls wait out the timeout.
+    let app = gateway(infra.clients(), quick());
+    let (status, body) = send(
+        &app,
+        json_request("POST", "/product", &json!({"name": "x", "price": 1})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("product-service.create_products"),
+        "{body}"
+    );
+    let (status, body) = send(&app, get("/products")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+}
+
+#[tokio::test]
+async fn async_creates_answer_the_message_id_at_once() {
+    let infra = Infra::start().await;
+    let app = gateway(infra.clients(), quick());
+    let product = json!({"name": "Tea", "price": 3.5});
+    let (status, body) = send(&app, json_request("POST", "/products", &product)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let message_id = body["result"].as_str().expect("a message id").to_owned();
+    assert_eq!(message_id.len(), 36, "{message_id}");
+
+    let message = infra
+        .queue()
+        .receive(
+            "product-service.create_products",
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap()
+        .expect("the create was enqueued");
+    assert_eq!(message.id, message_id);
+    assert_eq!(
+        serde_json::from_str::<Value>(&message.payload).unwrap(),
+        product
+    );
+}
+
+#[tokio::test]
+async fn an_idempotency_key_makes_a_retried_create_one_message() {
+    let infra = Infra::start().await;
+    let app = gateway(infra.clients(), quick());
+    let post = || {
+        Request::post("/customers")
+            .header(CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", "signup-42")
+            .body(Body::from(r#"{"name": "Ann", "email": "a@b.c"}"#))
+            .unwrap()
+    };
+    let (_, first) = send(&app, post()).await;
+    let (_, second) = send(&app, post()).await;
+    assert!(first["result"].is_string(), "{first}");
+    assert_eq!(first, second);
+}
+
+#[tokio::test]
+async fn reports_are_built_from_every_list_and_the_mails() {
+    let infra = Infra::start().await;
+    let mail = json!(["1-0", {"event_id": "m1", "event_action": "mail_sent", "event_data": "{\"recipient\":\"a@b.c\",\"message\":\"hi\"}"}]);
+    let mail_reply = mail.clone();
+    let _domain = FakeDomain::start(
+        &infra,
+        &["read-model.get_entities", "read-model.get_mails"],
+        move |channel, payload| {
+            if channel == "read-model.get_mails" {
+                return json!({"result": [mail_reply]});
+            }
+            let entity = match payload["name"].as_str().unwrap() {
+                "customer" => json!({"entity_id": "c1", "name": "Ann", "email": "a@b.c"}),
+                "product" => json!({"entity_id": "p1", "name": "Tea", "price": 3.5}),
+                "inventory" => json!({"entity_id": "i1", "product_id": "p1", "amount": 4}),
+                "cart" => {
+                    json!({"entity_id": "k1", "customer_id": "c1", "product_ids": ["p1", "p1"]})
+                }
+                "order" => json!({"entity_id": "o1", "cart_id": "k1", "status": "CLEARED"}),
+                "billing" => json!({"entity_id": "b1", "order_id": "o1", "amount": 7.0}),
+                "shipping" => json!({"entity_id": "s1", "order_id": "o1", "delivered": 0}),
+                other => panic!("unexpected name {other}"),
+            };
+            json!({"result": [entity]})
+        },
+    );
+    let app = gateway(infra.clients(), quick());
+
+    let (status, body) = send(&app, get("/report")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let report = &body["result"];
+    for key in [
+        "customers",
+        "products",
+        "inventory",
+        "carts",
+        "orders",
+        "billings",
+        "shippings",
+    ] {
+        assert_eq!(
+            report[key].as_array().map(Vec::len),
+            Some(1),
+            "{key}: {report}"
+        );
+    }
+    assert_eq!(report["mails"], json!([mail]));
+    assert_eq!(report["inventory"][0]["amount"], json!(4));
+
+    let (status, body) = send(&app, get("/report/orders")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let order = &body["result"][0];
+    assert_eq!(order["cart"]["customer"]["name"], "Ann");
+    assert_eq!(order["cart"]["products"].as_array().unwrap().len(), 2);
+    assert_eq!(order["billings"][0]["entity_id"], "b1");
+    assert_eq!(order["shippings"][0]["entity_id"], "s1");
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400_and_large_ones_413() {
+    // None of these requests may reach the queue: it is not there.
+    let config = GatewayConfig {
+        body_limit: 1024,
+        ..quick()
+    };
+    let app = gateway(absent_clients(), config);
+
+    let broken = Request::post("/customer")
+        .header(CONTENT_TYPE, "application/json")
+        .body(Body::from("{\"name\": "))
+        .unwrap();
+    let (status, body) = send(&app, broken).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].is_string());
+
+    let not_json = Request::post("/customer")
+        .header(CONTENT_TYPE, "text/plain")
+        .body(Body::from("name=Ann"))
+        .unwrap();
+    let (status, body) = send(&app, not_json).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("application/json"),
+        "{body}"
+    );
+
+    let put_list = json_request("PUT", "/customer/c1", &json!(["not", "an", "entity"]));
+    let (status, body) = send(&app, put_list).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let delete_garbage = Request::delete("/customer/c1")
+        .body(Body::from("{{"))
+        .unwrap();
+    let (status, body) = send(&app, delete_garbage).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let huge = json!({"name": "x".repeat(2048), "email": "a@b.c"});
+    for (method, path) in [
+        ("POST", "/customer"),
+        ("POST", "/customers"),
+        ("PUT", "/customer/c1"),
+        ("DELETE", "/customer/c1"),
+    ] {
+        let (status, body) = send(&app, json_request(method, path, &huge)).await;
+        assert_eq!(
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{method} {path}: {body}"
+        );
+        assert!(body["error"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let app = gateway(absent_clients(), quick());
+    let (status, body) = send(&app, get("/nothing/here")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body, json!({"error": "no route for GET /nothing/here"}));
+
+    let (status, body) = send(&app, json_request("PATCH", "/customer/c1", &json!({}))).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert!(body["error"].is_string());
+
+    // Not a WebSocket handshake.
+    let (status, body) = send(&app, get("/ws")).await;
+    assert!(status.is_client_error(), "{status}: {body}");
+}
+
+#[tokio::test]
+async fn an_absent_event_store_or_queue_is_503() {
+    let app = gateway(absent_clients(), quick());
+    let (status, body) = send(&app, get("/customers")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body, json!({"error": "the event store is unavailable"}));
+
+    let (status, body) = send(
+        &app,
+        json_request("POST", "/customer", &json!({"name": "Ann"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body, json!({"error": "the message queue is unavailable"}));
+
+    let (status, body) = send(&app, get("/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (status, body) = send(&app, get("/healthz")).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"result": "ok"})));
+}
+
+#[tokio::test]
+async fn ready_when_the_event_store_and_queue_answer() {
+    let infra = Infra::start().await;
+    let app = gateway(infra.clients(), quick());
+    let (status, body) = send(&app, get("/readyz")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"], json!({"event_store": "ok", "queue": "ok"}));
+}

@@ -1,0 +1,186 @@
+//! The live UI and its push, through a real listener: the page, events
+//! reaching every browser, misbehaving clients, graceful shutdown.
+
+mod support;
+
+use std::time::Duration;
+
+use axum::{
+    body::{Body, to_bytes},
+    http::{Request, StatusCode, header::CONTENT_TYPE},
+};
+use futures::{SinkExt, StreamExt};
+use ordershop_gateway::GatewayConfig;
+use serde_json::{Value, json};
+use support::{DEADLINE, Infra, absent_clients, gateway};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, protocol::frame::coding::CloseCode},
+};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Running {
+    address: String,
+    shutdown: CancellationToken,
+    server: JoinHandle<Result<(), ordershop_gateway::GatewayError>>,
+}
+
+async fn serve(infra: &Infra) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let shutdown = CancellationToken::new();
+    let config = GatewayConfig {
+        tail_wait: Duration::from_millis(500),
+        ..GatewayConfig::default()
+    };
+    let server = tokio::spawn(ordershop_gateway::run(
+        listener,
+        infra.clients(),
+        config,
+        shutdown.clone(),
+    ));
+    Running {
+        address,
+        shutdown,
+        server,
+    }
+}
+
+async fn connect(address: &str) -> Socket {
+    let (socket, response) = connect_async(format!("ws://{address}/ws")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    socket
+}
+
+/// The next text message within `within`, as JSON; `None` when none came.
+async fn next_push(socket: &mut Socket, within: Duration) -> Option<Value> {
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        let message = tokio::time::timeout_at(until, socket.next()).await.ok()??;
+        match message.unwrap() {
+            Message::Text(text) => return Some(serde_json::from_str(text.as_str()).unwrap()),
+            Message::Close(frame) => panic!("closed by the server: {frame:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// Publishes order events until `socket` receives one of them, which proves
+/// the tail runs (it starts at the heads it finds, so events published
+/// before it started are not pushed). Returns the pushed message.
+async fn push_reaches(infra: &Infra, socket: &mut Socket) -> Value {
+    let start = tokio::time::Instant::now();
+    while start.elapsed() < DEADLINE {
+        let id = uuid::Uuid::new_v4().to_string();
+        infra
+            .publish(
+                "order",
+                "entity_created",
+                json!({"entity_id": id, "cart_id": "k1", "status": "CREATED"}),
+            )
+            .await;
+        while let Some(message) = next_push(socket, Duration::from_millis(300)).await {
+            if message["data"]["entity_id"] == json!(id) {
+                return message;
+            }
+        }
+    }
+    panic!("no pushed event reached the socket within {DEADLINE:?}");
+}
+
+#[tokio::test]
+async fn events_reach_browsers_and_no_client_can_stop_the_push() {
+    let infra = Infra::start().await;
+    let gateway = serve(&infra).await;
+    let mut watcher = connect(&gateway.address).await;
+
+    let message = push_reaches(&infra, &mut watcher).await;
+    assert_eq!(message["action"], "order_created");
+    assert_eq!(message["data"]["status"], "CREATED");
+    assert!(
+        message["ts"].as_u64().unwrap() > 1_600_000_000_000,
+        "{message}"
+    );
+
+    // The reference let any browser stop the push for everyone.
+    let mut rogue = connect(&gateway.address).await;
+    for text in ["stop", "{\"action\": \"stop\"}", "unsubscribe"] {
+        rogue.send(Message::Text(text.into())).await.unwrap();
+    }
+    rogue.close(None).await.unwrap();
+    drop(rogue);
+
+    infra
+        .publish(
+            "mail",
+            "mail_sent",
+            json!({"recipient": "a@b.c", "message": "Dear Ann!"}),
+        )
+        .await;
+    let mail = loop {
+        let message = next_push(&mut watcher, DEADLINE)
+            .await
+            .expect("the push went on");
+        if message["action"] == "mail_sent" {
+            break message;
+        }
+    };
+    assert_eq!(mail["data"]["recipient"], "a@b.c");
+
+    gateway.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn shutdown_closes_the_sockets_and_ends_the_server() {
+    let infra = Infra::start().await;
+    let gateway = serve(&infra).await;
+    let mut socket = connect(&gateway.address).await;
+    push_reaches(&infra, &mut socket).await;
+
+    gateway.shutdown.cancel();
+    let close = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a close frame in time");
+    assert_eq!(close.map(|f| f.code), Some(CloseCode::Away));
+    let stopped = tokio::time::timeout(DEADLINE, gateway.server)
+        .await
+        .expect("the server stops in time");
+    stopped.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_page_and_its_assets_are_served() {
+    let app = gateway(absent_clients(), GatewayConfig::default());
+    for (path, content_type, marker) in [
+        ("/", "text/html; charset=utf-8", "id=\"events\""),
+        (
+            "/ui/app.js",
+            "text/javascript; charset=utf-8",
+            "new WebSocket",
+        ),
+        ("/ui/style.css", "text/css; charset=utf-8", ".events"),
+    ] {
+        let response = app
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.headers()[CONTENT_TYPE], content_type, "{path}");
+        assert!(response.headers().contains_key("content-security-policy"));
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        assert!(String::from_utf8_lossy(&body).contains(marker), "{path}");
+    }
+}

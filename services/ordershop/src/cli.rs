@@ -1,0 +1,153 @@
+//! Command line: one subcommand per role, every option with an environment
+//! fallback so Kubernetes manifests configure it through `env:`.
+
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use ordershop_topology::Role;
+
+use crate::telemetry::{self, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(name = "ordershop", version, about = "OrderShop: an event-sourced shop on Redis Streams and Lists")]
+pub(crate) struct Cli {
+    #[arg(long, env = "ORDERSHOP_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The event store (gRPC over Redis Streams).
+    EventStore(RoleArgs),
+    /// The message queue (gRPC over Redis Lists).
+    MessageQueue(RoleArgs),
+    /// The read model: entities folded from events, answering queries.
+    ReadModel(RoleArgs),
+    /// The API gateway: REST API and live UI over HTTP.
+    ApiGateway(RoleArgs),
+    Customer(RoleArgs),
+    Product(RoleArgs),
+    Inventory(RoleArgs),
+    Cart(RoleArgs),
+    Order(RoleArgs),
+    Billing(RoleArgs),
+    Shipping(RoleArgs),
+    /// Turns domain events into mails.
+    Crm(RoleArgs),
+    /// Sends mails (records them as `mail_sent` events).
+    Mail(RoleArgs),
+    /// Everything on this machine: a Redis of its own (unless --redis-url)
+    /// and one process per service; the UI at http://localhost:5000.
+    Local(crate::local::LocalArgs),
+}
+
+/// Options shared by every role; each role reads the ones it needs.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RoleArgs {
+    /// gRPC address: the role's API (event store, queue) and its health.
+    #[arg(long, env = "ORDERSHOP_LISTEN", default_value = "0.0.0.0:50051")]
+    pub(crate) listen: SocketAddr,
+    /// HTTP address of the API gateway.
+    #[arg(long, env = "ORDERSHOP_HTTP_LISTEN", default_value = "0.0.0.0:5000")]
+    pub(crate) http_listen: SocketAddr,
+    /// Redis (event store, message queue, read model).
+    #[arg(long, env = "ORDERSHOP_REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
+    pub(crate) redis_url: String,
+    #[arg(long, env = "ORDERSHOP_EVENT_STORE_URL", default_value = "http://127.0.0.1:50051")]
+    pub(crate) event_store_url: String,
+    #[arg(long, env = "ORDERSHOP_QUEUE_URL", default_value = "http://127.0.0.1:50052")]
+    pub(crate) queue_url: String,
+    /// This instance's name in consumer groups and leases (the pod name);
+    /// defaults to the host name.
+    #[arg(long, env = "ORDERSHOP_INSTANCE")]
+    pub(crate) instance: Option<String>,
+    /// Event store: an entry unacked this long is handed to another consumer.
+    #[arg(long, env = "ORDERSHOP_CLAIM_IDLE_MS", default_value_t = 15_000)]
+    pub(crate) claim_idle_ms: u64,
+    /// Event store and queue: deliveries before dead-lettering.
+    #[arg(long, env = "ORDERSHOP_MAX_DELIVERIES", default_value_t = 5)]
+    pub(crate) max_deliveries: u32,
+    /// Services: how long a received queue message stays leased.
+    #[arg(long, env = "ORDERSHOP_LEASE_MS", default_value_t = 10_000)]
+    pub(crate) lease_ms: u64,
+    /// Set by `ordershop local` for its children: stop when it is gone.
+    #[arg(long, env = "ORDERSHOP_PARENT_PID", hide = true)]
+    pub(crate) parent_pid: Option<u32>,
+}
+
+impl RoleArgs {
+    pub(crate) fn instance(&self) -> String {
+        self.instance.clone().unwrap_or_else(host_name)
+    }
+
+    pub(crate) fn claim_idle(&self) -> Duration {
+        Duration::from_millis(self.claim_idle_ms)
+    }
+
+    pub(crate) fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("ordershop-{}", std::process::id()))
+}
+
+impl Command {
+    fn role(&self) -> Option<(Role, &RoleArgs)> {
+        let pair = match self {
+            Command::EventStore(a) => (Role::EventStore, a),
+            Command::MessageQueue(a) => (Role::MessageQueue, a),
+            Command::ReadModel(a) => (Role::ReadModel, a),
+            Command::ApiGateway(a) => (Role::ApiGateway, a),
+            Command::Customer(a) => (Role::Customer, a),
+            Command::Product(a) => (Role::Product, a),
+            Command::Inventory(a) => (Role::Inventory, a),
+            Command::Cart(a) => (Role::Cart, a),
+            Command::Order(a) => (Role::Order, a),
+            Command::Billing(a) => (Role::Billing, a),
+            Command::Shipping(a) => (Role::Shipping, a),
+            Command::Crm(a) => (Role::Crm, a),
+            Command::Mail(a) => (Role::Mail, a),
+            Command::Local(_) => return None,
+        };
+        Some(pair)
+    }
+}
+
+/// Parses the command line and runs; errors are logged and turned into a
+/// failing exit code (anyhow lives only at this edge).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.role() {
+            Some((role, args)) => crate::roles::run(role, args.clone()).await,
+            None => match cli.command {
+                Command::Local(args) => crate::local::run(args).await,
+                _ => unreachable!("every other command is a role"),
+            },
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

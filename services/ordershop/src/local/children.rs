@@ -1,0 +1,184 @@
+use std::{
+    collections::HashMap,
+    io::Write,
+    net::{SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use anyhow::Context;
+use nix::{sys::signal::Signal, unistd::Pid};
+use ordershop_topology::Role;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+    time::Instant,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::LocalArgs;
+
+/// One child process per role, restarted when it dies unexpectedly.
+#[derive(Debug)]
+pub(super) struct Supervisor {
+    exe: PathBuf,
+    env: Vec<(&'static str, String)>,
+    ports: HashMap<Role, u16>,
+    http_listen: SocketAddr,
+    run_dir: PathBuf,
+    children: HashMap<Role, Child>,
+    restarts: HashMap<Role, u32>,
+}
+
+impl Supervisor {
+    pub(super) fn new(args: &LocalArgs, redis_url: &str, data_dir: &Path) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("cannot find the ordershop executable")?;
+        let mut ports = HashMap::new();
+        for (offset, role) in Role::ALL.into_iter().enumerate() {
+            let port = if args.base_port == 0 {
+                free_port()?
+            } else {
+                args.base_port + offset as u16
+            };
+            ports.insert(role, port);
+        }
+        let event_store_url = format!("http://127.0.0.1:{}", ports[&Role::EventStore]);
+        let queue_url = format!("http://127.0.0.1:{}", ports[&Role::MessageQueue]);
+        let env = vec![
+            ("ORDERSHOP_REDIS_URL", redis_url.to_owned()),
+            ("ORDERSHOP_EVENT_STORE_URL", event_store_url),
+            ("ORDERSHOP_QUEUE_URL", queue_url),
+            ("ORDERSHOP_PARENT_PID", std::process::id().to_string()),
+            ("ORDERSHOP_LEASE_MS", args.lease_ms.to_string()),
+            ("ORDERSHOP_CLAIM_IDLE_MS", args.claim_idle_ms.to_string()),
+        ];
+        let run_dir = data_dir.join("run");
+        std::fs::create_dir_all(&run_dir)
+            .with_context(|| format!("cannot create {}", run_dir.display()))?;
+        Ok(Self {
+            exe,
+            env,
+            ports,
+            http_listen: args.http_listen,
+            run_dir,
+            children: HashMap::new(),
+            restarts: HashMap::new(),
+        })
+    }
+
+    pub(super) fn url_of(&self, role: Role) -> String {
+        format!("http://127.0.0.1:{}", self.ports[&role])
+    }
+
+    /// Starts `role`, forwarding its log lines prefixed with its name, and
+    /// records its pid in `<data dir>/run/<role>.pid` (tests kill by it).
+    pub(super) fn spawn(&mut self, role: Role) -> anyhow::Result<()> {
+        let listen = format!("127.0.0.1:{}", self.ports[&role]);
+        let mut command = Command::new(&self.exe);
+        command
+            .arg(role.slug())
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("ORDERSHOP_LISTEN", &listen)
+            .env("ORDERSHOP_HTTP_LISTEN", self.http_listen.to_string())
+            // A stable name: after a crash the restarted process picks up
+            // the events it had received but not acknowledged at once.
+            .env("ORDERSHOP_INSTANCE", format!("local-{}", role.slug()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", role.slug()))?;
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let prefix = role.slug();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    // Children log through tracing already; this only tags
+                    // each line with the role it came from.
+                    let _ = writeln!(std::io::stderr().lock(), "[{prefix:>13}] {line}");
+                }
+            });
+        }
+        if let Some(pid) = child.id() {
+            let _ = std::fs::write(self.run_dir.join(format!("{}.pid", role.slug())), pid.to_string());
+        }
+        tracing::info!(role = role.slug(), %listen, "started");
+        self.children.insert(role, child);
+        Ok(())
+    }
+
+    /// Restarts children that exit until `shutdown` fires.
+    pub(super) async fn watch(&mut self, shutdown: &CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+            let exited: Vec<(Role, String)> = self
+                .children
+                .iter_mut()
+                .filter_map(|(role, child)| match child.try_wait() {
+                    Ok(Some(status)) => Some((*role, status.to_string())),
+                    _ => None,
+                })
+                .collect();
+            for (role, status) in exited {
+                let count = self.restarts.entry(role).or_default();
+                *count += 1;
+                // Back off a crash loop, but come back quickly from a kill.
+                let pause = Duration::from_millis(200 * u64::from((*count).min(25)));
+                tracing::warn!(role = role.slug(), %status, restarts = *count, ?pause, "exited; restarting");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                if let Err(err) = self.spawn(role) {
+                    tracing::error!(role = role.slug(), error = %err, "restart failed");
+                }
+            }
+        }
+    }
+
+    /// Stops the services first and the event store and queue last, so
+    /// nothing loses its infrastructure while finishing work: SIGTERM to
+    /// each group, SIGKILL to whatever still runs after `grace`.
+    pub(super) async fn stop_all(&mut self, grace: Duration) {
+        let (infra, services): (Vec<Role>, Vec<Role>) = Role::ALL
+            .into_iter()
+            .filter(|r| self.children.contains_key(r))
+            .partition(|r| r.is_infrastructure());
+        for group in [services, infra] {
+            self.stop_group(&group, grace).await;
+        }
+    }
+
+    async fn stop_group(&mut self, roles: &[Role], grace: Duration) {
+        for role in roles {
+            if let Some(pid) = self.children.get(role).and_then(Child::id) {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + grace;
+        for role in roles {
+            let Some(mut child) = self.children.remove(role) else { continue };
+            if tokio::time::timeout_at(deadline, child.wait()).await.is_err() {
+                tracing::warn!(role = role.slug(), "did not stop in time; killing");
+                let _ = child.kill().await;
+            }
+            let _ = std::fs::remove_file(self.run_dir.join(format!("{}.pid", role.slug())));
+        }
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

@@ -1,0 +1,118 @@
+//! `ordershop local`: the whole shop on one machine, for developers and the
+//! client test suite. A supervisor starts a Redis of its own (data and AOF
+//! under a folder it owns) unless `--redis-url` names one, then one child
+//! process per role (the same binary), restarts a child that crashes, and
+//! on Ctrl-C or SIGTERM stops them all — children also stop by themselves
+//! if the supervisor is killed, so nothing is orphaned.
+
+mod children;
+mod readiness;
+mod redis_server;
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use ordershop_topology::Role;
+
+use self::{children::Supervisor, redis_server::LocalRedis};
+use crate::shutdown;
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct LocalArgs {
+    /// Use this Redis instead of starting one.
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// Port of the Redis started here (not 6379, to leave a system Redis be).
+    #[arg(long, default_value_t = 6399)]
+    redis_port: u16,
+    /// Where the local Redis keeps its data and the supervisor its pid files.
+    #[arg(long, env = "ORDERSHOP_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The UI and REST API. Loopback by default: a developer run is not
+    /// meant to be reachable from the network.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    http_listen: SocketAddr,
+    /// First gRPC port; each role takes the next one. 0 picks free ports.
+    #[arg(long, default_value_t = 50051)]
+    base_port: u16,
+    /// Passed to every service (see `ordershop customer --help`).
+    #[arg(long, default_value_t = 10_000)]
+    lease_ms: u64,
+    /// Passed to the event store.
+    #[arg(long, default_value_t = 15_000)]
+    claim_idle_ms: u64,
+}
+
+impl LocalArgs {
+    fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            let base = std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+                .unwrap_or_else(std::env::temp_dir);
+            base.join("ordershop")
+        })
+    }
+}
+
+pub(crate) async fn run(args: LocalArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown::on_signals();
+    let data_dir = args.data_dir();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+
+    let mut local_redis = None;
+    let redis_url = match &args.redis_url {
+        Some(url) => {
+            tracing::info!(%url, "using the given Redis");
+            url.clone()
+        }
+        None => {
+            let redis = LocalRedis::start(&data_dir.join("redis"), args.redis_port).await?;
+            let url = redis.url();
+            local_redis = Some(redis);
+            url
+        }
+    };
+
+    let mut supervisor = Supervisor::new(&args, &redis_url, &data_dir)?;
+    let result = bring_up(&mut supervisor, &args, &shutdown).await;
+    if result.is_ok() {
+        tracing::info!(
+            "OrderShop is running: UI at http://{} (Ctrl-C to stop)",
+            display_addr(args.http_listen)
+        );
+        supervisor.watch(&shutdown).await;
+    }
+    supervisor.stop_all(Duration::from_secs(5)).await;
+    if let Some(redis) = local_redis {
+        redis.stop().await;
+    }
+    tracing::info!("stopped");
+    result
+}
+
+/// Infrastructure first (the others retry until it answers anyway, but
+/// starting in order keeps the first minute's logs quiet), then the rest.
+async fn bring_up(
+    supervisor: &mut Supervisor,
+    args: &LocalArgs,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    for role in [Role::EventStore, Role::MessageQueue] {
+        supervisor.spawn(role)?;
+    }
+    readiness::wait_grpc_infra(supervisor, shutdown).await?;
+    for role in Role::ALL.into_iter().filter(|r| !r.is_infrastructure()) {
+        supervisor.spawn(role)?;
+    }
+    readiness::wait_http(args.http_listen, shutdown).await
+}
+
+fn display_addr(addr: SocketAddr) -> String {
+    if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}

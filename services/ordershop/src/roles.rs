@@ -1,0 +1,100 @@
+//! Runs one role: its work plus the gRPC health server probes talk to.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use ordershop_event_store::StoreConfig;
+use ordershop_message_queue::QueueConfig;
+use ordershop_proto::serving;
+use ordershop_redis::Redis;
+use ordershop_topology::Role;
+use tokio::net::TcpListener;
+
+use crate::{cli::RoleArgs, parent_watch, shutdown};
+
+pub(crate) async fn run(role: Role, args: RoleArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown::on_signals();
+    if let Some(parent) = args.parent_pid {
+        parent_watch::stop_when_parent_dies(parent, shutdown.clone());
+    }
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(role = role.slug(), listen = %args.listen, "starting");
+    match role {
+        Role::EventStore => {
+            let redis = Redis::open(&args.redis_url)?;
+            let config = StoreConfig {
+                claim_idle: args.claim_idle(),
+                max_deliveries: args.max_deliveries,
+                ..StoreConfig::default()
+            };
+            ordershop_event_store::server::run(listener, redis, config, shutdown).await?;
+        }
+        Role::MessageQueue => {
+            let redis = Redis::open(&args.redis_url)?;
+            let config = QueueConfig {
+                max_attempts: args.max_deliveries,
+                ..QueueConfig::default()
+            };
+            ordershop_message_queue::server::run(listener, redis, config, shutdown).await?;
+        }
+        _ => run_service(role, &args, listener, shutdown).await?,
+    }
+    tracing::info!(role = role.slug(), "stopped");
+    Ok(())
+}
+
+/// A role that is a client of the event store and the queue: its work runs
+/// beside a health-only gRPC server that reports ready while both answer.
+async fn run_service(
+    role: Role,
+    args: &RoleArgs,
+    listener: TcpListener,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let clients = Arc::new(ordershop_client::Clients::connect(
+        &args.event_store_url,
+        &args.queue_url,
+        args.instance(),
+    )?);
+    let probe = clients.clone();
+    let health = tokio::spawn(serving::run(listener, None, shutdown.clone(), move || {
+        let clients = probe.clone();
+        async move { clients.event_store.healthy().await && clients.queue.healthy().await }
+    }));
+    let work = crate::roles::work(role, args, (*clients).clone(), shutdown.clone()).await;
+    // Whatever ended the work, the health server goes down with it.
+    shutdown.cancel();
+    health.await??;
+    work
+}
+
+/// The role's own work, until `shutdown`.
+async fn work(
+    role: Role,
+    args: &RoleArgs,
+    clients: ordershop_client::Clients,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    if role == Role::ApiGateway {
+        let listener = TcpListener::bind(args.http_listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.http_listen))?;
+        tracing::info!(http = %args.http_listen, "API gateway listening");
+        let config = ordershop_gateway::GatewayConfig::default();
+        ordershop_gateway::run(listener, clients, config, shutdown).await?;
+        return Ok(());
+    }
+    let redis = if role == Role::ReadModel {
+        Some(Redis::open(&args.redis_url)?)
+    } else {
+        None
+    };
+    let settings = ordershop_app::Settings {
+        lease: args.lease(),
+        ..ordershop_app::Settings::default()
+    };
+    ordershop_app::run(role, clients, redis, settings, shutdown).await?;
+    Ok(())
+}

@@ -1,1 +1,0 @@
-//! Task runner: cargo xtask test|ci.
