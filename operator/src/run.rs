@@ -300,6 +300,19 @@ async fn run_controller(
         }
     });
 
+    // The backlog autoscaler (operator/src/autoscale), for as long as the
+    // controller runs: it reads the controller's caches and stops with it.
+    let autoscaler = tokio::spawn(
+        crate::autoscale::Autoscaler::new(
+            client.clone(),
+            identity,
+            metrics.clone(),
+            shops.clone(),
+            stores.deployments.clone(),
+        )
+        .run(stop.clone()),
+    );
+
     let stop_signal = stop.clone();
     Controller::for_stream(shop_events, shops)
         .owns_stream(deployment_events)
@@ -328,5 +341,8 @@ async fn run_controller(
             }
         })
         .await;
+    // The controller stopped: `stop` is cancelled, the autoscaler ends its poll.
+    stop.cancel();
+    let _ = autoscaler.await;
     info!("controller stopped");
 }

@@ -54,9 +54,7 @@ pub fn from_status(memory: &ScalerMemory, now: UnixMillis) -> ScalerState {
     }
     ScalerState {
         window,
-        last_desired: memory
-            .last_desired
-            .map(|n| u32::try_from(n).unwrap_or(0)),
+        last_desired: memory.last_desired.map(|n| u32::try_from(n).unwrap_or(0)),
         last_scale_up: memory.last_scale_up_millis.map(millis_in),
         last_scale_down: memory.last_scale_down_millis.map(millis_in),
     }
@@ -96,7 +94,11 @@ mod tests {
     #[test]
     fn the_newest_recommendation_is_taken_to_hold_until_the_restart() {
         let back = from_status(&to_status(&state()), UnixMillis(9_000));
-        assert_eq!(back.window[0].at, UnixMillis(1_000), "older entries keep their time");
+        assert_eq!(
+            back.window[0].at,
+            UnixMillis(1_000),
+            "older entries keep their time"
+        );
         assert_eq!(back.window[1].at, UnixMillis(9_000));
     }
 

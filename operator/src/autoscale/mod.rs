@@ -1,8 +1,22 @@
-//! The seam between the reconcile and the backlog autoscaler.
+//! The backlog autoscaler: scales each consumer service on its real backlog.
 //!
-//! The measurement (Redis) and the decision live in the `ordershop-scaling`
-//! crate; the loop that drives them plugs in here. This module fixes the
-//! contract both sides follow:
+//! Per OrderShop with autoscaled consumers, one task ([`shop::ShopScaler`])
+//! polls every `spec.autoscaling.pollIntervalMs`:
+//! 1. **measure** — one pipelined round trip to the OrderShop's Redis reads,
+//!    for every autoscaled consumer, the lag and pending entries of its
+//!    consumer groups and the waiting, delayed and in-flight messages of its
+//!    queue channels (`ordershop_scaling::measure_all`); the groups are
+//!    created first (`ensure_groups`, at `0`) on every new connection;
+//! 2. **decide** — `ordershop_scaling::decide` with the consumer's policy
+//!    ([`policy`]) and its memory, which lives in the status
+//!    ([`memory`]) so a restarted operator resumes mid-window;
+//! 3. **act** — the Deployment's scale subresource, by server-side apply
+//!    under [`AUTOSCALER_FIELD_MANAGER`], unless `dryRun` or `paused`;
+//! 4. **show** — the status entry of the consumer, the `Scaling` condition
+//!    ([`report`]), an Event per scale ([`events`]), Prometheus gauges.
+//!
+//! [`Autoscaler::run`] starts and ends those tasks as OrderShops come and
+//! go; it runs only while this replica leads.
 //!
 //! **Who owns `Deployment.spec.replicas`.** A consumer's replica count has
 //! exactly one owner at a time, enforced through server-side apply field
@@ -13,28 +27,52 @@
 //! - `enabled: true` → the reconcile leaves `replicas` out of its apply, and
 //!   the autoscaler sets it under its own field manager
 //!   [`AUTOSCALER_FIELD_MANAGER`] (the CRD refuses `replicas` together with
-//!   `autoscaling.enabled`);
+//!   `autoscaling.enabled`). A hand `kubectl scale` is taken as the current
+//!   count at the next poll: too low, it is raised at once; too high, it is
+//!   brought down by the scale-in rules (window, step, interval);
 //! - `spec.stopped: true` → the reconcile applies `replicas: 0` for every
 //!   role, taking the field over (forced apply); the autoscaler must not act
 //!   ([`may_actuate`] is false) and takes the field back after a restart.
 //!
 //! **Status.** The autoscaler writes, with its own field manager, the
-//! `backlog`, `desiredReplicas`, `lastScaleTime` and `lastScaleReason` of a
-//! consumer's `status.services[]` entry (a map-list keyed by `name`), the
-//! total `status.backlog`, and the `Scaling` condition; see
-//! [`status_patch`]. The reconcile writes `currentReplicas`,
+//! `backlog`, `desiredReplicas`, `lastScaleTime`, `lastScaleReason` and
+//! `autoscaling` (parts, decision, memory) of a consumer's
+//! `status.services[]` entry (a map-list keyed by `name`), the total
+//! `status.backlog`, and the `Scaling` condition; see
+//! [`report::status_patch`]. The reconcile writes `currentReplicas`,
 //! `readyReplicas`, `autoscaled` and, for roles it scales, `desiredReplicas`.
 //!
 //! **Metrics.** Per-consumer backlog and decided replicas go to
-//! [`crate::metrics::Metrics::record_consumer`].
+//! [`crate::metrics::Metrics::record_consumer`], the backlog's parts to
+//! [`crate::metrics::Metrics::record_backlog_parts`].
 
+pub mod consumer;
+pub mod events;
+pub mod memory;
+pub mod policy;
+pub mod redis_target;
+pub mod report;
+pub mod shop;
+
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
 use ordershop_topology::Role;
-use serde_json::json;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
 
-use crate::crd::{AutoscalingSpec, OrderShopSpec, ServiceStatus};
+pub use report::status_patch;
+
+use crate::crd::condition::SCALING;
+use crate::crd::{AutoscalingSpec, OrderShop, OrderShopSpec};
+use crate::metrics::Metrics;
+use shop::{Shared, ShopScaler};
 
 /// Field manager of every change the autoscaler makes (Deployment replicas,
 /// its share of the OrderShop status).
@@ -89,43 +127,96 @@ pub fn poll_interval(spec: &OrderShopSpec) -> Duration {
     Duration::from_millis(spec.autoscaling.poll_interval_ms.max(1) as u64)
 }
 
-/// The body of the autoscaler's server-side apply to the OrderShop's status
-/// subresource: only the fields it owns. Apply it with
-/// `PatchParams::apply(AUTOSCALER_FIELD_MANAGER)` to `ordershops/<name>/status`.
-pub fn status_patch(
-    consumers: &[ServiceStatus],
-    total_backlog: i64,
-    scaling: Option<&Condition>,
-) -> serde_json::Value {
-    let services: Vec<serde_json::Value> = consumers
-        .iter()
-        .map(|c| {
-            let mut entry = json!({ "name": c.name });
-            let map = entry.as_object_mut().expect("object literal");
-            if let Some(v) = c.backlog {
-                map.insert("backlog".into(), json!(v));
-            }
-            if let Some(v) = c.desired_replicas {
-                map.insert("desiredReplicas".into(), json!(v));
-            }
-            if let Some(v) = &c.last_scale_time {
-                map.insert("lastScaleTime".into(), json!(v));
-            }
-            if let Some(v) = &c.last_scale_reason {
-                map.insert("lastScaleReason".into(), json!(v));
-            }
-            entry
-        })
-        .collect();
-    let mut status = json!({ "backlog": total_backlog, "services": services });
-    if let Some(condition) = scaling {
-        status["conditions"] = json!([condition]);
+/// How often the set of OrderShops to scale is looked at: a new or newly
+/// autoscaled OrderShop gets its scaler within this.
+const SCAN_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Whether `shop` needs a scaler: it has autoscaled consumers, or it still
+/// shows what a scaler wrote before autoscaling was turned off (the scaler
+/// then removes it and ends).
+fn wants_scaler(shop: &OrderShop) -> bool {
+    if shop.metadata.deletion_timestamp.is_some() {
+        return false;
     }
-    json!({
-        "apiVersion": format!("{}/{}", crate::crd::GROUP, crate::crd::VERSION),
-        "kind": "OrderShop",
-        "status": status,
-    })
+    let leftovers = shop.status.as_ref().is_some_and(|s| {
+        s.backlog.is_some()
+            || s.conditions.iter().any(|c| c.type_ == SCALING)
+            || s.services.iter().any(|e| e.autoscaling.is_some())
+    });
+    leftovers || !autoscaled_consumers(&shop.spec).is_empty()
+}
+
+/// The autoscaler of every OrderShop this operator reconciles.
+#[derive(Debug)]
+pub struct Autoscaler {
+    shared: Arc<Shared>,
+}
+
+impl Autoscaler {
+    /// `shops` and `deployments` are the controller's caches: the autoscaler
+    /// reads spec, status and replica counts from them, never by polling
+    /// the API server.
+    pub fn new(
+        client: Client,
+        identity: &str,
+        metrics: Metrics,
+        shops: Store<OrderShop>,
+        deployments: Store<Deployment>,
+    ) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: AUTOSCALER_FIELD_MANAGER.into(),
+                instance: Some(identity.to_string()),
+            },
+        );
+        Self {
+            shared: Arc::new(Shared {
+                client,
+                recorder,
+                metrics,
+                shops,
+                deployments,
+                in_cluster: redis_target::in_cluster(),
+            }),
+        }
+    }
+
+    /// Runs a scaler per OrderShop that needs one until `stop`, then waits
+    /// for them to finish their poll.
+    pub async fn run(self, stop: CancellationToken) {
+        let ready = tokio::select! {
+            () = stop.cancelled() => false,
+            ready = async {
+                self.shared.shops.wait_until_ready().await.is_ok()
+                    && self.shared.deployments.wait_until_ready().await.is_ok()
+            } => ready,
+        };
+        if !ready {
+            return;
+        }
+        info!("autoscaler running");
+        let mut scalers: HashMap<ObjectRef<OrderShop>, JoinHandle<()>> = HashMap::new();
+        loop {
+            scalers.retain(|_, task| !task.is_finished());
+            for shop in self.shared.shops.state() {
+                let key = ObjectRef::from_obj(&*shop);
+                if scalers.contains_key(&key) || !wants_scaler(&shop) {
+                    continue;
+                }
+                let scaler = ShopScaler::new(self.shared.clone(), key.clone());
+                scalers.insert(key, tokio::spawn(scaler.run(stop.clone())));
+            }
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(SCAN_INTERVAL) => {}
+            }
+        }
+        for (_, task) in scalers {
+            let _ = task.await;
+        }
+        info!("autoscaler stopped");
+    }
 }
 
 #[cfg(test)]
@@ -180,31 +271,6 @@ mod tests {
             replica_owner(&spec, Role::Billing),
             ReplicaOwner::Reconcile(0)
         );
-    }
-
-    #[test]
-    fn the_status_patch_names_only_autoscaler_fields() {
-        let patch = status_patch(
-            &[ServiceStatus {
-                name: "inventory".into(),
-                backlog: Some(42),
-                desired_replicas: Some(3),
-                current_replicas: Some(99),
-                ..ServiceStatus::default()
-            }],
-            42,
-            None,
-        );
-        let entry = &patch["status"]["services"][0];
-        assert_eq!(entry["name"], "inventory");
-        assert_eq!(entry["backlog"], 42);
-        assert_eq!(entry["desiredReplicas"], 3);
-        assert!(
-            entry.get("currentReplicas").is_none(),
-            "owned by the reconcile"
-        );
-        assert_eq!(patch["status"]["backlog"], 42);
-        assert_eq!(patch["apiVersion"], "ordershop.io/v1alpha1");
     }
 
     #[test]

@@ -10,13 +10,15 @@ mod spec;
 mod status;
 
 pub use generate::{crd, crd_yaml};
+pub use scaling::{
+    BacklogParts, ConsumerScalingStatus, ScalerMemory, ScalingDecision, WindowEntry,
+};
 pub use spec::{
     AutoscalingSpec, ConsumerServiceSpec, ExternalRedisSpec, GatewayServiceType, GatewaySpec,
     GlobalAutoscalingSpec, ImageSpec, IngressSpec, LogFormat, LogSpec, NetworkPolicySpec,
     OrderShop, OrderShopSpec, PullPolicy, RedisSpec, RedisStorageSpec, SecretKeyRef, ServiceSpec,
     ServiceView, ServicesSpec,
 };
-pub use scaling::{BacklogParts, ConsumerScalingStatus, ScalerMemory, ScalingDecision, WindowEntry};
 pub use status::{OrderShopStatus, RedisMode, RedisStatus, ServiceStatus, condition};
 
 /// API group of every OrderShop resource.

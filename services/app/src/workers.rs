@@ -62,11 +62,16 @@ impl ChannelHandler {
         &self,
         message: Message,
     ) -> Result<Option<String>, ordershop_client::HandlerError> {
-        match self {
+        let started = std::time::Instant::now();
+        let channel = message.channel.clone();
+        let id = message.id.clone();
+        let outcome = match self {
             ChannelHandler::Command(commands, op) => commands.handle(*op, &message).await,
             ChannelHandler::SetStatus(workflow) => workflow.set_status(&message).await,
             ChannelHandler::Mail(mail) => mail.send(&message).await,
-        }
+        };
+        tracing::debug!(%channel, %id, elapsed = ?started.elapsed(), ok = outcome.is_ok(), "message handled");
+        outcome
     }
 }
 
@@ -85,13 +90,16 @@ impl Saga {
         record: Recorded,
         delivery: u32,
     ) -> Result<(), ordershop_client::HandlerError> {
-        tracing::debug!(topic = %record.topic, entry = %record.entry_id, delivery, "event delivered");
-        match self {
+        let started = std::time::Instant::now();
+        let (topic, entry) = (record.topic.clone(), record.entry_id.clone());
+        let outcome = match self {
             Saga::Stock(saga) => saga.handle(record, delivery).await,
             Saga::OrderStatus(saga) => saga.handle(record, delivery).await,
             Saga::Shipping(saga) => saga.handle(record, delivery).await,
             Saga::Crm(crm) => crm.handle(record, delivery).await,
-        }
+        };
+        tracing::debug!(%topic, %entry, delivery, elapsed = ?started.elapsed(), ok = outcome.is_ok(), "event handled");
+        outcome
     }
 }
 

@@ -102,11 +102,12 @@
 
   // ---- current state ------------------------------------------------------
 
-  function cell(value) {
+  function cell(value, column) {
     if (value === null || value === undefined) return el("td", { class: "none", text: "—" });
     if (Array.isArray(value)) return el("td", { text: value.map(short).join(", "), title: value.join(", ") });
     if (typeof value === "object") return el("td", { text: JSON.stringify(value) });
     const text = String(value);
+    if (column === "status") return el("td", {}, [el("span", { class: "pill " + text.toLowerCase(), text })]);
     const isId = /^[0-9a-f]{8}-[0-9a-f]{4}-/.test(text);
     return el("td", { class: isId ? "id" : "", text: isId ? short(text) : text, title: text });
   }
@@ -115,7 +116,7 @@
     const columns = ["entity_id"];
     rows.forEach((row) => Object.keys(row).forEach((key) => columns.includes(key) || columns.push(key)));
     const head = el("tr", {}, columns.map((c) => el("th", { text: c === "entity_id" ? "id" : c })));
-    const body = rows.map((row) => el("tr", {}, columns.map((c) => cell(row[c]))));
+    const body = rows.map((row) => el("tr", {}, columns.map((c) => cell(row[c], c))));
     return el("table", {}, [el("thead", {}, [head]), el("tbody", {}, body)]);
   }
 

@@ -41,6 +41,10 @@ pub(crate) struct LocalArgs {
     /// Passed to the event store.
     #[arg(long, default_value_t = 15_000)]
     claim_idle_ms: u64,
+    /// Stop when the process that started this one exits (test harnesses
+    /// use it, so a crashed test run leaves no shop behind).
+    #[arg(long)]
+    watch_parent: bool,
 }
 
 impl LocalArgs {
@@ -57,6 +61,10 @@ impl LocalArgs {
 
 pub(crate) async fn run(args: LocalArgs) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signals();
+    if args.watch_parent {
+        let parent = nix::unistd::getppid().as_raw() as u32;
+        crate::parent_watch::stop_when_parent_dies(parent, shutdown.clone());
+    }
     let data_dir = args.data_dir();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;

@@ -1,0 +1,25 @@
+//! `ordershop-loadgen`: concurrent clients run full order flows against a
+//! running OrderShop over its REST API, then the stock is checked.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`cli`] | arguments, one run per client count, exit code |
+//! | `run` | seed, drive the clients, check — one run |
+//! | `seed` | products, customers and inventories of a run |
+//! | `flow` | one flow: cart → order → IN_STOCK → billing → SHIPPED |
+//! | `shop` | the REST calls, timed and counted per route |
+//! | `stock_check` | inventories = seed − what the reserving orders took |
+//! | `stats` | latency samples, percentiles, per-route counts |
+//! | `report`, `render` | the numbers and checks, as Markdown or JSON |
+//! | `machine` | CPU, memory and load average of this machine |
+
+pub mod cli;
+mod flow;
+mod machine;
+mod render;
+mod report;
+mod run;
+mod seed;
+mod shop;
+mod stats;
+mod stock_check;
