@@ -6,7 +6,6 @@ use std::future::Future;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
@@ -38,8 +37,13 @@ pub async fn serve(
     listener: TcpListener,
     routes: Option<Routes>,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(Health, impl Future<Output = Result<(), tonic::transport::Error>>), tonic_reflection::server::Error>
-{
+) -> Result<
+    (
+        Health,
+        impl Future<Output = Result<(), tonic::transport::Error>>,
+    ),
+    tonic_reflection::server::Error,
+> {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter
         .set_service_status("", ServingStatus::NotServing)
@@ -50,7 +54,10 @@ pub async fn serve(
         .build_v1()?;
     let mut all = routes.unwrap_or_default();
     all = all.add_service(health_service).add_service(reflection);
-    let incoming = TcpListenerStream::new(listener);
+    // Without TCP_NODELAY small replies wait for the client's delayed ACK
+    // (~40 ms per call); tonic's own `tcp_nodelay` default does not apply
+    // to an incoming stream we hand it, so set it on the accepted sockets.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = tonic::transport::Server::builder()
         .add_routes(all)
         .serve_with_incoming_shutdown(incoming, shutdown);

@@ -140,7 +140,7 @@ pub(crate) fn summarize(result: &RunResult) -> RunReport {
             count,
         })
         .collect();
-    failures.sort_by(|a, b| b.count.cmp(&a.count));
+    failures.sort_by_key(|group| std::cmp::Reverse(group.count));
     failures.truncate(FAILURES_SHOWN);
 
     let routes = result
