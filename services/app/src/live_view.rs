@@ -183,9 +183,7 @@ impl LiveView {
         }
         let number = self.fetches_started.fetch_add(1, Ordering::SeqCst) + 1;
         let names: Vec<&str> = self.topics.iter().map(|t| t.name()).collect();
-        let t0 = std::time::Instant::now();
         let heads = self.store.heads(&names).await?;
-        tracing::debug!(elapsed = ?t0.elapsed(), "DIAG heads");
         try_join_all(self.topics.iter().map(|topic| {
             let head = heads
                 .get(topic.name())
@@ -210,7 +208,6 @@ impl LiveView {
         if reached {
             return Ok(());
         }
-        tracing::debug!(%topic, %head, cursor = %self.cursor(topic), "DIAG tail did not reach head in grace");
         while self.cursor(topic) < head {
             let after = self.cursor(topic).cursor();
             let (records, _) = self

@@ -187,7 +187,7 @@ fn collection_item(kind: EntityKind) -> Value {
             "operationId": format!("create_{plural}_async"),
             "summary": format!("Create {plural} asynchronously: answers at once with the message id"),
             "tags": [singular],
-            "parameters": [response_ref_parameter()],
+            "parameters": [idempotency_key_parameter()],
             "requestBody": write_body(one_or_many(kind), true),
             "responses": responses(
                 ok("The id of the queued message", json!({"type": "string", "format": "uuid"})),
@@ -204,7 +204,7 @@ fn create_item(kind: EntityKind) -> Value {
             "operationId": format!("create_{plural}"),
             "summary": format!("Create one {singular} or a list of them, all or none"),
             "tags": [singular],
-            "parameters": [response_ref_parameter()],
+            "parameters": [idempotency_key_parameter()],
             "requestBody": write_body(one_or_many(kind), true),
             "responses": responses(
                 ok("The new ids, in the order of the input", json!({"type": "array", "items": {"type": "string"}})),
@@ -236,7 +236,7 @@ fn entity_item(kind: EntityKind) -> Value {
             "operationId": format!("update_{singular}"),
             "summary": format!("Replace the {singular} with the whole entity given"),
             "tags": [singular],
-            "parameters": [response_ref_parameter()],
+            "parameters": [idempotency_key_parameter()],
             "requestBody": write_body(schema_ref(&name), true),
             "responses": responses(ok("Updated", json!({"const": true})), command_errors),
         },
@@ -244,7 +244,7 @@ fn entity_item(kind: EntityKind) -> Value {
             "operationId": format!("delete_{singular}"),
             "summary": format!("Delete the {singular}"),
             "tags": [singular],
-            "parameters": [response_ref_parameter()],
+            "parameters": [idempotency_key_parameter()],
             "requestBody": write_body(schema_ref(&name), false),
             "responses": responses(ok("Deleted", json!({"const": true})), command_errors),
         },
@@ -252,7 +252,7 @@ fn entity_item(kind: EntityKind) -> Value {
 }
 
 /// The `Idempotency-Key` header of writes.
-fn response_ref_parameter() -> Value {
+fn idempotency_key_parameter() -> Value {
     json!({ "$ref": "#/components/parameters/IdempotencyKey" })
 }
 
