@@ -24,13 +24,13 @@ use serde_json::Value;
 
 /// The password of every test Redis: the autoscaler must read it from the
 /// Secret the spec names, as the services do.
-pub const PASSWORD: &str = "e2e-autoscaling-pw";
+pub(crate) const PASSWORD: &str = "e2e-autoscaling-pw";
 /// Everything but the reactions themselves: creating the OrderShop, first
 /// poll, status writes (throttled to every few seconds when only numbers move).
-pub const SETTLE: Duration = Duration::from_secs(60);
+pub(crate) const SETTLE: Duration = Duration::from_secs(60);
 
 /// Autoscaling that reacts fast and scales in all at once after `window_s`.
-pub fn autoscaling(min: i32, max: i32, target: i64, window_s: i32) -> AutoscalingSpec {
+pub(crate) fn autoscaling(min: i32, max: i32, target: i64, window_s: i32) -> AutoscalingSpec {
     AutoscalingSpec {
         enabled: true,
         min_replicas: min,
@@ -46,27 +46,36 @@ pub fn autoscaling(min: i32, max: i32, target: i64, window_s: i32) -> Autoscalin
 }
 
 /// One test's OrderShop, Redis and operator.
-#[derive(Debug)]
-pub struct Shop {
-    pub client: Client,
-    pub name: String,
-    pub poll: Duration,
-    pub redis: RedisServer,
-    pub operator: Operator,
+pub(crate) struct Shop {
+    pub(crate) client: Client,
+    pub(crate) name: String,
+    pub(crate) poll: Duration,
+    pub(crate) redis: RedisServer,
+    pub(crate) operator: Operator,
     // Dropped last: deleting the namespace ends everything in it.
-    pub ns: TestNamespace,
+    pub(crate) ns: TestNamespace,
+}
+
+impl std::fmt::Debug for Shop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shop")
+            .field("namespace", &self.ns.name)
+            .field("name", &self.name)
+            .field("redis", &self.redis)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shop {
     /// Starts Redis (with a password) and the operator, creates the
     /// OrderShop with the given autoscaled consumers, and waits for the
     /// autoscaler's first report.
-    pub async fn start(prefix: &str, poll_ms: i32, consumers: &[(Role, AutoscalingSpec)]) -> Self {
+    pub(crate) async fn start(prefix: &str, poll_ms: i32, consumers: &[(Role, AutoscalingSpec)]) -> Self {
         let client = cluster::connect().await;
         install::chart();
         let ns = TestNamespace::create(&client, prefix).await;
-        let redis = RedisServer::spawn(&["--requirepass", PASSWORD])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let redis =
+            RedisServer::spawn(&["--requirepass", PASSWORD]).unwrap_or_else(|e| panic!("{e}"));
         let operator = Operator::start(Options::for_namespace(&ns.name));
         let shop = Self {
             client,
@@ -122,20 +131,20 @@ impl Shop {
         }
     }
 
-    pub fn shops(&self) -> Api<OrderShop> {
+    pub(crate) fn shops(&self) -> Api<OrderShop> {
         Api::namespaced(self.client.clone(), &self.ns.name)
     }
 
-    pub fn deployment_name(&self, role: Role) -> String {
+    pub(crate) fn deployment_name(&self, role: Role) -> String {
         Names::new(&self.name).service(role)
     }
 
-    pub async fn shop(&self) -> Option<OrderShop> {
+    pub(crate) async fn shop(&self) -> Option<OrderShop> {
         self.shops().get(&self.name).await.ok()
     }
 
     /// `spec.replicas` of a role's Deployment.
-    pub async fn replicas(&self, role: Role) -> Option<i32> {
+    pub(crate) async fn replicas(&self, role: Role) -> Option<i32> {
         Api::<Deployment>::namespaced(self.client.clone(), &self.ns.name)
             .get(&self.deployment_name(role))
             .await
@@ -144,7 +153,7 @@ impl Shop {
             .replicas
     }
 
-    pub async fn deployment(&self, role: Role) -> Deployment {
+    pub(crate) async fn deployment(&self, role: Role) -> Deployment {
         Api::<Deployment>::namespaced(self.client.clone(), &self.ns.name)
             .get(&self.deployment_name(role))
             .await
@@ -153,7 +162,13 @@ impl Shop {
 
     /// Waits until `role`'s Deployment asks for `n` replicas; returns how
     /// long that took from `since`.
-    pub async fn wait_replicas(&self, role: Role, n: i32, since: Instant, within: Duration) -> Duration {
+    pub(crate) async fn wait_replicas(
+        &self,
+        role: Role,
+        n: i32,
+        since: Instant,
+        within: Duration,
+    ) -> Duration {
         eventually_async(
             &format!("{} at {n} replicas", role.slug()),
             within,
@@ -163,7 +178,7 @@ impl Shop {
     }
 
     /// The role's entry in `status.services`.
-    pub async fn service_status(&self, role: Role) -> Option<ServiceStatus> {
+    pub(crate) async fn service_status(&self, role: Role) -> Option<ServiceStatus> {
         self.shop()
             .await?
             .status?
@@ -173,7 +188,7 @@ impl Shop {
     }
 
     /// Waits for a status entry of `role` that satisfies `check`.
-    pub async fn wait_status<T>(
+    pub(crate) async fn wait_status<T>(
         &self,
         what: &str,
         role: Role,
@@ -187,7 +202,7 @@ impl Shop {
     }
 
     /// The `Scaling` condition.
-    pub async fn scaling(&self) -> Option<Condition> {
+    pub(crate) async fn scaling(&self) -> Option<Condition> {
         self.shop()
             .await?
             .status?
@@ -196,7 +211,7 @@ impl Shop {
             .find(|c| c.type_ == "Scaling")
     }
 
-    pub async fn wait_scaling(&self, status: &str, reason: &str) -> Condition {
+    pub(crate) async fn wait_scaling(&self, status: &str, reason: &str) -> Condition {
         eventually_async(
             &format!("Scaling condition {status} ({reason})"),
             SETTLE,
@@ -210,7 +225,7 @@ impl Shop {
     }
 
     /// Events the autoscaler published about the OrderShop: (reason, note).
-    pub async fn autoscaler_events(&self) -> Vec<(String, String)> {
+    pub(crate) async fn autoscaler_events(&self) -> Vec<(String, String)> {
         Api::<Event>::namespaced(self.client.clone(), &self.ns.name)
             .list(&ListParams::default())
             .await
@@ -226,7 +241,7 @@ impl Shop {
     }
 
     /// Waits for an autoscaler Event with `reason` whose note contains `needle`.
-    pub async fn wait_event(&self, reason: &str, needle: &str) -> String {
+    pub(crate) async fn wait_event(&self, reason: &str, needle: &str) -> String {
         eventually_async(
             &format!("an Event {reason} with {needle:?}"),
             SETTLE,
@@ -242,7 +257,7 @@ impl Shop {
     }
 
     /// A per-consumer metric of this OrderShop, from the operator's `/metrics`.
-    pub async fn consumer_metric(&self, name: &str, role: Role) -> Option<f64> {
+    pub(crate) async fn consumer_metric(&self, name: &str, role: Role) -> Option<f64> {
         let labels = format!(
             "{{namespace=\"{}\",ordershop=\"{}\",service=\"{}\"}} ",
             self.ns.name,
@@ -250,12 +265,17 @@ impl Shop {
             role.slug()
         );
         let text = self.operator.metrics().await?;
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(&labels)?.trim().parse().ok())
+        text.lines().find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(&labels)?
+                .trim()
+                .parse()
+                .ok()
+        })
     }
 
     /// Merge-patches the OrderShop's spec.
-    pub async fn patch_spec(&self, spec: Value) {
+    pub(crate) async fn patch_spec(&self, spec: Value) {
         self.shops()
             .patch(
                 &self.name,
@@ -267,7 +287,7 @@ impl Shop {
     }
 
     /// A connection to the test's Redis.
-    pub async fn redis(&self) -> MultiplexedConnection {
+    pub(crate) async fn redis(&self) -> MultiplexedConnection {
         let url = format!("redis://:{PASSWORD}@127.0.0.1:{}/0", self.redis.port());
         redis::Client::open(url)
             .expect("Redis URL")
@@ -296,7 +316,7 @@ fn consumer_autoscaling(spec: &mut OrderShopSpec, role: Role) -> &mut Autoscalin
 }
 
 /// The queue keys of the first channel `role` serves.
-pub fn queue(role: Role) -> QueueKeys {
+pub(crate) fn queue(role: Role) -> QueueKeys {
     let channel = role
         .channels()
         .into_iter()
@@ -306,7 +326,7 @@ pub fn queue(role: Role) -> QueueKeys {
 }
 
 /// Pushes `n` message ids onto the waiting list of `role`'s first channel.
-pub async fn push_waiting(conn: &mut MultiplexedConnection, role: Role, n: usize) {
+pub(crate) async fn push_waiting(conn: &mut MultiplexedConnection, role: Role, n: usize) {
     let ids: Vec<String> = (0..n).map(|i| format!("e2e-{i}")).collect();
     let _: () = redis::cmd("LPUSH")
         .arg(&queue(role).waiting)
@@ -318,7 +338,7 @@ pub async fn push_waiting(conn: &mut MultiplexedConnection, role: Role, n: usize
 
 /// Moves `n` messages of `role`'s first channel from waiting to in flight
 /// (as a consumer's receive does): `n` waiting ids leave, `n` appear in flight.
-pub async fn receive(conn: &mut MultiplexedConnection, role: Role, n: usize) {
+pub(crate) async fn receive(conn: &mut MultiplexedConnection, role: Role, n: usize) {
     let keys = queue(role);
     for _ in 0..n {
         let _: Option<String> = redis::cmd("LMOVE")
@@ -333,7 +353,7 @@ pub async fn receive(conn: &mut MultiplexedConnection, role: Role, n: usize) {
 }
 
 /// Acknowledges `n` in-flight messages of `role`'s first channel.
-pub async fn ack_in_flight(conn: &mut MultiplexedConnection, role: Role, n: usize) {
+pub(crate) async fn ack_in_flight(conn: &mut MultiplexedConnection, role: Role, n: usize) {
     for _ in 0..n {
         let _: Option<String> = redis::cmd("RPOP")
             .arg(&queue(role).inflight)
@@ -344,7 +364,7 @@ pub async fn ack_in_flight(conn: &mut MultiplexedConnection, role: Role, n: usiz
 }
 
 /// Empties the waiting list of `role`'s first channel.
-pub async fn drain_waiting(conn: &mut MultiplexedConnection, role: Role) {
+pub(crate) async fn drain_waiting(conn: &mut MultiplexedConnection, role: Role) {
     let _: () = redis::cmd("DEL")
         .arg(&queue(role).waiting)
         .query_async(conn)
@@ -353,7 +373,7 @@ pub async fn drain_waiting(conn: &mut MultiplexedConnection, role: Role) {
 }
 
 /// Appends `n` events to the stream of `topic`.
-pub async fn add_events(conn: &mut MultiplexedConnection, topic: &str, n: usize) {
+pub(crate) async fn add_events(conn: &mut MultiplexedConnection, topic: &str, n: usize) {
     let mut pipe = redis::pipe();
     for i in 0..n {
         pipe.cmd("XADD")
@@ -368,7 +388,12 @@ pub async fn add_events(conn: &mut MultiplexedConnection, topic: &str, n: usize)
 
 /// Delivers up to `n` new entries of `topic` to `role`'s consumer group (as
 /// a consumer of that role would) and returns their IDs.
-pub async fn deliver(conn: &mut MultiplexedConnection, role: Role, topic: &str, n: usize) -> Vec<String> {
+pub(crate) async fn deliver(
+    conn: &mut MultiplexedConnection,
+    role: Role,
+    topic: &str,
+    n: usize,
+) -> Vec<String> {
     let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
         .arg("GROUP")
         .arg(role.service_name())
@@ -390,7 +415,7 @@ pub async fn deliver(conn: &mut MultiplexedConnection, role: Role, topic: &str, 
 }
 
 /// Acknowledges entries of `topic` for `role`'s consumer group.
-pub async fn ack(conn: &mut MultiplexedConnection, role: Role, topic: &str, ids: &[String]) {
+pub(crate) async fn ack(conn: &mut MultiplexedConnection, role: Role, topic: &str, ids: &[String]) {
     let _: u64 = redis::cmd("XACK")
         .arg(StreamKeys::new(topic).stream)
         .arg(role.service_name())
@@ -401,7 +426,7 @@ pub async fn ack(conn: &mut MultiplexedConnection, role: Role, topic: &str, ids:
 }
 
 /// The consumer groups of `topic`'s stream.
-pub async fn groups(conn: &mut MultiplexedConnection, topic: &str) -> Vec<String> {
+pub(crate) async fn groups(conn: &mut MultiplexedConnection, topic: &str) -> Vec<String> {
     let reply: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
         .arg("GROUPS")
         .arg(StreamKeys::new(topic).stream)
@@ -412,7 +437,7 @@ pub async fn groups(conn: &mut MultiplexedConnection, topic: &str) -> Vec<String
 }
 
 /// The `p`-th percentile (0..=100) of `samples`, nearest rank.
-pub fn percentile(samples: &[Duration], p: usize) -> Duration {
+pub(crate) fn percentile(samples: &[Duration], p: usize) -> Duration {
     let mut sorted = samples.to_vec();
     sorted.sort();
     let rank = (p * sorted.len()).div_ceil(100).max(1);

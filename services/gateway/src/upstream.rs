@@ -16,7 +16,6 @@ use ordershop_core::{
 };
 use ordershop_topology::{Role, channel_name};
 use serde_json::{Map, Value, json};
-use tonic::Code;
 
 use crate::reply::{ApiError, Dependency, read_reply};
 
@@ -88,18 +87,6 @@ pub(crate) fn command_channel(kind: EntityKind, op: CommandOp) -> String {
 pub(crate) fn query_channel(query: &Query) -> String {
     channel_name(Role::ReadModel.service_name(), query.function())
 }
-
-/// The channel the readiness probe waits on. Nothing is ever sent to it.
-fn probe_channel() -> String {
-    channel_name(Role::ApiGateway.service_name(), "readiness")
-}
-
-/// A message id that never exists.
-const PROBE_MESSAGE: &str = "00000000-0000-0000-0000-000000000000";
-
-/// The queue client gives a call 2 s beyond its own wait before it gives up
-/// by itself; a probe bounded below that can only see the server's timeout.
-const PROBE_DEADLINE: Duration = Duration::from_millis(1500);
 
 /// Calls to the event store and the queue on behalf of requests.
 #[derive(Debug, Clone)]
@@ -201,21 +188,12 @@ impl Upstream {
         }
     }
 
-    /// Whether the queue answers. Its API has no ping, so the probe waits
-    /// 1 ms for the reply to a message that never existed: that reads Redis
-    /// through the queue, writes nothing, and its timeout is the healthy
-    /// answer.
+    /// Whether the queue answers its standard gRPC health check as
+    /// SERVING (the queue reports that only while it reaches Redis).
     pub(crate) async fn probe_queue(&self, within: Duration) -> Result<(), ApiError> {
-        let within = within.min(PROBE_DEADLINE);
-        let channel = probe_channel();
-        let probe =
-            self.clients
-                .queue
-                .await_response(&channel, PROBE_MESSAGE, Duration::from_millis(1));
-        match tokio::time::timeout(within, probe).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(err)) if err.code() == Code::DeadlineExceeded => Ok(()),
-            Ok(Err(err)) => Err(unavailable(Dependency::Queue, err.to_string())),
+        match tokio::time::timeout(within, self.clients.queue.healthy()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(unavailable(Dependency::Queue, "not serving".to_owned())),
             Err(_) => Err(unavailable(
                 Dependency::Queue,
                 format!("no answer within {within:?}"),
@@ -370,11 +348,5 @@ mod tests {
                 "{query:?}"
             );
         }
-    }
-
-    #[test]
-    fn the_probe_channel_is_nobody_s() {
-        let channel = probe_channel();
-        assert!(Role::ALL.iter().all(|r| !r.channels().contains(&channel)));
     }
 }

@@ -1,0 +1,542 @@
+//! Backlog autoscaling on a real control plane, in external-Redis mode
+//! against a loopback `redis-server` per test (the operator runs out of
+//! cluster, so only an external Redis is reachable to it):
+//! a backlog raises exactly its consumer's replicas within the reaction
+//! bound; draining lowers them only after the stabilization window; work
+//! in flight blocks scale-in; dry run and pause change nothing but status;
+//! a Redis that stops answering holds the last decision and says why; a
+//! restarted operator keeps the window; a managed Redis the operator cannot
+//! reach is reported, not guessed.
+//!
+//! ```text
+//! e2e/cluster.sh up && eval "$(e2e/cluster.sh env)"
+//! cargo build -p ordershop-operator
+//! cargo test -p ordershop-e2e --test autoscaling
+//! # the benchmarks (reaction time p50/p95, CPU at 50 consumers):
+//! cargo build --release -p ordershop-operator
+//! ORDERSHOP_OPERATOR_BIN=target/release/ordershop-operator \
+//!   cargo test --release -p ordershop-e2e --test autoscaling -- --ignored --nocapture --test-threads=1
+//! ```
+
+#[path = "autoscaling/support.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use kube::api::PostParams;
+use ordershop_e2e::namespace::TestNamespace;
+use ordershop_e2e::objects::replicas_managers;
+use ordershop_e2e::operator::{Operator, Options};
+use ordershop_e2e::tools::kubectl;
+use ordershop_e2e::{cluster, eventually_async, install, volumes};
+use ordershop_operator::crd::{OrderShop, OrderShopSpec};
+use ordershop_topology::Role;
+use serde_json::json;
+use support::{Shop, autoscaling};
+
+/// Poll interval of the functional tests' OrderShops.
+const POLL_MS: i32 = 500;
+/// How long a crossing may take to show in the Deployment in these tests:
+/// a poll interval plus the API round trips, with headroom for a machine
+/// shared with builds. The benchmark below measures the real distribution.
+const REACTION_BOUND: Duration = Duration::from_secs(4);
+/// Stabilization window of the functional tests.
+const WINDOW_S: i32 = 4;
+const WINDOW: Duration = Duration::from_secs(WINDOW_S as u64);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_backlog_scales_only_its_consumer_and_falls_after_the_window() {
+    let shop = Shop::start(
+        "as-queue",
+        POLL_MS,
+        &[
+            (Role::Inventory, autoscaling(1, 6, 10, WINDOW_S)),
+            (Role::Order, autoscaling(1, 6, 10, WINDOW_S)),
+        ],
+    )
+    .await;
+    shop.wait_scaling("True", "BacklogMeasured").await;
+    shop.wait_replicas(Role::Inventory, 1, Instant::now(), support::SETTLE)
+        .await;
+    let mut redis = shop.redis().await;
+
+    // The operator created the groups it measures, before any consumer ran.
+    let on_order = support::groups(&mut redis, "order").await;
+    assert!(
+        on_order.contains(&"inventory-service".to_string()),
+        "the autoscaler must create inventory's group on events:order, found {on_order:?}"
+    );
+
+    // 45 waiting messages / 10 per replica → 5 replicas, at once.
+    let pushed = Instant::now();
+    support::push_waiting(&mut redis, Role::Inventory, 45).await;
+    let reaction = shop
+        .wait_replicas(Role::Inventory, 5, pushed, REACTION_BOUND)
+        .await;
+    eprintln!("reaction to a crossing (poll {POLL_MS} ms): {reaction:?}");
+    assert_eq!(
+        shop.replicas(Role::Order).await,
+        Some(1),
+        "order has no backlog"
+    );
+    assert_eq!(
+        shop.replicas(Role::Mail).await,
+        Some(1),
+        "mail is not autoscaled"
+    );
+    assert_eq!(
+        replicas_managers(&shop.deployment(Role::Inventory).await),
+        ["ordershop-autoscaler"],
+        "the autoscaler's field manager owns the replicas of an autoscaled role"
+    );
+
+    // Status: the parts, desired vs current, the last scale and why.
+    let entry = shop
+        .wait_status("status shows the scale", Role::Inventory, |s| {
+            (s.desired_replicas == Some(5)
+                && s.current_replicas == Some(5)
+                && s.last_scale_time.is_some())
+            .then(|| s.clone())
+        })
+        .await;
+    assert_eq!(entry.backlog, Some(45));
+    let parts = entry
+        .autoscaling
+        .as_ref()
+        .and_then(|a| a.measured.clone())
+        .expect("parts");
+    assert_eq!(
+        (parts.waiting, parts.lag, parts.pending, parts.in_flight),
+        (45, 0, 0, 0)
+    );
+    assert!(parts.exact);
+    let reason = entry.last_scale_reason.clone().unwrap_or_default();
+    assert_eq!(reason, "backlog 45 (waiting 45) / target 10 → 5, up from 1");
+    assert_eq!(shop.shop().await.unwrap().status.unwrap().backlog, Some(45));
+
+    // One Event for the scale, with its numbers; gauges for inputs and decision.
+    shop.wait_event("ScaledUp", &format!("inventory: {reason}"))
+        .await;
+    assert_eq!(
+        shop.consumer_metric("ordershop_operator_consumer_waiting", Role::Inventory)
+            .await,
+        Some(45.0)
+    );
+    assert_eq!(
+        shop.consumer_metric("ordershop_operator_consumer_backlog", Role::Inventory)
+            .await,
+        Some(45.0)
+    );
+    assert_eq!(
+        shop.consumer_metric(
+            "ordershop_operator_consumer_decided_replicas",
+            Role::Inventory
+        )
+        .await,
+        Some(5.0)
+    );
+    assert_eq!(
+        shop.consumer_metric("ordershop_operator_consumer_lag", Role::Order)
+            .await,
+        Some(0.0)
+    );
+
+    // Drained: the replicas fall to the min, but only after the window.
+    support::drain_waiting(&mut redis, Role::Inventory).await;
+    let drained = Instant::now();
+    let fell_after = shop
+        .wait_replicas(Role::Inventory, 1, drained, WINDOW + REACTION_BOUND * 2)
+        .await;
+    eprintln!("scale-in after the drain: {fell_after:?} (window {WINDOW:?})");
+    assert!(
+        fell_after >= WINDOW - shop.poll,
+        "scaled in {fell_after:?} after the drain, before the {WINDOW:?} window could pass"
+    );
+    shop.wait_event(
+        "ScaledDown",
+        "inventory: backlog 0 / target 10 → 1, down from 5",
+    )
+    .await;
+
+    // A hand scale below the min is undone at the next decision.
+    kubectl(&[
+        "scale",
+        "deployment/shop-inventory",
+        "--replicas=0",
+        "-n",
+        &shop.ns.name,
+    ]);
+    shop.wait_replicas(Role::Inventory, 1, Instant::now(), REACTION_BOUND)
+        .await;
+
+    // Autoscaling off: the reconcile owns the replicas again, the
+    // autoscaler's status fields go away.
+    shop.patch_spec(
+        json!({"services": {"order": {"replicas": 2, "autoscaling": {"enabled": false}}}}),
+    )
+    .await;
+    shop.wait_replicas(Role::Order, 2, Instant::now(), support::SETTLE)
+        .await;
+    assert_eq!(
+        replicas_managers(&shop.deployment(Role::Order).await),
+        ["ordershop-operator"]
+    );
+    shop.wait_status("autoscaler fields removed", Role::Order, |s| {
+        (s.autoscaling.is_none() && s.backlog.is_none() && s.desired_replicas == Some(2))
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stream_lag_and_pending_count_and_work_in_flight_blocks_scale_in() {
+    let shop = Shop::start(
+        "as-stream",
+        POLL_MS,
+        &[
+            (Role::Inventory, autoscaling(1, 6, 10, WINDOW_S)),
+            (Role::Mail, autoscaling(1, 6, 10, WINDOW_S)),
+        ],
+    )
+    .await;
+    shop.wait_scaling("True", "BacklogMeasured").await;
+    let mut redis = shop.redis().await;
+
+    // Stream: 25 undelivered events for inventory's group → 3 replicas;
+    // crm's group is not autoscaled and is not created by the autoscaler.
+    let pushed = Instant::now();
+    support::add_events(&mut redis, "order", 25).await;
+    let reaction = shop
+        .wait_replicas(Role::Inventory, 3, pushed, REACTION_BOUND)
+        .await;
+    eprintln!("reaction to a stream lag: {reaction:?}");
+    // Queue: 30 waiting for mail → 3 replicas.
+    support::push_waiting(&mut redis, Role::Mail, 30).await;
+    shop.wait_replicas(Role::Mail, 3, Instant::now(), REACTION_BOUND)
+        .await;
+
+    // Delivered but unacknowledged entries are still backlog (KEDA's lag
+    // mode would see 0 here).
+    let delivered = support::deliver(&mut redis, Role::Inventory, "order", 25).await;
+    assert_eq!(delivered.len(), 25);
+    support::receive(&mut redis, Role::Mail, 30).await;
+    shop.wait_status("pending counted", Role::Inventory, |s| {
+        let parts = s.autoscaling.as_ref()?.measured.as_ref()?;
+        (parts.lag == 0 && parts.pending == 25).then_some(())
+    })
+    .await;
+    assert_eq!(shop.replicas(Role::Inventory).await, Some(3));
+
+    // All but 2 acknowledged: one replica would do, but no scale-in while
+    // work is in flight, however long the window has passed.
+    support::ack(&mut redis, Role::Inventory, "order", &delivered[..23]).await;
+    support::ack_in_flight(&mut redis, Role::Mail, 28).await;
+    let acked = Instant::now();
+    for role in [Role::Inventory, Role::Mail] {
+        shop.wait_status("held by work in flight past the window", role, |s| {
+            let decision = s.autoscaling.as_ref()?.decision.as_ref()?;
+            (decision.cause == "WorkInFlight" && acked.elapsed() > WINDOW + shop.poll)
+                .then(|| decision.message.clone())
+        })
+        .await;
+        assert_eq!(
+            shop.replicas(role).await,
+            Some(3),
+            "{} scaled in while work was in flight",
+            role.slug()
+        );
+    }
+    assert_eq!(
+        shop.consumer_metric("ordershop_operator_consumer_pending", Role::Inventory)
+            .await,
+        Some(2.0)
+    );
+    assert_eq!(
+        shop.consumer_metric("ordershop_operator_consumer_in_flight", Role::Mail)
+            .await,
+        Some(2.0)
+    );
+    shop.wait_event(
+        "WorkInFlight",
+        "inventory: backlog 2 (pending 2) / target 10 → 1, holding 3",
+    )
+    .await;
+
+    // The last entries done: down to the min.
+    support::ack(&mut redis, Role::Inventory, "order", &delivered[23..]).await;
+    support::ack_in_flight(&mut redis, Role::Mail, 2).await;
+    for role in [Role::Inventory, Role::Mail] {
+        shop.wait_replicas(role, 1, Instant::now(), WINDOW + REACTION_BOUND * 2)
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_and_paused_change_nothing_but_status() {
+    let shop = Shop::start(
+        "as-dry",
+        POLL_MS,
+        &[
+            (Role::Order, {
+                let mut a = autoscaling(1, 6, 10, WINDOW_S);
+                a.dry_run = true;
+                a
+            }),
+            (Role::Cart, {
+                let mut a = autoscaling(1, 6, 10, WINDOW_S);
+                a.paused = true;
+                a
+            }),
+        ],
+    )
+    .await;
+    let condition = shop.wait_scaling("True", "BacklogMeasured").await;
+    assert!(
+        condition
+            .message
+            .contains("dry run (decisions published, not applied): order")
+            && condition.message.contains("paused: cart"),
+        "{}",
+        condition.message
+    );
+    let mut redis = shop.redis().await;
+    support::push_waiting(&mut redis, Role::Order, 45).await;
+    support::push_waiting(&mut redis, Role::Cart, 45).await;
+
+    // Dry run: the decision is published...
+    let decision = shop
+        .wait_status("dry-run decision published", Role::Order, |s| {
+            let d = s.autoscaling.as_ref()?.decision.clone()?;
+            (s.desired_replicas == Some(5)).then_some(d)
+        })
+        .await;
+    assert!(decision.dry_run);
+    assert!(
+        decision.message.starts_with("dry run: backlog 45"),
+        "{}",
+        decision.message
+    );
+    shop.wait_event(
+        "ScaledUp",
+        "order: dry run: backlog 45 (waiting 45) / target 10 → 5, up from 1",
+    )
+    .await;
+    assert_eq!(
+        shop.consumer_metric("ordershop_operator_consumer_decided_replicas", Role::Order)
+            .await,
+        Some(5.0)
+    );
+    // ... and not acted on: the status is written after the scale in the
+    // same poll, so a live scaler would have scaled by now.
+    assert_eq!(shop.replicas(Role::Order).await, Some(1));
+    assert_eq!(
+        shop.service_status(Role::Order)
+            .await
+            .and_then(|s| s.last_scale_time),
+        None,
+        "nothing was scaled"
+    );
+
+    // Paused: measured, reported, held.
+    let paused = shop
+        .wait_status("paused decision", Role::Cart, |s| {
+            let d = s.autoscaling.as_ref()?.decision.clone()?;
+            (d.cause == "Paused" && s.backlog == Some(45)).then_some(d)
+        })
+        .await;
+    assert_eq!(paused.desired_replicas, 1, "{}", paused.message);
+    assert_eq!(shop.replicas(Role::Cart).await, Some(1));
+
+    // Dry run off: the same backlog is acted on at once.
+    shop.patch_spec(json!({"services": {"order": {"autoscaling": {"dryRun": false}}}}))
+        .await;
+    shop.wait_replicas(
+        Role::Order,
+        5,
+        Instant::now(),
+        REACTION_BOUND + support::SETTLE / 4,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_that_stops_answering_holds_the_last_decision_and_says_why() {
+    let mut shop = Shop::start(
+        "as-down",
+        POLL_MS,
+        &[(Role::Inventory, autoscaling(1, 6, 10, WINDOW_S))],
+    )
+    .await;
+    shop.wait_scaling("True", "BacklogMeasured").await;
+    let mut redis = shop.redis().await;
+    support::push_waiting(&mut redis, Role::Inventory, 45).await;
+    shop.wait_replicas(Role::Inventory, 5, Instant::now(), REACTION_BOUND)
+        .await;
+
+    shop.redis.kill();
+    let killed = Instant::now();
+    let condition = shop.wait_scaling("False", "BacklogUnavailable").await;
+    assert!(
+        condition
+            .message
+            .contains("holding the last decisions: inventory 5"),
+        "{}",
+        condition.message
+    );
+    assert!(
+        condition
+            .message
+            .contains(&format!("127.0.0.1:{}", shop.redis.port())),
+        "{}",
+        condition.message
+    );
+    shop.wait_event(
+        "BacklogUnavailable",
+        "holding the last decisions: inventory 5",
+    )
+    .await;
+    // Held past the window: an outage is no evidence of an empty backlog.
+    let held = shop
+        .wait_status("held past the window", Role::Inventory, |s| {
+            let decision = s.autoscaling.as_ref()?.decision.clone()?;
+            (decision.cause == "MeasurementFailed" && killed.elapsed() > WINDOW + shop.poll)
+                .then_some(decision)
+        })
+        .await;
+    assert_eq!(held.desired_replicas, 5, "{}", held.message);
+    assert_eq!(shop.replicas(Role::Inventory).await, Some(5));
+    assert!(
+        shop.operator
+            .metrics()
+            .await
+            .unwrap_or_default()
+            .contains("ordershop_operator_autoscaler_polls_total{result=\"unavailable\"}"),
+        "failed polls are counted"
+    );
+
+    // Back, empty (no persistence): readable again, and the held count
+    // stays in the window, so scale-in waits for a window of real numbers.
+    shop.redis
+        .restart(&["--requirepass", support::PASSWORD])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let restarted = Instant::now();
+    shop.wait_scaling("True", "BacklogMeasured").await;
+    shop.wait_event("BacklogReadable", "measuring the backlog of inventory")
+        .await;
+    let fell_after = shop
+        .wait_replicas(Role::Inventory, 1, restarted, WINDOW + REACTION_BOUND * 3)
+        .await;
+    assert!(
+        fell_after >= WINDOW - shop.poll,
+        "scaled in {fell_after:?} after Redis came back, within the window"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_operator_keeps_the_stabilization_window() {
+    const LONG_WINDOW_S: i32 = 15;
+    let long_window = Duration::from_secs(LONG_WINDOW_S as u64);
+    let mut shop = Shop::start(
+        "as-restart",
+        POLL_MS,
+        &[(Role::Customer, autoscaling(1, 6, 10, LONG_WINDOW_S))],
+    )
+    .await;
+    shop.wait_scaling("True", "BacklogMeasured").await;
+    let mut redis = shop.redis().await;
+    support::push_waiting(&mut redis, Role::Customer, 45).await;
+    shop.wait_replicas(Role::Customer, 5, Instant::now(), REACTION_BOUND)
+        .await;
+    support::drain_waiting(&mut redis, Role::Customer).await;
+    let drained = Instant::now();
+    shop.wait_status("stabilizing", Role::Customer, |s| {
+        (s.autoscaling.as_ref()?.decision.as_ref()?.cause == "Stabilizing").then_some(())
+    })
+    .await;
+
+    // A new operator process (same identity and Lease): without the window
+    // in the status it would scale in at its first poll.
+    shop.operator.kill();
+    shop.operator = Operator::start(Options::for_namespace(&shop.ns.name));
+    let fell_after = shop
+        .wait_replicas(
+            Role::Customer,
+            1,
+            drained,
+            long_window + support::SETTLE / 2,
+        )
+        .await;
+    assert!(
+        fell_after >= long_window - shop.poll,
+        "the restarted operator scaled in {fell_after:?} after the drain, inside the {long_window:?} window"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_managed_redis_out_of_reach_is_reported_and_nothing_is_guessed() {
+    let client = cluster::connect().await;
+    install::chart();
+    let mut ns = TestNamespace::create(&client, "as-managed").await;
+    volumes::provide_redis_volume(&client, &mut ns, "shop", "1Gi").await;
+    let _operator = Operator::start(Options::for_namespace(&ns.name));
+    let mut spec = OrderShopSpec::default();
+    spec.services.billing.autoscaling = autoscaling(2, 6, 10, WINDOW_S);
+    Api::<OrderShop>::namespaced(client.clone(), &ns.name)
+        .create(&PostParams::default(), &OrderShop::new("shop", spec))
+        .await
+        .expect("creating the OrderShop");
+    let api = Api::<OrderShop>::namespaced(client.clone(), &ns.name);
+    let condition = eventually_async(
+        "Scaling=False for the managed Redis",
+        support::SETTLE,
+        || {
+            let api = api.clone();
+            async move {
+                api.get("shop")
+                    .await
+                    .ok()?
+                    .status?
+                    .conditions
+                    .into_iter()
+                    .find(|c| {
+                        c.type_ == "Scaling"
+                            && c.status == "False"
+                            && c.message.contains("shop-redis.")
+                    })
+            }
+        },
+    )
+    .await;
+    assert_eq!(condition.reason, "BacklogUnavailable");
+    assert!(
+        condition.message.contains("outside the cluster"),
+        "the message must say why the managed Redis is unreachable: {}",
+        condition.message
+    );
+    // Nothing is guessed: without a measurement only the policy's bounds
+    // apply (minReplicas 2 over the Deployment's default 1), never a backlog.
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns.name);
+    eventually_async("billing at its min replicas", support::SETTLE, || {
+        let deployments = deployments.clone();
+        async move {
+            let replicas = deployments.get("shop-billing").await.ok()?.spec?.replicas;
+            (replicas == Some(2)).then_some(())
+        }
+    })
+    .await;
+    let billing = api
+        .get("shop")
+        .await
+        .expect("OrderShop")
+        .status
+        .expect("status")
+        .services;
+    let decision = billing
+        .iter()
+        .find(|s| s.name == "billing")
+        .and_then(|s| s.autoscaling.as_ref()?.decision.clone())
+        .expect("a decision for billing");
+    assert_eq!(decision.cause, "MeasurementFailed", "{}", decision.message);
+}
