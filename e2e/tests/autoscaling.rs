@@ -540,3 +540,283 @@ async fn a_managed_redis_out_of_reach_is_reported_and_nothing_is_guessed() {
         .expect("a decision for billing");
     assert_eq!(decision.cause, "MeasurementFailed", "{}", decision.message);
 }
+
+/// Every role that consumes work, autoscaled alike.
+fn all_consumers(
+    spec: &ordershop_operator::crd::AutoscalingSpec,
+) -> Vec<(Role, ordershop_operator::crd::AutoscalingSpec)> {
+    Role::ALL
+        .into_iter()
+        .filter(|r| r.is_consumer())
+        .map(|r| (r, spec.clone()))
+        .collect()
+}
+
+/// Puts `n` units of backlog on `role`: queue messages, or (crm, which
+/// serves no queue) events of a topic only crm subscribes to.
+async fn push_backlog(redis: &mut redis::aio::MultiplexedConnection, role: Role, n: usize) {
+    if role.channels().is_empty() {
+        support::add_events(redis, "customer", n).await;
+    } else {
+        support::push_waiting(redis, role, n).await;
+    }
+}
+
+/// Reaction time from a backlog crossing to the Deployment's new replica
+/// count, one trial per consumer (10) at each poll interval: the default
+/// 1000 ms and 500 ms. The push lands at a random phase of the poll cycle.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: cargo test -p ordershop-e2e --test autoscaling -- --ignored --nocapture"]
+async fn benchmark_reaction_time() {
+    let consumers = all_consumers(&autoscaling(1, 10, 10, 600));
+    let shop = Shop::start("as-bench-react", 1000, &consumers).await;
+    shop.wait_scaling("True", "BacklogMeasured").await;
+    let mut redis = shop.redis().await;
+    // (poll interval, units pushed, replicas expected after the push)
+    for (poll_ms, push, expected) in [(1000u64, 15, 2), (500, 20, 4)] {
+        shop.patch_spec(json!({"autoscaling": {"pollIntervalMs": poll_ms}}))
+            .await;
+        eventually_async(
+            "the new poll interval in effect",
+            support::SETTLE,
+            || async {
+                shop.scaling()
+                    .await
+                    .filter(|c| c.message.contains(&format!("every {poll_ms} ms")))
+            },
+        )
+        .await;
+        let mut samples = Vec::new();
+        for (role, _) in &consumers {
+            let phase = Duration::from_millis(rand::random_range(0..poll_ms));
+            tokio::time::sleep(phase).await;
+            let pushed = Instant::now();
+            push_backlog(&mut redis, *role, push).await;
+            let took = shop
+                .wait_replicas(*role, expected, pushed, Duration::from_secs(10))
+                .await;
+            eprintln!("  poll {poll_ms} ms, {}: {took:?}", role.slug());
+            samples.push(took);
+        }
+        eprintln!(
+            "reaction at poll {poll_ms} ms over {} trials: p50 {:?}, p95 {:?}, max {:?}",
+            samples.len(),
+            support::percentile(&samples, 50),
+            support::percentile(&samples, 95),
+            support::percentile(&samples, 100),
+        );
+    }
+}
+
+/// Utime + stime of a process in clock ticks, from /proc.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("reading /proc/<pid>/stat");
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+fn clock_ticks_per_second() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// Commands Redis executed so far, over all databases, except INFO itself.
+async fn redis_calls(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(redis)
+        .await
+        .expect("INFO");
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+async fn measured_polls(operator: &Operator) -> f64 {
+    let text = operator.metrics().await.unwrap_or_default();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("ordershop_operator_autoscaler_polls_total{result=\"measured\"} ")
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The operator's CPU with 5 OrderShops × 10 autoscaled consumers polled
+/// every second (50 consumers), against the same shops without autoscaling;
+/// and the Redis commands one poll of one OrderShop costs.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: cargo test -p ordershop-e2e --test autoscaling -- --ignored --nocapture"]
+async fn benchmark_operator_cpu_at_50_consumers() {
+    const SHOPS: usize = 5;
+    const MEASURE: Duration = Duration::from_secs(60);
+    let client = cluster::connect().await;
+    install::chart();
+    let ns = TestNamespace::create(&client, "as-bench-cpu").await;
+    let redis_server = ordershop_testkit::RedisServer::spawn(&["--requirepass", support::PASSWORD])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let operator = Operator::start(Options::for_namespace(&ns.name));
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "redis-auth"},
+        "stringData": {"password": support::PASSWORD}
+    }))
+    .expect("Secret");
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &ns.name)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("creating the Secret");
+    let api = Api::<OrderShop>::namespaced(client.clone(), &ns.name);
+    let mut off = autoscaling(1, 10, 1_000, 60);
+    off.enabled = false;
+    for i in 0..SHOPS {
+        let mut spec = OrderShopSpec::default();
+        spec.redis.external = Some(ordershop_operator::crd::ExternalRedisSpec {
+            url: format!("redis://127.0.0.1:{}/{i}", redis_server.port()),
+            password_secret_ref: Some(ordershop_operator::crd::SecretKeyRef {
+                name: "redis-auth".into(),
+                key: "password".into(),
+            }),
+        });
+        let mut shop = serde_json::to_value(OrderShop::new(&format!("s{i}"), spec)).expect("JSON");
+        for (role, _) in all_consumers(&off) {
+            shop["spec"]["services"][camel(role)]["autoscaling"] =
+                serde_json::to_value(&off).expect("JSON");
+        }
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(shop).expect("OrderShop"),
+        )
+        .await
+        .expect("creating an OrderShop");
+    }
+    // A steady backlog below the target on every consumer: the polls do
+    // real work, the replicas stay put.
+    let mut redis = Vec::new();
+    for i in 0..SHOPS {
+        let url = format!(
+            "redis://:{}@127.0.0.1:{}/{i}",
+            support::PASSWORD,
+            redis_server.port()
+        );
+        let mut conn = redis::Client::open(url)
+            .expect("URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connecting");
+        for (role, _) in all_consumers(&off) {
+            push_backlog(&mut conn, role, 50).await;
+        }
+        support::add_events(&mut conn, "order", 50).await;
+        redis.push(conn);
+    }
+    eventually_async("every OrderShop reconciled", support::SETTLE * 2, || {
+        let api = api.clone();
+        async move {
+            let list = api.list(&Default::default()).await.ok()?;
+            list.items
+                .iter()
+                .all(|s| s.status.as_ref().is_some_and(|st| st.services.len() == 13))
+                .then_some(())
+        }
+    })
+    .await;
+    let ticks = clock_ticks_per_second();
+    let cpu_over = |seconds: Duration, before: u64, after: u64| {
+        (after - before) as f64 / ticks as f64 / seconds.as_secs_f64() * 100.0
+    };
+
+    // Baseline: the same shops, no autoscaling.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let before = cpu_ticks(operator.pid());
+    tokio::time::sleep(MEASURE / 2).await;
+    let baseline = cpu_over(MEASURE / 2, before, cpu_ticks(operator.pid()));
+
+    // 50 consumers, polled every second.
+    let on = json!({"enabled": true});
+    let services: serde_json::Map<String, serde_json::Value> = all_consumers(&off)
+        .into_iter()
+        .map(|(role, _)| (camel(role).to_string(), json!({ "autoscaling": on })))
+        .collect();
+    for i in 0..SHOPS {
+        api.patch(
+            &format!("s{i}"),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"services": services}})),
+        )
+        .await
+        .expect("enabling autoscaling");
+    }
+    eventually_async("every OrderShop measured", support::SETTLE, || {
+        let api = api.clone();
+        async move {
+            let list = api.list(&Default::default()).await.ok()?;
+            list.items
+                .iter()
+                .all(|s| {
+                    s.status.as_ref().is_some_and(|st| {
+                        st.conditions
+                            .iter()
+                            .any(|c| c.type_ == "Scaling" && c.status == "True")
+                    })
+                })
+                .then_some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let before = cpu_ticks(operator.pid());
+    let polls_before = measured_polls(&operator).await;
+    let calls_before = redis_calls(&mut redis[0]).await;
+    tokio::time::sleep(MEASURE).await;
+    let after = cpu_ticks(operator.pid());
+    let polls = measured_polls(&operator).await - polls_before;
+    let calls = redis_calls(&mut redis[0]).await - calls_before;
+    let autoscaling_cpu = cpu_over(MEASURE, before, after);
+    let text = operator.metrics().await.unwrap_or_default();
+    let operator_commands: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ordershop_operator_autoscaler_redis_commands_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    let all_polls = measured_polls(&operator).await;
+    eprintln!("operator CPU, {SHOPS} OrderShops, no autoscaling: {baseline:.2} % of one core");
+    eprintln!(
+        "operator CPU, {SHOPS} OrderShops x 10 consumers at 1 s: {autoscaling_cpu:.2} % of one core over {MEASURE:?}"
+    );
+    eprintln!(
+        "polls: {polls} in {MEASURE:?} ({:.2}/s); Redis commands per poll of one OrderShop: {:.1} (server side), {:.1} (operator's count)",
+        polls / MEASURE.as_secs_f64(),
+        calls as f64 / polls,
+        operator_commands / all_polls,
+    );
+    eprintln!("operator RSS: {} KiB", operator.rss_kib().unwrap_or(0));
+    assert!(
+        polls >= MEASURE.as_secs_f64() * SHOPS as f64 * 0.8,
+        "polls fell behind: {polls}"
+    );
+    drop(ns);
+}
+
+/// The spec's camelCase field of a consumer role (`read-model` → `readModel`).
+fn camel(role: Role) -> &'static str {
+    match role {
+        Role::ReadModel => "readModel",
+        other => other.slug(),
+    }
+}

@@ -21,7 +21,9 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "test" => test(&root),
         "e2e" => e2e(&root),
-        _ => Err(format!("usage: cargo run -p xtask -- test|e2e (got {task:?})")),
+        _ => Err(format!(
+            "usage: cargo run -p xtask -- test|e2e (got {task:?})"
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -71,7 +73,14 @@ fn test(root: &Path) -> Result<(), String> {
     run(
         root,
         "cargo",
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
         &[],
     )?;
     run(
@@ -90,7 +99,12 @@ fn e2e(root: &Path) -> Result<(), String> {
     let cluster = cluster.to_str().ok_or("non-UTF-8 path")?;
     run(root, "bash", &[cluster, "up"], &[])?;
     let env = cluster_env(root, cluster)?;
-    let outcome = run(root, "cargo", &["test", "-p", "ordershop-e2e", "--", "--test-threads=1"], &env);
+    let outcome = run(
+        root,
+        "cargo",
+        &["test", "-p", "ordershop-e2e", "--", "--test-threads=1"],
+        &env,
+    );
     let down = run(root, "bash", &[cluster, "down"], &[]);
     outcome.and(down)
 }
@@ -108,8 +122,12 @@ fn cluster_env(root: &Path, cluster: &str) -> Result<Vec<(&'static str, String)>
     let text = String::from_utf8_lossy(&output.stdout);
     let mut env = Vec::new();
     for line in text.lines() {
-        let Some(assignment) = line.trim().strip_prefix("export ") else { continue };
-        let Some((name, value)) = assignment.split_once('=') else { continue };
+        let Some(assignment) = line.trim().strip_prefix("export ") else {
+            continue;
+        };
+        let Some((name, value)) = assignment.split_once('=') else {
+            continue;
+        };
         let value = value.trim_matches(|c| c == '"' || c == '\'');
         let value = value.replace("$PATH", &env::var("PATH").unwrap_or_default());
         match name {

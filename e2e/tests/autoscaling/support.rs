@@ -70,7 +70,11 @@ impl Shop {
     /// Starts Redis (with a password) and the operator, creates the
     /// OrderShop with the given autoscaled consumers, and waits for the
     /// autoscaler's first report.
-    pub(crate) async fn start(prefix: &str, poll_ms: i32, consumers: &[(Role, AutoscalingSpec)]) -> Self {
+    pub(crate) async fn start(
+        prefix: &str,
+        poll_ms: i32,
+        consumers: &[(Role, AutoscalingSpec)],
+    ) -> Self {
         let client = cluster::connect().await;
         install::chart();
         let ns = TestNamespace::create(&client, prefix).await;

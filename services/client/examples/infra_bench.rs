@@ -33,7 +33,10 @@ struct Row {
 
 #[tokio::main]
 async fn main() {
-    let ops: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let ops: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20_000);
     let redis = RedisServer::spawn(&[]).expect("redis-server");
     let shutdown = CancellationToken::new();
     let conn = Redis::open(redis.url()).unwrap();
@@ -41,8 +44,18 @@ async fn main() {
     let mq = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let es_url = format!("http://{}", es.local_addr().unwrap());
     let mq_url = format!("http://{}", mq.local_addr().unwrap());
-    tokio::spawn(ordershop_event_store::server::run(es, conn.clone(), StoreConfig::default(), shutdown.clone()));
-    tokio::spawn(ordershop_message_queue::server::run(mq, conn, QueueConfig::default(), shutdown.clone()));
+    tokio::spawn(ordershop_event_store::server::run(
+        es,
+        conn.clone(),
+        StoreConfig::default(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(ordershop_message_queue::server::run(
+        mq,
+        conn,
+        QueueConfig::default(),
+        shutdown.clone(),
+    ));
     let store = EventStore::connect(&es_url).unwrap();
     let queue = Queue::connect(&mq_url, "bench").unwrap();
     while !(store.healthy().await && queue.healthy().await) {
@@ -53,7 +66,11 @@ async fn main() {
     let cancel = CancellationToken::new();
     let mut options = ServeOptions::new("bench-service.echo");
     options.concurrency = 32;
-    let _servers = queue.serve(options, cancel.clone(), |m| async move { Ok(Some(m.payload)) });
+    let _servers = queue.serve(
+        options,
+        cancel.clone(),
+        |m| async move { Ok(Some(m.payload)) },
+    );
 
     let mut rows = Vec::new();
     for clients in [1usize, 8, 32] {
@@ -73,8 +90,18 @@ async fn main() {
             }
         })
         .await;
-        rows.push(Row { what: "gRPC publish", clients, ..publish });
-        rows.push(raw(redis.port(), clients, ops, "raw XADD", &["XADD", "rawbench", "*", "event_data", "{\"n\":1}"]));
+        rows.push(Row {
+            what: "gRPC publish",
+            clients,
+            ..publish
+        });
+        rows.push(raw(
+            redis.port(),
+            clients,
+            ops,
+            "raw XADD",
+            &["XADD", "rawbench", "*", "event_data", "{\"n\":1}"],
+        ));
 
         let call = measure(clients, ops / 4, {
             let queue = queue.clone();
@@ -82,16 +109,31 @@ async fn main() {
                 let queue = queue.clone();
                 async move {
                     queue
-                        .call("bench-service.echo", &format!("{{\"n\":{i}}}"), "", Duration::from_secs(10))
+                        .call(
+                            "bench-service.echo",
+                            &format!("{{\"n\":{i}}}"),
+                            "",
+                            Duration::from_secs(10),
+                        )
                         .await
                         .unwrap();
                 }
             }
         })
         .await;
-        rows.push(Row { what: "gRPC queue round trip", clients, ..call });
+        rows.push(Row {
+            what: "gRPC queue round trip",
+            clients,
+            ..call
+        });
         seed_list(redis.url()).await;
-        rows.push(raw(redis.port(), clients, ops, "raw LMOVE", &["LMOVE", "rawlist", "rawlist", "RIGHT", "LEFT"]));
+        rows.push(raw(
+            redis.port(),
+            clients,
+            ops,
+            "raw LMOVE",
+            &["LMOVE", "rawlist", "rawlist", "RIGHT", "LEFT"],
+        ));
     }
     cancel.cancel();
     shutdown.cancel();
@@ -145,7 +187,8 @@ where
     let elapsed = started.elapsed();
     let mut all = latencies.lock().await.clone();
     all.sort();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
+    let pct =
+        |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
     Row {
         what: "",
         clients,
@@ -159,20 +202,41 @@ async fn seed_list(url: &str) {
     let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let items: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
-    redis::cmd("DEL").arg("rawlist").query_async::<()>(&mut conn).await.unwrap();
-    redis::cmd("RPUSH").arg("rawlist").arg(items).query_async::<()>(&mut conn).await.unwrap();
+    redis::cmd("DEL")
+        .arg("rawlist")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    redis::cmd("RPUSH")
+        .arg("rawlist")
+        .arg(items)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
 }
 
 /// `redis-benchmark --csv` for one command at the same concurrency.
 fn raw(port: u16, clients: usize, ops: usize, what: &'static str, command: &[&str]) -> Row {
     let output = Command::new("redis-benchmark")
-        .args(["-p", &port.to_string(), "-c", &clients.to_string(), "-n", &ops.to_string(), "--csv"])
+        .args([
+            "-p",
+            &port.to_string(),
+            "-c",
+            &clients.to_string(),
+            "-n",
+            &ops.to_string(),
+            "--csv",
+        ])
         .args(command)
         .output()
         .expect("redis-benchmark (Debian package redis-tools)");
     let text = String::from_utf8_lossy(&output.stdout);
     let line = text.lines().last().unwrap_or_default().replace('"', "");
-    let fields: Vec<f64> = line.split(',').skip(1).filter_map(|f| f.parse().ok()).collect();
+    let fields: Vec<f64> = line
+        .split(',')
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
     // rps, avg, min, p50, p95, p99, max
     Row {
         what,

@@ -172,7 +172,11 @@ impl EventStore {
     }
 
     /// Everything after `after`, all pages.
-    pub async fn read_all(&self, topic: &str, after: &str) -> Result<(Vec<Recorded>, String), ClientError> {
+    pub async fn read_all(
+        &self,
+        topic: &str,
+        after: &str,
+    ) -> Result<(Vec<Recorded>, String), ClientError> {
         let mut cursor = after.to_owned();
         let mut all = Vec::new();
         loop {
@@ -304,17 +308,24 @@ impl EventStore {
             };
             let Some(delivery) = delivery else {
                 // The server ended the stream (it is shutting down).
-                return Err(ClientError::Rpc(tonic::Status::unavailable("subscription ended by the server")));
+                return Err(ClientError::Rpc(tonic::Status::unavailable(
+                    "subscription ended by the server",
+                )));
             };
             let count = delivery.delivery_count;
-            let Some(event) = delivery.event else { continue };
+            let Some(event) = delivery.event else {
+                continue;
+            };
             let event = Recorded::from(event);
             // Finish the event in hand even when cancelled: a handler
             // stopped halfway is what redelivery exists for, but there is no
             // need to cause it.
             let outcome = handler(event.clone(), count).await;
             match outcome {
-                Ok(()) => match self.ack(&event.topic, &options.group, &event.entry_id).await {
+                Ok(()) => match self
+                    .ack(&event.topic, &options.group, &event.entry_id)
+                    .await
+                {
                     Ok(()) => {}
                     // Another consumer claimed it meanwhile; it did or will
                     // do the same idempotent work.
@@ -326,7 +337,13 @@ impl EventStore {
                 Err(error) => {
                     tracing::warn!(topic = %event.topic, entry = %event.entry_id, attempt = count, reason = %error.reason, "event handler failed");
                     match self
-                        .nack(&event.topic, &options.group, &options.consumer, &event.entry_id, &error)
+                        .nack(
+                            &event.topic,
+                            &options.group,
+                            &options.consumer,
+                            &event.entry_id,
+                            &error,
+                        )
                         .await
                     {
                         Ok(_) => {}

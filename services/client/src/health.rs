@@ -1,7 +1,9 @@
 use std::time::Duration;
 
 use tonic::transport::Channel;
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 /// One standard gRPC health check of the overall service (name ""),
 /// bounded to a second so readiness probes never hang.

@@ -263,7 +263,10 @@ impl Queue {
         while !cancel.is_cancelled() {
             // Not raced against `cancel`: dropping a receive in flight could
             // strand a message until its lease ran out. The wait bounds it.
-            let message = match self.receive(&options.channel, options.wait, options.lease).await {
+            let message = match self
+                .receive(&options.channel, options.wait, options.lease)
+                .await
+            {
                 Ok(Some(message)) => message,
                 Ok(None) => continue,
                 Err(err) => {

@@ -52,7 +52,12 @@ async fn twenty_concurrent_publishers_lose_nothing_and_keep_entity_order() {
     for e in &events {
         let data: serde_json::Value = serde_json::from_str(&e.event_data).unwrap();
         let expected = next_seq.entry(e.entity_id.clone()).or_default();
-        assert_eq!(data["seq"], json!(*expected), "order broken for {}", e.entity_id);
+        assert_eq!(
+            data["seq"],
+            json!(*expected),
+            "order broken for {}",
+            e.entity_id
+        );
         assert_eq!(e.version, *expected + 1);
         *expected += 1;
     }
@@ -79,7 +84,10 @@ async fn a_stale_expected_version_is_refused_and_the_batch_writes_nothing() {
     let infra = Infra::start().await;
     let store = infra.event_store();
     let topic = unique("occ");
-    store.publish(&topic, vec![event("a", json!({}))]).await.unwrap();
+    store
+        .publish(&topic, vec![event("a", json!({}))])
+        .await
+        .unwrap();
 
     // Second event of the batch conflicts: the first must not be stored.
     let fine = event("b", json!({}));
@@ -140,7 +148,10 @@ async fn bad_input_is_invalid_argument_and_writes_nothing() {
     let heads = store.heads(&[&topic]).await.unwrap();
     assert_eq!(heads[&topic], "0-0");
 
-    let err = store.read(&topic, "garbage", 10, Duration::ZERO).await.unwrap_err();
+    let err = store
+        .read(&topic, "garbage", 10, Duration::ZERO)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     let err = store.ack(&topic, "nobody", "1-1").await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err}");
@@ -156,13 +167,18 @@ async fn replay_pages_in_order() {
     let mut cursor = String::new();
     let mut seen = Vec::new();
     loop {
-        let (page, next) = store.read(&topic, &cursor, 100, Duration::ZERO).await.unwrap();
+        let (page, next) = store
+            .read(&topic, &cursor, 100, Duration::ZERO)
+            .await
+            .unwrap();
         if page.is_empty() {
             break;
         }
         assert!(page.len() <= 100);
         seen.extend(page.into_iter().map(|e| {
-            serde_json::from_str::<serde_json::Value>(&e.event_data).unwrap()["i"].as_i64().unwrap()
+            serde_json::from_str::<serde_json::Value>(&e.event_data).unwrap()["i"]
+                .as_i64()
+                .unwrap()
         }));
         cursor = next;
     }
@@ -199,7 +215,10 @@ async fn an_event_left_unacked_by_a_dead_subscriber_goes_to_another() {
         .unwrap()
         .into_inner();
     let store = infra.event_store();
-    store.publish(&topic, vec![event("x", json!({"v": 1}))]).await.unwrap();
+    store
+        .publish(&topic, vec![event("x", json!({"v": 1}))])
+        .await
+        .unwrap();
     let first = stream.message().await.unwrap().unwrap();
     assert_eq!(first.delivery_count, 1);
     drop(stream);
@@ -226,8 +245,10 @@ async fn an_event_left_unacked_by_a_dead_subscriber_goes_to_another() {
 
     // Acked by B: nothing pending any more.
     let mut conn = infra.redis_conn().await;
-    let pending: redis::streams::StreamPendingReply =
-        conn.xpending(format!("events:{topic}"), group).await.unwrap();
+    let pending: redis::streams::StreamPendingReply = conn
+        .xpending(format!("events:{topic}"), group)
+        .await
+        .unwrap();
     assert_eq!(pending.count(), 0);
 }
 
@@ -246,7 +267,10 @@ async fn a_service_that_was_down_gets_everything_published_meanwhile() {
     let got = Arc::new(Mutex::new(Vec::new()));
     let cancel = CancellationToken::new();
     let task = store.subscribe(options.clone(), cancel.clone(), collect_into(got.clone()));
-    store.publish(&topic, vec![event("x", json!({"n": 0}))]).await.unwrap();
+    store
+        .publish(&topic, vec![event("x", json!({"n": 0}))])
+        .await
+        .unwrap();
     eventually_async("first event", DEADLINE, || {
         let got = got.clone();
         async move { (got.lock().unwrap().len() == 1).then_some(()) }
@@ -277,7 +301,11 @@ async fn a_service_that_was_down_gets_everything_published_meanwhile() {
         .lock()
         .unwrap()
         .iter()
-        .map(|(data, _)| serde_json::from_str::<serde_json::Value>(data).unwrap()["n"].as_i64().unwrap())
+        .map(|(data, _)| {
+            serde_json::from_str::<serde_json::Value>(data).unwrap()["n"]
+                .as_i64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(numbers, (0..=50).collect::<Vec<_>>());
 }
@@ -287,7 +315,10 @@ async fn an_event_failing_every_time_is_dead_lettered() {
     let infra = Infra::start().await;
     let store = infra.event_store();
     let topic = unique("dlq");
-    store.publish(&topic, vec![event("x", json!({"poison": true}))]).await.unwrap();
+    store
+        .publish(&topic, vec![event("x", json!({"poison": true}))])
+        .await
+        .unwrap();
     let attempts = Arc::new(Mutex::new(0u32));
     let cancel = CancellationToken::new();
     let counter = attempts.clone();
@@ -301,7 +332,10 @@ async fn an_event_failing_every_time_is_dead_lettered() {
         cancel.clone(),
         move |_, _| {
             *counter.lock().unwrap() += 1;
-            std::future::ready(Err(HandlerError::retry_after("always fails", Duration::from_millis(10))))
+            std::future::ready(Err(HandlerError::retry_after(
+                "always fails",
+                Duration::from_millis(10),
+            )))
         },
     );
     let mut conn = infra.redis_conn().await;
@@ -328,7 +362,10 @@ async fn redis_down_is_unavailable_and_publishing_recovers() {
     let mut infra = Infra::start().await;
     let topic = unique("outage");
     let store = infra.event_store();
-    store.publish(&topic, vec![event("x", json!({}))]).await.unwrap();
+    store
+        .publish(&topic, vec![event("x", json!({}))])
+        .await
+        .unwrap();
 
     infra.redis.kill();
     let mut raw = pb::event_store_client::EventStoreClient::connect(infra.event_store_url.clone())
@@ -354,7 +391,12 @@ async fn redis_down_is_unavailable_and_publishing_recovers() {
     eventually_async("publishing works again", DEADLINE, || {
         let store = store.clone();
         let topic = topic.clone();
-        async move { store.publish(&topic, vec![event("y", json!({}))]).await.ok() }
+        async move {
+            store
+                .publish(&topic, vec![event("y", json!({}))])
+                .await
+                .ok()
+        }
     })
     .await;
 }

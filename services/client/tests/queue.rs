@@ -30,10 +30,14 @@ async fn a_sync_call_gets_its_handlers_response() {
     let queue = infra.queue("worker");
     let channel = channel();
     let cancel = CancellationToken::new();
-    let tasks = queue.serve(ServeOptions::new(&channel), cancel.clone(), |m| async move {
-        let n: i64 = serde_json::from_str(&m.payload).unwrap();
-        Ok(Some(serde_json::json!({ "result": n * 2 }).to_string()))
-    });
+    let tasks = queue.serve(
+        ServeOptions::new(&channel),
+        cancel.clone(),
+        |m| async move {
+            let n: i64 = serde_json::from_str(&m.payload).unwrap();
+            Ok(Some(serde_json::json!({ "result": n * 2 }).to_string()))
+        },
+    );
     let caller = infra.queue("caller");
     for n in 0..20 {
         let reply = caller
@@ -81,9 +85,15 @@ async fn a_consumer_that_dies_mid_message_loses_nothing_and_the_key_prevents_a_s
     let infra = Infra::start().await;
     let channel = channel();
     let sender = infra.queue("sender");
-    let first = sender.send(&channel, "{\"order\":1}", "order-1").await.unwrap();
+    let first = sender
+        .send(&channel, "{\"order\":1}", "order-1")
+        .await
+        .unwrap();
     // A retried send with the same key enqueues nothing.
-    let retry = sender.send(&channel, "{\"order\":1}", "order-1").await.unwrap();
+    let retry = sender
+        .send(&channel, "{\"order\":1}", "order-1")
+        .await
+        .unwrap();
     assert_eq!(first, retry);
 
     // Consumer A leases it for a short time and "dies" (never acks).
@@ -139,7 +149,10 @@ async fn a_failing_handler_is_retried_then_dead_lettered() {
     let cancel = CancellationToken::new();
     let tasks = queue.serve(ServeOptions::new(&channel), cancel.clone(), move |_| {
         counter.fetch_add(1, Ordering::SeqCst);
-        std::future::ready(Err(HandlerError::retry_after("nope", Duration::from_millis(20))))
+        std::future::ready(Err(HandlerError::retry_after(
+            "nope",
+            Duration::from_millis(20),
+        )))
     });
     let keys = QueueKeys::new(&channel);
     let conn = infra.redis_conn().await;
@@ -187,7 +200,10 @@ async fn bad_input_is_refused_and_unknown_ids_are_not_found() {
     assert_eq!(waiting, 0, "refused sends wrote nothing");
 
     let unknown = uuid::Uuid::new_v4().to_string();
-    assert_eq!(queue.ack(&channel, &unknown).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        queue.ack(&channel, &unknown).await.unwrap_err().code(),
+        Code::NotFound
+    );
     let nack = queue
         .nack(&channel, &unknown, &HandlerError::retry("x"))
         .await

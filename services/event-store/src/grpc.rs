@@ -138,7 +138,10 @@ impl EventStore for EventStoreService {
         request: Request<pb::AckRequest>,
     ) -> Result<Response<pb::AckResponse>, Status> {
         let req = request.into_inner();
-        let acknowledged = self.store.ack(&req.topic, &req.group, &req.entry_ids).await?;
+        let acknowledged = self
+            .store
+            .ack(&req.topic, &req.group, &req.entry_ids)
+            .await?;
         Ok(Response::new(pb::AckResponse {
             acknowledged: acknowledged as u32,
         }))

@@ -13,9 +13,9 @@
 pub mod config;
 pub mod error;
 pub mod grpc;
-pub mod server;
 mod model;
 mod publish_script;
+pub mod server;
 mod store;
 pub mod subscription;
 pub mod validate;

@@ -88,7 +88,11 @@ impl PublishScript {
                 .arg(&e.event_action)
                 .arg(&e.event_data)
                 .arg(&e.entity_id)
-                .arg(e.expected_version.map(|v| v.to_string()).unwrap_or_default())
+                .arg(
+                    e.expected_version
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                )
                 .arg(&e.causation_id);
         }
         let rows: Vec<(String, String, u8)> = match invocation.invoke_async(conn).await {

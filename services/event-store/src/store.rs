@@ -80,7 +80,11 @@ impl StreamStore {
         let mut conn = self.redis.conn();
         let page: StreamRangeReply = conn.xrange_count(&key, start, "+", limit).await?;
         if !page.ids.is_empty() || wait.is_zero() {
-            return Ok(page.ids.iter().map(|e| Recorded::from_entry(topic, e)).collect());
+            return Ok(page
+                .ids
+                .iter()
+                .map(|e| Recorded::from_entry(topic, e))
+                .collect());
         }
         let from = if after.is_empty() { "0-0" } else { after };
         let mut blocking = self.redis.blocking().await?;
@@ -373,8 +377,15 @@ impl StreamStore {
                 .unwrap_or(1);
             if count as u32 > self.config.max_deliveries {
                 let id = record.entry_id.clone();
-                self.dead_letter(topic, group, &id, Some(record), count, "delivered too often")
-                    .await?;
+                self.dead_letter(
+                    topic,
+                    group,
+                    &id,
+                    Some(record),
+                    count,
+                    "delivered too often",
+                )
+                .await?;
             } else {
                 out.push(Delivered {
                     event: record,
@@ -429,7 +440,10 @@ fn flatten(reply: Option<StreamReadReply>) -> Vec<Recorded> {
         .iter()
         .flat_map(|stream| {
             let topic = stream.key.strip_prefix("events:").unwrap_or(&stream.key);
-            stream.ids.iter().map(move |e| Recorded::from_entry(topic, e))
+            stream
+                .ids
+                .iter()
+                .map(move |e| Recorded::from_entry(topic, e))
         })
         .collect()
 }

@@ -26,7 +26,9 @@ pub struct SubscriptionSpec {
 impl SubscriptionSpec {
     pub fn validate(&self) -> Result<(), StoreError> {
         if self.topics.is_empty() {
-            return Err(StoreError::InvalidArgument("no topics to subscribe to".into()));
+            return Err(StoreError::InvalidArgument(
+                "no topics to subscribe to".into(),
+            ));
         }
         for topic in &self.topics {
             validate::topic(topic)?;

@@ -57,7 +57,9 @@ pub fn entry_id(value: &str) -> Result<(), StoreError> {
     if digits(ms) && seq.is_none_or(digits) {
         Ok(())
     } else {
-        Err(invalid(format!("invalid entry id {value:?}: expected <ms>-<seq>")))
+        Err(invalid(format!(
+            "invalid entry id {value:?}: expected <ms>-<seq>"
+        )))
     }
 }
 
@@ -66,7 +68,10 @@ pub fn event(event: &mut NewEvent) -> Result<(), StoreError> {
     if event.event_id.is_empty() {
         event.event_id = uuid::Uuid::new_v4().to_string();
     } else if uuid::Uuid::parse_str(&event.event_id).is_err() {
-        return Err(invalid(format!("event_id {:?} is not a UUID", event.event_id)));
+        return Err(invalid(format!(
+            "event_id {:?} is not a UUID",
+            event.event_id
+        )));
     }
     let action_ok = !event.event_action.is_empty()
         && event.event_action.len() <= 64
@@ -113,7 +118,10 @@ pub fn batch(events: &mut [NewEvent]) -> Result<(), StoreError> {
     for event in events.iter_mut() {
         self::event(event)?;
         if !seen.insert(event.event_id.clone()) {
-            return Err(invalid(format!("event_id {} appears twice in the batch", event.event_id)));
+            return Err(invalid(format!(
+                "event_id {} appears twice in the batch",
+                event.event_id
+            )));
         }
     }
     Ok(())

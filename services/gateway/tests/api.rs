@@ -419,7 +419,18 @@ async fn an_absent_event_store_or_queue_is_503() {
 async fn ready_when_the_event_store_and_queue_answer() {
     let infra = Infra::start().await;
     let app = gateway(infra.clients(), quick());
-    let (status, body) = send(&app, get("/readyz")).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    // The servers report SERVING once their first Redis check passed.
+    let body = ordershop_testkit::eventually_async(
+        "/readyz 200",
+        std::time::Duration::from_secs(10),
+        || {
+            let app = app.clone();
+            async move {
+                let (status, body) = send(&app, get("/readyz")).await;
+                (status == StatusCode::OK).then_some(body)
+            }
+        },
+    )
+    .await;
     assert_eq!(body["result"], json!({"event_store": "ok", "queue": "ok"}));
 }

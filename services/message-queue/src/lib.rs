@@ -13,8 +13,8 @@ pub mod error;
 pub mod grpc;
 mod model;
 pub mod reaper;
-pub mod server;
 mod scripts;
+pub mod server;
 mod store;
 pub mod validate;
 

@@ -9,10 +9,7 @@ use ordershop_topology::{CHANNELS_SET, QueueKeys};
 use tokio::time::Instant;
 
 use crate::{
-    Message, QueueConfig, QueueError, SendOutcome,
-    model::Envelope,
-    scripts::Scripts,
-    validate,
+    Message, QueueConfig, QueueError, SendOutcome, model::Envelope, scripts::Scripts, validate,
 };
 
 /// Every Redis operation of the message queue.
@@ -166,7 +163,12 @@ impl QueueStore {
                     }));
                 }
                 None => {
-                    tracing::warn!(channel, id, attempt, "message dead-lettered after too many deliveries");
+                    tracing::warn!(
+                        channel,
+                        id,
+                        attempt,
+                        "message dead-lettered after too many deliveries"
+                    );
                     if Instant::now() >= deadline {
                         return Ok(None);
                     }

@@ -52,7 +52,9 @@ pub fn message_id(id: &str) -> Result<(), QueueError> {
 
 pub fn idempotency_key(key: &str) -> Result<(), QueueError> {
     if key.len() > 256 || key.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(invalid("idempotency key: at most 256 characters, no spaces"));
+        return Err(invalid(
+            "idempotency key: at most 256 characters, no spaces",
+        ));
     }
     Ok(())
 }

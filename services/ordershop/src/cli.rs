@@ -9,9 +9,19 @@ use ordershop_topology::Role;
 use crate::telemetry::{self, LogFormat};
 
 #[derive(Debug, Parser)]
-#[command(name = "ordershop", version, about = "OrderShop: an event-sourced shop on Redis Streams and Lists")]
+#[command(
+    name = "ordershop",
+    version,
+    about = "OrderShop: an event-sourced shop on Redis Streams and Lists"
+)]
 pub(crate) struct Cli {
-    #[arg(long, env = "ORDERSHOP_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "ORDERSHOP_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -53,11 +63,23 @@ pub(crate) struct RoleArgs {
     #[arg(long, env = "ORDERSHOP_HTTP_LISTEN", default_value = "0.0.0.0:5000")]
     pub(crate) http_listen: SocketAddr,
     /// Redis (event store, message queue, read model).
-    #[arg(long, env = "ORDERSHOP_REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
+    #[arg(
+        long,
+        env = "ORDERSHOP_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/0"
+    )]
     pub(crate) redis_url: String,
-    #[arg(long, env = "ORDERSHOP_EVENT_STORE_URL", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        env = "ORDERSHOP_EVENT_STORE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub(crate) event_store_url: String,
-    #[arg(long, env = "ORDERSHOP_QUEUE_URL", default_value = "http://127.0.0.1:50052")]
+    #[arg(
+        long,
+        env = "ORDERSHOP_QUEUE_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
     pub(crate) queue_url: String,
     /// This instance's name in consumer groups and leases (the pod name);
     /// defaults to the host name.
@@ -127,7 +149,10 @@ impl Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             tracing::error!(error = %err, "cannot start the async runtime");

@@ -56,7 +56,11 @@ async fn the_reference_clients_ten_flows() {
     // 5. Update a cart, then read it back at once (read-your-writes).
     let updated = json!({"customer_id": customers[0], "product_ids": [products[0], products[1]]});
     let (status, reply) = shop.put("cart", &cart_ids[0], updated).await;
-    assert_eq!((status, &reply["result"]), (StatusCode::OK, &json!(true)), "{reply}");
+    assert_eq!(
+        (status, &reply["result"]),
+        (StatusCode::OK, &json!(true)),
+        "{reply}"
+    );
     let cart0 = shop.get(&format!("/cart/{}", cart_ids[0])).await;
     assert_eq!(cart0["product_ids"], json!([products[0], products[1]]));
 
@@ -74,14 +78,18 @@ async fn the_reference_clients_ten_flows() {
     // 7. Delete an order: its stock comes back, and the read sees it.
     let (status, _) = shop.delete("order", &order_ids[9]).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(shop.get(&format!("/order/{}", order_ids[9])).await, Value::Null);
+    assert_eq!(
+        shop.get(&format!("/order/{}", order_ids[9])).await,
+        Value::Null
+    );
     eventually_async("stock of order 9 restored", DEADLINE, || async {
         (stock_of(shop, &products[0]).await == 100 - 1).then_some(())
     })
     .await;
 
     // 8. Bill one order with the exact amount (cart 0: 10 + 20).
-    shop.create("billing", json!({"order_id": order_ids[0], "amount": 30.0})).await;
+    shop.create("billing", json!({"order_id": order_ids[0], "amount": 30.0}))
+        .await;
     shop.wait_status(&order_ids[0], "SHIPPED").await;
 
     // 9. Unbilled orders: all of ours but the billed and the deleted one.
@@ -124,12 +132,16 @@ async fn the_reference_clients_ten_flows() {
             .unwrap()
             .iter()
             .filter(|m| {
-                let data: Value = serde_json::from_str(m[1]["event_data"].as_str().unwrap()).unwrap();
+                let data: Value =
+                    serde_json::from_str(m[1]["event_data"].as_str().unwrap()).unwrap();
                 ours.contains(data["recipient"].as_str().unwrap_or_default())
             })
             .count()
     };
-    eventually_async("22 mails", DEADLINE, || async { (count_mails().await >= 22).then_some(()) }).await;
+    eventually_async("22 mails", DEADLINE, || async {
+        (count_mails().await >= 22).then_some(())
+    })
+    .await;
     assert_eq!(count_mails().await, 22, "no mail sent twice");
 }
 
@@ -138,7 +150,10 @@ async fn cancelling_an_in_stock_order_restores_its_stock() {
     let shop = Shop::shared().await;
     let (products, customers) = seed(shop, 1, 5).await;
     let cart = shop
-        .create_one("cart", json!({"customer_id": customers[0], "product_ids": [products[0], products[0]]}))
+        .create_one(
+            "cart",
+            json!({"customer_id": customers[0], "product_ids": [products[0], products[0]]}),
+        )
         .await;
     let order = shop.create_one("order", json!({"cart_id": cart})).await;
     shop.wait_status(&order, "IN_STOCK").await;
@@ -156,21 +171,35 @@ async fn a_wrong_billing_amount_is_a_client_error_and_writes_nothing() {
     let shop = Shop::shared().await;
     let (products, customers) = seed(shop, 1, 5).await;
     let cart = shop
-        .create_one("cart", json!({"customer_id": customers[0], "product_ids": [products[0]]}))
+        .create_one(
+            "cart",
+            json!({"customer_id": customers[0], "product_ids": [products[0]]}),
+        )
         .await;
     let order = shop.create_one("order", json!({"cart_id": cart})).await;
     shop.wait_status(&order, "IN_STOCK").await;
     let (status, body) = shop
-        .request(Method::POST, "/billing", Some(json!({"order_id": order, "amount": 11.0})))
+        .request(
+            Method::POST,
+            "/billing",
+            Some(json!({"order_id": order, "amount": 11.0})),
+        )
         .await;
     assert!(status.is_client_error(), "{status} {body}");
     assert_eq!(body["error"], json!("amount is not accurate"));
     let billings = shop.get("/billings").await;
     assert!(
-        !billings.as_array().unwrap().iter().any(|b| b["order_id"] == json!(order)),
+        !billings
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["order_id"] == json!(order)),
         "a refused billing was stored"
     );
-    assert_eq!(shop.get(&format!("/order/{order}")).await["status"], json!("IN_STOCK"));
+    assert_eq!(
+        shop.get(&format!("/order/{order}")).await["status"],
+        json!("IN_STOCK")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,7 +208,9 @@ async fn concurrent_orders_for_the_last_units_leave_exactly_one_in_stock() {
     let (products, customers) = seed(shop, 2, 2).await;
     // Four carts each want both remaining units of product 0.
     let carts: Vec<Value> = (0..4)
-        .map(|i| json!({"customer_id": customers[i % 2], "product_ids": [products[0], products[0]]}))
+        .map(
+            |i| json!({"customer_id": customers[i % 2], "product_ids": [products[0], products[0]]}),
+        )
         .collect();
     let cart_ids = shop.create("cart", Value::Array(carts)).await;
     let creates = cart_ids
@@ -190,13 +221,20 @@ async fn concurrent_orders_for_the_last_units_leave_exactly_one_in_stock() {
     for order in &orders {
         let path = format!("/order/{order}");
         let status = eventually_async("a stock verdict", DEADLINE, || async {
-            let status = shop.get(&path).await["status"].as_str().unwrap_or_default().to_owned();
+            let status = shop.get(&path).await["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             (status == "IN_STOCK" || status == "OUT_OF_STOCK").then_some(status)
         })
         .await;
         statuses.push(status);
     }
-    assert_eq!(statuses.iter().filter(|s| *s == "IN_STOCK").count(), 1, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "IN_STOCK").count(),
+        1,
+        "{statuses:?}"
+    );
     assert_eq!(stock_of(shop, &products[0]).await, 0);
 }
 
@@ -213,7 +251,11 @@ async fn bad_requests_get_json_errors_and_unknown_entities_are_null() {
     assert!(body["error"].is_string());
 
     let (status, body) = shop
-        .put("customer", &unknown, json!({"name": "x", "email": "x@example.com"}))
+        .put(
+            "customer",
+            &unknown,
+            json!({"name": "x", "email": "x@example.com"}),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"], json!("could not find customer"));

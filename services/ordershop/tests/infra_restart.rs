@@ -62,9 +62,11 @@ async fn clients_recover_when_the_event_store_and_queue_restart() {
             std::future::ready(Ok(()))
         },
     );
-    let workers = queue.serve(ServeOptions::new(&channel), cancel.clone(), |m| async move {
-        Ok(Some(m.payload))
-    });
+    let workers = queue.serve(
+        ServeOptions::new(&channel),
+        cancel.clone(),
+        |m| async move { Ok(Some(m.payload)) },
+    );
     // One event id per round: a retried publish is then stored once.
     let ids: Vec<String> = (0..4).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let publish = |n: u32| {
@@ -83,7 +85,10 @@ async fn clients_recover_when_the_event_store_and_queue_restart() {
     };
 
     publish(1).await.expect("first publish");
-    let reply = queue.call(&channel, "{\"n\":1}", "", Duration::from_secs(5)).await.unwrap();
+    let reply = queue
+        .call(&channel, "{\"n\":1}", "", Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(reply, "{\"n\":1}");
 
     for round in 2..=3u32 {
@@ -100,7 +105,12 @@ async fn clients_recover_when_the_event_store_and_queue_restart() {
             let queue = queue.clone();
             let channel = channel.clone();
             let payload = payload.clone();
-            async move { queue.call(&channel, &payload, "", Duration::from_secs(2)).await.ok() }
+            async move {
+                queue
+                    .call(&channel, &payload, "", Duration::from_secs(2))
+                    .await
+                    .ok()
+            }
         })
         .await;
         assert_eq!(reply, payload);

@@ -24,7 +24,10 @@ async fn killed_services_finish_the_flow_without_double_effects() {
     let (_, reply) = shop
         .request(Method::POST, "/orders", Some(json!({"cart_id": cart})))
         .await;
-    assert!(reply["result"].is_string(), "async create answers a message id: {reply}");
+    assert!(
+        reply["result"].is_string(),
+        "async create answers a message id: {reply}"
+    );
     shop.wait_restarted("order", order_pid).await;
     shop.wait_restarted("inventory", inventory_pid).await;
 
@@ -45,9 +48,18 @@ async fn killed_services_finish_the_flow_without_double_effects() {
     let pid = shop.kill_role("inventory");
     shop.wait_restarted("inventory", pid).await;
     let orders = shop.get("/orders").await;
-    let for_cart = orders.as_array().unwrap().iter().filter(|o| o["cart_id"] == json!(cart)).count();
+    let for_cart = orders
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["cart_id"] == json!(cart))
+        .count();
     assert_eq!(for_cart, 1, "one order for the cart");
-    assert_eq!(stock_of(&shop, &products[0]).await, 7, "stock taken exactly once");
+    assert_eq!(
+        stock_of(&shop, &products[0]).await,
+        7,
+        "stock taken exactly once"
+    );
 
     // The read model: kill -9, restart, identical state.
     let before: Value = shop.get("/report").await;

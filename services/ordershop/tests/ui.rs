@@ -75,12 +75,20 @@ fn launch() -> (Browser, String) {
         .next()
         .expect("host:port")
         .to_owned();
-    (Browser { child, _profile: profile }, format!("http://{http}"))
+    (
+        Browser {
+            child,
+            _profile: profile,
+        },
+        format!("http://{http}"),
+    )
 }
 
 /// A minimal DevTools client: send a command, wait for its reply.
 struct Page {
-    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
     next_id: u64,
 }
 
@@ -89,14 +97,19 @@ impl Page {
         self.next_id += 1;
         let id = self.next_id;
         let request = json!({"id": id, "method": method, "params": params});
-        self.socket.send(Message::text(request.to_string())).await.expect("send");
+        self.socket
+            .send(Message::text(request.to_string()))
+            .await
+            .expect("send");
         loop {
             let message = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
                 .await
                 .expect("DevTools answers within 10 s")
                 .expect("DevTools socket open")
                 .expect("DevTools message");
-            let Message::Text(text) = message else { continue };
+            let Message::Text(text) = message else {
+                continue;
+            };
             let reply: Value = serde_json::from_str(&text).expect("JSON");
             if reply["id"] == json!(id) {
                 return reply["result"].clone();
@@ -106,7 +119,10 @@ impl Page {
 
     async fn eval(&mut self, expression: &str) -> Value {
         let result = self
-            .command("Runtime.evaluate", json!({"expression": expression, "returnByValue": true}))
+            .command(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true}),
+            )
             .await;
         result["result"]["value"].clone()
     }
@@ -117,7 +133,12 @@ async fn a_rest_create_appears_live_in_the_events_pane() {
     let shop = Shop::shared().await;
     let (_browser, devtools) = launch();
     let targets: Value = eventually_async("DevTools targets", DEADLINE, || async {
-        reqwest::get(format!("{devtools}/json/list")).await.ok()?.json().await.ok()
+        reqwest::get(format!("{devtools}/json/list"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
     })
     .await;
     let page_ws = targets
@@ -128,19 +149,26 @@ async fn a_rest_create_appears_live_in_the_events_pane() {
         .to_owned();
     let (socket, _) = connect_async(page_ws).await.expect("DevTools page socket");
     let mut page = Page { socket, next_id: 0 };
-    page.command("Page.navigate", json!({"url": format!("{}/", shop.url)})).await;
+    page.command("Page.navigate", json!({"url": format!("{}/", shop.url)}))
+        .await;
 
     // The page's WebSocket is live once the status badge says so.
     let deadline = tokio::time::Instant::now() + DEADLINE;
-    while page.eval("document.querySelector('#status')?.className ?? ''").await
+    while page
+        .eval("document.querySelector('#status')?.className ?? ''")
+        .await
         != json!("status connected")
     {
-        assert!(tokio::time::Instant::now() < deadline, "the UI never connected its live push");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the UI never connected its live push"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     let name = format!("UI test {}", uuid::Uuid::new_v4().simple());
-    shop.create_one("customer", json!({"name": name, "email": "ui@example.com"})).await;
+    shop.create_one("customer", json!({"name": name, "email": "ui@example.com"}))
+        .await;
     let probe = format!("document.querySelector('#events').innerText.includes('{name}')");
     while page.eval(&probe).await != json!(true) {
         assert!(
@@ -155,5 +183,11 @@ async fn a_rest_create_appears_live_in_the_events_pane() {
             "[...document.querySelector('#events').children].map(e => e.innerText).find(t => t.includes('{name}')) ?? ''"
         ))
         .await;
-    assert!(entry.as_str().unwrap_or_default().contains("customer_created"), "{entry}");
+    assert!(
+        entry
+            .as_str()
+            .unwrap_or_default()
+            .contains("customer_created"),
+        "{entry}"
+    );
 }

@@ -73,7 +73,10 @@ impl BlockingConnection {
     /// Runs one blocking command. If the future is dropped mid-command (a
     /// cancelled subscription) or the command fails, the connection may
     /// still be parked in a server-side BLOCK, so it is not reused.
-    pub async fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+    pub async fn query<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
         self.healthy = false;
         let conn = self.conn.as_mut().expect("connection present until drop");
         let result = cmd.query_async(conn).await;

@@ -88,7 +88,10 @@ impl Drop for Infra {
 
 /// A topic name no other test uses, so tests can share one Redis.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 pub fn event(entity: &str, data: serde_json::Value) -> ordershop_client::Append {

@@ -92,8 +92,14 @@ impl Supervisor {
             .spawn()
             .with_context(|| format!("cannot start {}", role.slug()))?;
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
         ]
         .into_iter()
         .flatten()
@@ -109,7 +115,10 @@ impl Supervisor {
             });
         }
         if let Some(pid) = child.id() {
-            let _ = std::fs::write(self.run_dir.join(format!("{}.pid", role.slug())), pid.to_string());
+            let _ = std::fs::write(
+                self.run_dir.join(format!("{}.pid", role.slug())),
+                pid.to_string(),
+            );
         }
         tracing::info!(role = role.slug(), %listen, "started");
         self.children.insert(role, child);
@@ -169,8 +178,13 @@ impl Supervisor {
         }
         let deadline = Instant::now() + grace;
         for role in roles {
-            let Some(mut child) = self.children.remove(role) else { continue };
-            if tokio::time::timeout_at(deadline, child.wait()).await.is_err() {
+            let Some(mut child) = self.children.remove(role) else {
+                continue;
+            };
+            if tokio::time::timeout_at(deadline, child.wait())
+                .await
+                .is_err()
+            {
                 tracing::warn!(role = role.slug(), "did not stop in time; killing");
                 let _ = child.kill().await;
             }

@@ -29,13 +29,19 @@ pub(super) async fn wait_grpc_infra(
 }
 
 /// Waits until the gateway's `/readyz` answers 200.
-pub(super) async fn wait_http(addr: SocketAddr, shutdown: &CancellationToken) -> anyhow::Result<()> {
+pub(super) async fn wait_http(
+    addr: SocketAddr,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     let target = if addr.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], addr.port()))
     } else {
         addr
     };
-    poll("the API gateway", shutdown, || async move { http_ok(target).await }).await
+    poll("the API gateway", shutdown, || async move {
+        http_ok(target).await
+    })
+    .await
 }
 
 /// A minimal HTTP/1.0 probe: no client library needed for one GET.
@@ -49,7 +55,10 @@ async fn http_ok(addr: SocketAddr) -> bool {
         stream.read_exact(&mut head).await?;
         Ok::<_, std::io::Error>(head.ends_with(b"200"))
     };
-    matches!(tokio::time::timeout(Duration::from_secs(2), probe).await, Ok(Ok(true)))
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), probe).await,
+        Ok(Ok(true))
+    )
 }
 
 async fn poll<F, Fut>(what: &str, shutdown: &CancellationToken, mut check: F) -> anyhow::Result<()>

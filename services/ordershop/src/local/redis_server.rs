@@ -53,15 +53,24 @@ impl LocalRedis {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(mut conn) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
             {
                 return Ok(());
             }
             if let Some(status) = self.child.try_wait()? {
-                bail!("redis-server exited ({status}); is port {} taken? Try --redis-port", self.port);
+                bail!(
+                    "redis-server exited ({status}); is port {} taken? Try --redis-port",
+                    self.port
+                );
             }
             if Instant::now() >= deadline {
-                bail!("redis-server did not answer on port {} within 20 s", self.port);
+                bail!(
+                    "redis-server did not answer on port {} within 20 s",
+                    self.port
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -90,7 +99,10 @@ fn find_or_install() -> anyhow::Result<PathBuf> {
     let root = nix::unistd::Uid::effective().is_root();
     if root && which("apt-get").is_some() {
         tracing::info!("redis-server not found; installing the Debian package redis-server");
-        for args in [&["update", "-qq"][..], &["install", "-y", "-qq", "redis-server"][..]] {
+        for args in [
+            &["update", "-qq"][..],
+            &["install", "-y", "-qq", "redis-server"][..],
+        ] {
             let status = std::process::Command::new("apt-get")
                 .args(args)
                 .env("DEBIAN_FRONTEND", "noninteractive")
@@ -118,8 +130,12 @@ fn which(name: &str) -> Option<PathBuf> {
 /// A Redis left behind by a supervisor that was killed: stop it, so the
 /// port and the AOF are ours again.
 async fn stop_stale(pidfile: &Path) {
-    let Ok(text) = std::fs::read_to_string(pidfile) else { return };
-    let Ok(pid) = text.trim().parse::<i32>() else { return };
+    let Ok(text) = std::fs::read_to_string(pidfile) else {
+        return;
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        return;
+    };
     let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     if !cmdline.contains("redis-server") {
         return;

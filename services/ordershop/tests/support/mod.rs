@@ -48,7 +48,10 @@ impl Shop {
             }
         }
         let child = command
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .spawn()
             .expect("starting `ordershop local`");
@@ -90,7 +93,12 @@ impl Shop {
         SHOP.get_or_init(|| shop)
     }
 
-    pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.http.request(method, format!("{}{path}", self.url));
         if let Some(body) = body {
             request = request.json(&body);
@@ -98,7 +106,8 @@ impl Shop {
         let response = request.send().await.expect("HTTP request");
         let status = response.status();
         let text = response.text().await.expect("body");
-        let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}"));
+        let value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}"));
         (status, value)
     }
 
@@ -111,7 +120,9 @@ impl Shop {
 
     /// Sync create, returning the new ids.
     pub async fn create(&self, singular: &str, body: Value) -> Vec<String> {
-        let (status, reply) = self.request(reqwest::Method::POST, &format!("/{singular}"), Some(body)).await;
+        let (status, reply) = self
+            .request(reqwest::Method::POST, &format!("/{singular}"), Some(body))
+            .await;
         assert_eq!(status, StatusCode::OK, "POST /{singular}: {reply}");
         serde_json::from_value(reply["result"].clone()).expect("a list of ids")
     }
@@ -121,11 +132,17 @@ impl Shop {
     }
 
     pub async fn put(&self, singular: &str, id: &str, body: Value) -> (StatusCode, Value) {
-        self.request(reqwest::Method::PUT, &format!("/{singular}/{id}"), Some(body)).await
+        self.request(
+            reqwest::Method::PUT,
+            &format!("/{singular}/{id}"),
+            Some(body),
+        )
+        .await
     }
 
     pub async fn delete(&self, singular: &str, id: &str) -> (StatusCode, Value) {
-        self.request(reqwest::Method::DELETE, &format!("/{singular}/{id}"), None).await
+        self.request(reqwest::Method::DELETE, &format!("/{singular}/{id}"), None)
+            .await
     }
 
     /// Polls GET /order/<id> until its status is `status`.
@@ -157,11 +174,15 @@ impl Shop {
 
     /// Waits until the supervisor has started `role` again.
     pub async fn wait_restarted(&self, role: &str, old_pid: i32) {
-        eventually_async(&format!("{role} to be restarted"), DEADLINE, || async move {
-            let file = self.data_dir.join("run").join(format!("{role}.pid"));
-            let pid: i32 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
-            (pid != old_pid).then_some(())
-        })
+        eventually_async(
+            &format!("{role} to be restarted"),
+            DEADLINE,
+            || async move {
+                let file = self.data_dir.join("run").join(format!("{role}.pid"));
+                let pid: i32 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
+                (pid != old_pid).then_some(())
+            },
+        )
         .await;
     }
 }
