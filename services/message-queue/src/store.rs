@@ -99,7 +99,7 @@ impl QueueStore {
             .key(&idem_key)
             .arg(&id)
             .arg(&envelope)
-            .arg(self.config.idempotency_window.as_millis() as u64)
+            .arg(self.idempotency_window(idempotency_key).as_millis() as u64)
             .arg(u8::from(!idempotency_key.is_empty()))
             .invoke_async(&mut conn)
             .await?;
@@ -107,6 +107,17 @@ impl QueueStore {
             message_id,
             duplicate: duplicate == 1,
         })
+    }
+
+    /// Keys made by the client library for its own retries (`auto:`) need
+    /// only outlive those retries; keeping them for the whole window would
+    /// cost a key per message for ten minutes.
+    fn idempotency_window(&self, key: &str) -> Duration {
+        if key.starts_with("auto:") {
+            self.config.idempotency_window.min(Duration::from_secs(60))
+        } else {
+            self.config.idempotency_window
+        }
     }
 
     /// Waits up to `wait` for a request and leases it for `lease`.

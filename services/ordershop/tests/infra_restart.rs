@@ -130,3 +130,50 @@ async fn clients_recover_when_the_event_store_and_queue_restart() {
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen, vec!["{\"n\":1}", "{\"n\":2}", "{\"n\":3}"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_servers_promptly_with_subscribers_and_waiters_attached() {
+    let redis = RedisServer::start();
+    let (es_port, mq_port) = (free_port(), free_port());
+    let mut event_store = Killed(start("event-store", es_port, redis.url()));
+    let mut queue_server = Killed(start("message-queue", mq_port, redis.url()));
+    let store = EventStore::connect(&format!("http://127.0.0.1:{es_port}")).unwrap();
+    let queue = Queue::connect(&format!("http://127.0.0.1:{mq_port}"), "w").unwrap();
+    eventually_async("servers up", DEADLINE, || {
+        let (store, queue) = (store.clone(), queue.clone());
+        async move { (store.healthy().await && queue.healthy().await).then_some(()) }
+    })
+    .await;
+    // Open work on both: a subscription stream and a long-poll receive.
+    let cancel = CancellationToken::new();
+    let _subscription = store.subscribe(
+        SubscribeOptions {
+            topics: vec!["sigterm".into()],
+            group: "g".into(),
+            consumer: "c".into(),
+            start: StartPosition::Beginning,
+        },
+        cancel.clone(),
+        |_, _| std::future::ready(Ok(())),
+    );
+    let _workers = queue.serve(
+        ServeOptions::new("sigterm-service.x"),
+        cancel.clone(),
+        |_| async { Ok(None) },
+    );
+    for server in [&event_store, &queue_server] {
+        let pid = nix::unistd::Pid::from_raw(server.0.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    }
+    // A long-poll receive may take its full wait (2 s) to finish.
+    for server in [&mut event_store, &mut queue_server] {
+        let status = eventually_async(
+            "the server to exit after SIGTERM",
+            Duration::from_secs(8),
+            || std::future::ready(server.0.try_wait().ok().flatten()),
+        )
+        .await;
+        assert!(status.success(), "graceful exit: {status}");
+    }
+    cancel.cancel();
+}
