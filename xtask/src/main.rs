@@ -97,6 +97,8 @@ fn test(root: &Path) -> Result<(), String> {
 fn e2e(root: &Path) -> Result<(), String> {
     let cluster = root.join("e2e/cluster.sh");
     let cluster = cluster.to_str().ok_or("non-UTF-8 path")?;
+    // The e2e tests run the operator binary out of cluster.
+    run(root, "cargo", &["build", "-p", "ordershop-operator"], &[])?;
     run(root, "bash", &[cluster, "up"], &[])?;
     let env = cluster_env(root, cluster)?;
     let outcome = run(
