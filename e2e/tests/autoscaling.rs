@@ -274,6 +274,50 @@ async fn stream_lag_and_pending_count_and_work_in_flight_blocks_scale_in() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_lag_redis_cannot_report_is_counted_and_said_so() {
+    let shop = Shop::start(
+        "as-nil",
+        POLL_MS,
+        &[(Role::Inventory, autoscaling(1, 6, 10, WINDOW_S))],
+    )
+    .await;
+    shop.wait_scaling("True", "BacklogMeasured").await;
+    let mut redis = shop.redis().await;
+    // 40 events, 2 delivered, then one undelivered entry deleted: Redis 7
+    // reports the group's lag as nil (KEDA reads 0 and goes inactive).
+    let ids = support::add_events(&mut redis, "order", 40).await;
+    support::deliver(&mut redis, Role::Inventory, "order", 2).await;
+    support::delete_event(&mut redis, "order", &ids[10]).await;
+    let pushed = Instant::now();
+
+    // 37 undelivered + 2 pending = 39 → 4 replicas.
+    shop.wait_replicas(Role::Inventory, 4, pushed, support::SETTLE)
+        .await;
+    let parts = shop
+        .wait_status("the counted lag in status", Role::Inventory, |s| {
+            s.autoscaling
+                .as_ref()?
+                .measured
+                .clone()
+                .filter(|p| p.lag == 37)
+        })
+        .await;
+    assert_eq!(parts.pending, 2);
+    assert!(parts.exact, "every undelivered entry was counted");
+    assert!(
+        parts.notes.iter().any(|n| n
+            == "inventory-service on events:order: Redis reports lag nil; counted 37 undelivered entries"),
+        "the status must say the lag was counted, not reported: {:?}",
+        parts.notes
+    );
+    shop.wait_event(
+        "ScaledUp",
+        "inventory: backlog 39 (lag 37 + pending 2) / target 10 → 4",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn dry_run_and_paused_change_nothing_but_status() {
     let shop = Shop::start(
         "as-dry",
@@ -526,18 +570,21 @@ async fn a_managed_redis_out_of_reach_is_reported_and_nothing_is_guessed() {
         }
     })
     .await;
-    let billing = api
-        .get("shop")
-        .await
-        .expect("OrderShop")
-        .status
-        .expect("status")
-        .services;
-    let decision = billing
-        .iter()
-        .find(|s| s.name == "billing")
-        .and_then(|s| s.autoscaling.as_ref()?.decision.clone())
-        .expect("a decision for billing");
+    let decision = eventually_async("billing's held decision in status", support::SETTLE, || {
+        let api = api.clone();
+        async move {
+            api.get("shop")
+                .await
+                .ok()?
+                .status?
+                .services
+                .into_iter()
+                .find(|s| s.name == "billing")?
+                .autoscaling?
+                .decision
+        }
+    })
+    .await;
     assert_eq!(decision.cause, "MeasurementFailed", "{}", decision.message);
 }
 

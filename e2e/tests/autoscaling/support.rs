@@ -376,18 +376,31 @@ pub(crate) async fn drain_waiting(conn: &mut MultiplexedConnection, role: Role) 
         .expect("DEL");
 }
 
-/// Appends `n` events to the stream of `topic`.
-pub(crate) async fn add_events(conn: &mut MultiplexedConnection, topic: &str, n: usize) {
+/// Appends `n` events to the stream of `topic`; returns their IDs.
+pub(crate) async fn add_events(
+    conn: &mut MultiplexedConnection,
+    topic: &str,
+    n: usize,
+) -> Vec<String> {
     let mut pipe = redis::pipe();
     for i in 0..n {
         pipe.cmd("XADD")
             .arg(StreamKeys::new(topic).stream)
             .arg("*")
             .arg("e2e")
-            .arg(i)
-            .ignore();
+            .arg(i);
     }
-    let _: () = pipe.query_async(conn).await.expect("XADD");
+    pipe.query_async(conn).await.expect("XADD")
+}
+
+/// Deletes one entry of `topic`'s stream (as a retention job might).
+pub(crate) async fn delete_event(conn: &mut MultiplexedConnection, topic: &str, id: &str) {
+    let _: u64 = redis::cmd("XDEL")
+        .arg(StreamKeys::new(topic).stream)
+        .arg(id)
+        .query_async(conn)
+        .await
+        .expect("XDEL");
 }
 
 /// Delivers up to `n` new entries of `topic` to `role`'s consumer group (as

@@ -184,17 +184,14 @@ impl Autoscaler {
 
     /// Runs a scaler per OrderShop that needs one until `stop`, then waits
     /// for them to finish their poll.
+    ///
+    /// It does not wait for the caches with `Store::wait_until_ready`: in
+    /// kube-runtime 5 that future keeps only the waker of its latest poller
+    /// (a `futures` oneshot), so a second waiter on the same store can leave
+    /// the controller's own waiters asleep. Reading a cache before its first
+    /// list only finds nothing yet: no OrderShop to scale, no Deployment to
+    /// act on (that consumer is skipped until it appears).
     pub async fn run(self, stop: CancellationToken) {
-        let ready = tokio::select! {
-            () = stop.cancelled() => false,
-            ready = async {
-                self.shared.shops.wait_until_ready().await.is_ok()
-                    && self.shared.deployments.wait_until_ready().await.is_ok()
-            } => ready,
-        };
-        if !ready {
-            return;
-        }
         info!("autoscaler running");
         let mut scalers: HashMap<ObjectRef<OrderShop>, JoinHandle<()>> = HashMap::new();
         loop {
@@ -271,6 +268,33 @@ mod tests {
             replica_owner(&spec, Role::Billing),
             ReplicaOwner::Reconcile(0)
         );
+    }
+
+    #[test]
+    fn a_scaler_runs_for_autoscaled_consumers_and_to_clean_up_after_them() {
+        use crate::crd::{ConsumerScalingStatus, OrderShopStatus, ServiceStatus};
+        let mut shop = crate::children::fixtures::shop(OrderShopSpec::default());
+        assert!(
+            !wants_scaler(&shop),
+            "nothing autoscaled, nothing to clean up"
+        );
+        shop.status = Some(OrderShopStatus {
+            services: vec![ServiceStatus {
+                name: "order".into(),
+                autoscaling: Some(ConsumerScalingStatus::default()),
+                ..ServiceStatus::default()
+            }],
+            ..OrderShopStatus::default()
+        });
+        assert!(wants_scaler(&shop), "leftovers of a scaler to remove");
+        shop.status = None;
+        shop.spec.services.order.autoscaling.enabled = true;
+        assert!(wants_scaler(&shop));
+        shop.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        assert!(!wants_scaler(&shop), "being deleted");
     }
 
     #[test]

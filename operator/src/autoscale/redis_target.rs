@@ -172,7 +172,10 @@ pub struct RedisLink {
     pub conn: ConnectionManager,
     /// Roles whose consumer groups were created (or found) on this Redis.
     pub groups_ensured_for: Vec<Role>,
+    /// When the password was last read.
     pub resolved_at: std::time::Instant,
+    /// Whether the last poll on this link failed.
+    pub failing: bool,
 }
 
 impl std::fmt::Debug for RedisLink {
@@ -180,6 +183,7 @@ impl std::fmt::Debug for RedisLink {
         f.debug_struct("RedisLink")
             .field("target", &self.target)
             .field("groups_ensured_for", &self.groups_ensured_for)
+            .field("failing", &self.failing)
             .finish_non_exhaustive()
     }
 }

@@ -38,8 +38,11 @@ use crate::names::Names;
 /// being unreadable (the connection's own timeouts normally fire first).
 const POLL_BUDGET: Duration = Duration::from_secs(5);
 /// The Redis password is read again this often (a rotated password is
-/// picked up without a restart), and after every failed poll.
+/// picked up without a restart)...
 const CREDENTIALS_REFRESH: Duration = Duration::from_secs(60);
+/// ... and this often while polls fail (it may be the reason), without a
+/// Secret read per poll during a Redis outage.
+const CREDENTIALS_RETRY: Duration = Duration::from_secs(10);
 
 /// What every OrderShop's scaler shares.
 pub struct Shared {
@@ -73,6 +76,8 @@ type UrgentKey = (
 pub struct ShopScaler {
     shared: Arc<Shared>,
     key: ObjectRef<OrderShop>,
+    /// `namespace/name`, for logs.
+    id: String,
     link: Option<RedisLink>,
     consumers: BTreeMap<Role, ConsumerScaler>,
     /// Whether the last poll could read the backlog.
@@ -89,9 +94,15 @@ enum Flow {
 
 impl ShopScaler {
     pub fn new(shared: Arc<Shared>, key: ObjectRef<OrderShop>) -> Self {
+        let id = format!(
+            "{}/{}",
+            key.namespace.as_deref().unwrap_or_default(),
+            key.name
+        );
         Self {
             shared,
             key,
+            id,
             link: None,
             consumers: BTreeMap::new(),
             readable: None,
@@ -103,7 +114,7 @@ impl ShopScaler {
     /// Polls until the OrderShop is gone, has no autoscaled consumer left,
     /// or `stop` (shutdown, lost leadership).
     pub async fn run(mut self, stop: CancellationToken) {
-        info!(ordershop = %self.key, "autoscaler started");
+        info!(ordershop = %self.id, "autoscaler started");
         while let Some(shop) = self.shared.shops.get(&self.key) {
             if shop.metadata.deletion_timestamp.is_some() {
                 break;
@@ -123,7 +134,7 @@ impl ShopScaler {
         for role in roles {
             self.shared.metrics.forget_consumer(&self.labels(role));
         }
-        info!(ordershop = %self.key, "autoscaler stopped");
+        info!(ordershop = %self.id, "autoscaler stopped");
     }
 
     fn labels(&self, role: Role) -> ConsumerLabels {
@@ -164,12 +175,19 @@ impl ShopScaler {
         } else {
             self.measure_and_decide(shop, &consumers).await
         };
-        if let Some(note) =
-            events::for_redis(self.readable, health.readable(), &health_message(&health))
-        {
+        let measuring = !matches!(health, Health::Suspended | Health::Stopped);
+        let note = measuring
+            .then(|| events::for_redis(self.readable, health.readable(), &health_message(&health)))
+            .flatten();
+        if let Some(note) = note {
+            if health.readable() {
+                info!(ordershop = %self.id, "{}", note.note);
+            } else {
+                warn!(ordershop = %self.id, "{}", note.note);
+            }
             self.publish(shop, note, None).await;
         }
-        if !matches!(health, Health::Suspended | Health::Stopped) {
+        if measuring {
             self.readable = Some(health.readable());
         }
         self.report(shop, &health).await;
@@ -248,7 +266,12 @@ impl ShopScaler {
             reason
         };
         let stale = self.link.as_ref().is_none_or(|link| {
-            link.target.address != address || link.resolved_at.elapsed() >= CREDENTIALS_REFRESH
+            let refresh = if link.failing {
+                CREDENTIALS_RETRY
+            } else {
+                CREDENTIALS_REFRESH
+            };
+            link.target.address != address || link.resolved_at.elapsed() >= refresh
         });
         if stale {
             let namespace = shop.namespace().unwrap_or_default();
@@ -262,6 +285,7 @@ impl ShopScaler {
                             conn,
                             groups_ensured_for: Vec::new(),
                             resolved_at: Instant::now(),
+                            failing: false,
                         });
                     }
                 },
@@ -295,10 +319,23 @@ impl ShopScaler {
         })
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {POLL_BUDGET:?}")));
-        measured.map_err(|error| {
-            self.link = None;
-            explain(&error)
-        })
+        match measured {
+            Ok(measurement) => {
+                link.failing = false;
+                Ok(measurement)
+            }
+            Err(error) => {
+                // Next poll: a fresh connection, the groups made sure of
+                // again (a Redis that restarted empty lost them), the
+                // password read again soon.
+                if let Ok(conn) = link.target.connect() {
+                    link.conn = conn;
+                }
+                link.groups_ensured_for.clear();
+                link.failing = true;
+                Err(explain(&error))
+            }
+        }
     }
 
     /// Decide for one consumer, scale its Deployment if the decision says
@@ -317,7 +354,7 @@ impl ShopScaler {
             .deployments
             .get(&ObjectRef::new(&deployment_name).within(&namespace))
         else {
-            debug!(ordershop = %self.key, consumer = role.slug(), "no Deployment yet: nothing to scale");
+            debug!(ordershop = %self.id, consumer = role.slug(), "no Deployment yet: nothing to scale");
             return;
         };
         let labels = self.labels(role);
@@ -353,7 +390,7 @@ impl ShopScaler {
             .await
             {
                 Ok(()) => {
-                    info!(ordershop = %self.key, consumer = role.slug(), from = current, to = decision.desired, reason = %decision.reason, "scaled");
+                    info!(ordershop = %self.id, consumer = role.slug(), from = current, to = decision.desired, reason = %decision.reason, "scaled");
                     let scaler = self.consumers.get_mut(&role).expect("created in poll");
                     scaler.scaled(
                         &decision,
@@ -362,7 +399,7 @@ impl ShopScaler {
                     );
                 }
                 Err(error) => {
-                    warn!(ordershop = %self.key, consumer = role.slug(), %error, "scaling failed");
+                    warn!(ordershop = %self.id, consumer = role.slug(), %error, "scaling failed");
                     let note = events::scale_failed(
                         role.slug(),
                         &deployment_name,
@@ -427,7 +464,7 @@ impl ShopScaler {
                 self.writer.written(urgent, comparable, now);
                 self.condition = Some(condition);
             }
-            Err(error) => warn!(ordershop = %self.key, %error, "writing the autoscaling status"),
+            Err(error) => warn!(ordershop = %self.id, %error, "writing the autoscaling status"),
         }
     }
 
@@ -438,8 +475,8 @@ impl ShopScaler {
             return;
         }
         match apply_status(&self.shared.client, shop, &status_patch(&[], None, None)).await {
-            Ok(()) => info!(ordershop = %self.key, "autoscaling disabled: status released"),
-            Err(error) => warn!(ordershop = %self.key, %error, "releasing the autoscaling status"),
+            Ok(()) => info!(ordershop = %self.id, "autoscaling disabled: status released"),
+            Err(error) => warn!(ordershop = %self.id, %error, "releasing the autoscaling status"),
         }
     }
 
@@ -457,7 +494,7 @@ impl ShopScaler {
             .publish(&event, &shop.object_ref(&()))
             .await
         {
-            warn!(ordershop = %self.key, %error, reason = note.reason, "could not record Event");
+            warn!(ordershop = %self.id, %error, reason = note.reason, "could not record Event");
         }
     }
 }

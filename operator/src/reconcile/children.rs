@@ -118,19 +118,26 @@ where
     T: Resource + Clone + 'static,
     T::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    for child in children {
+    // Children of one kind are independent: apply them concurrently (a
+    // pass is then a few round trips per kind, not one per child).
+    let applied = futures::future::try_join_all(children.iter().map(|child| async move {
         let namespace = child.namespace().unwrap_or_default();
         let existed = cached(store, &namespace, &child.name_any());
         let applied = apply_one(client, child).await?;
-        if !existed {
-            created.push(applied.object_ref(&()));
-        }
-    }
+        Ok::<_, Error>((existed, applied))
+    }))
+    .await?;
+    created.extend(
+        applied
+            .into_iter()
+            .filter(|(existed, _)| !existed)
+            .map(|(_, applied)| applied.object_ref(&())),
+    );
     Ok(())
 }
 
-/// Applies every desired child, Redis first (the services need it), and
-/// returns references to the children that were not in the caches before:
+/// Applies every desired child, kind by kind, Redis first (the services
+/// need it), and returns references to the children that were not in the caches before:
 /// the ones this pass created.
 pub(super) async fn apply_all(
     client: &Client,

@@ -283,7 +283,7 @@ async fn apply_children(
     };
     let desired = build::desired(shop, password.as_ref(), &ctx.settings)?;
     let created = children::apply_all(&ctx.client, &ctx.stores, &desired).await?;
-    for child in created {
+    futures::future::join_all(created.into_iter().map(|child| async move {
         let note = format!(
             "created {} {}",
             child.kind.as_deref().unwrap_or("object"),
@@ -291,7 +291,8 @@ async fn apply_children(
         );
         info!(ordershop = %key(shop), "{note}");
         publish(ctx, shop, EventType::Normal, "Created", &note, Some(child)).await;
-    }
+    }))
+    .await;
 
     let uid = shop.uid().ok_or(BuildError::NotPersisted)?;
     let generation = shop.metadata.generation.unwrap_or(0);

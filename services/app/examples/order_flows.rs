@@ -23,6 +23,8 @@ use futures::future::join_all;
 use ordershop_app::Settings;
 use ordershop_client::EventStore;
 use ordershop_core::ids::keyed_entity_id;
+use ordershop_event_store::StoreConfig;
+use ordershop_message_queue::QueueConfig;
 use serde_json::{Value, json};
 use support::{Api, Infra, WORKERS, all_ready};
 use tokio::sync::watch;
@@ -41,11 +43,19 @@ async fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let infra = Infra::start().await;
+    // The servers' production timeouts: a benchmark must not redeliver
+    // work that is merely queued.
+    let infra = Infra::start_with(StoreConfig::default(), QueueConfig::default()).await;
+    let tails = std::env::var("TAILS").map_or(true, |v| v != "0");
     let settings = Settings {
         concurrency: 8,
+        view: ordershop_app::ViewSettings {
+            tails,
+            ..Default::default()
+        },
         ..Settings::default()
     };
+    println!("views tail the store: {tails}");
     let roles: Vec<_> = WORKERS
         .iter()
         .map(|role| infra.spawn_with(*role, "a", settings.clone()))

@@ -59,7 +59,6 @@ impl Commands {
             decide_command(self.kind, op, view, &message.id, &input)
         })
         .await;
-        tracing::debug!(channel = %message.channel, id = %message.id, ok = outcome.is_ok(), "command handled");
         reply(&message.channel, outcome)
     }
 }

@@ -34,6 +34,12 @@ use crate::entry_id::EntryId;
 /// Tunables of a live view.
 #[derive(Debug, Clone)]
 pub struct ViewSettings {
+    /// Keep the view current between decisions with one long-polling tail
+    /// task per topic. Without tails, every catch-up reads what it lacks
+    /// itself: fewer event store calls under load (a tail wakes on every
+    /// event, a catch-up reads a batch), one more round trip per decision
+    /// when idle.
+    pub tails: bool,
     /// Events per read.
     pub page: u32,
     /// Long-poll time of one tail read; bounds how late a stop is noticed.
@@ -45,6 +51,7 @@ pub struct ViewSettings {
 impl Default for ViewSettings {
     fn default() -> Self {
         Self {
+            tails: true,
             page: 1000,
             tail_wait: Duration::from_secs(1),
             tail_grace: Duration::from_millis(50),
@@ -129,6 +136,9 @@ impl LiveView {
 
     /// Starts one tail task per topic; they stop when `cancel` fires.
     pub(crate) fn spawn_tails(self: &Arc<Self>, cancel: &CancellationToken) -> Vec<JoinHandle<()>> {
+        if !self.settings.tails {
+            return Vec::new();
+        }
         self.topics
             .iter()
             .map(|topic| {
@@ -199,14 +209,17 @@ impl LiveView {
     /// Waits for the tail to fold up to `head`, then reads what is still
     /// missing by itself.
     async fn reach(&self, topic: Topic, head: EntryId) -> Result<(), ClientError> {
-        let mut position = self.positions[&topic].subscribe();
-        let reached = tokio::time::timeout(self.settings.tail_grace, async {
-            position.wait_for(|p| *p >= head).await.is_ok()
-        })
-        .await
-        .unwrap_or(false);
-        if reached {
-            return Ok(());
+        if self.settings.tails {
+            let mut position = self.positions[&topic].subscribe();
+            let reached = tokio::time::timeout(self.settings.tail_grace, async {
+                position.wait_for(|p| *p >= head).await.is_ok()
+            })
+            .await
+            .unwrap_or(false);
+            if reached {
+                return Ok(());
+            }
+            tracing::debug!(%topic, %head, cursor = %self.cursor(topic), "tail lags; reading directly");
         }
         while self.cursor(topic) < head {
             let after = self.cursor(topic).cursor();
@@ -223,6 +236,11 @@ impl LiveView {
             self.fold_page(topic, records);
         }
         Ok(())
+    }
+
+    /// Notifies of every fold into `topic` from now on.
+    pub(crate) fn watch(&self, topic: Topic) -> Option<watch::Receiver<EntryId>> {
+        Some(self.positions.get(&topic)?.subscribe())
     }
 
     /// Runs `f` on the current view. Keep it short and synchronous: every

@@ -13,11 +13,13 @@ use crate::stats::{Recorder, status_class};
 /// Why a call did not produce a result.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CallError {
-    #[error("{route}: {source}")]
+    /// Not a `#[source]`: the message already carries the whole chain
+    /// (reqwest's top level alone hides "connection refused"), and flows
+    /// keep only messages.
+    #[error("{route}: {}", chain(cause))]
     Transport {
         route: String,
-        #[source]
-        source: reqwest::Error,
+        cause: reqwest::Error,
     },
     #[error("{route}: HTTP {status}: {message}")]
     Status {
@@ -37,7 +39,7 @@ impl CallError {
     /// The class [`Recorder`] counts this failure under.
     fn class(&self) -> String {
         match self {
-            CallError::Transport { source, .. } if source.is_timeout() => "timeout".to_owned(),
+            CallError::Transport { cause, .. } if cause.is_timeout() => "timeout".to_owned(),
             CallError::Transport { .. } => "transport".to_owned(),
             CallError::Status { status, .. } => status_class(*status),
             CallError::ErrorBody { .. } => "error body".to_owned(),
@@ -54,6 +56,18 @@ impl CallError {
             _ => None,
         }
     }
+}
+
+/// An error and its sources, `: `-separated.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// An HTTP client for one OrderShop; cheap to clone (connections are pooled
@@ -165,9 +179,9 @@ impl Shop {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, CallError> {
-        let transport = |source| CallError::Transport {
+        let transport = |cause| CallError::Transport {
             route: route.to_owned(),
-            source,
+            cause,
         };
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {

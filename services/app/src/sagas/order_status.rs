@@ -14,16 +14,24 @@
 //!   the order and the trigger for whoever investigates.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ordershop_client::{EventStore, HandlerError, Message, Recorded};
 use ordershop_core::sagas::order_status::{StatusChange, StatusOutcome, decide_order_status};
 use ordershop_core::{Decision, ErrorKind};
 use serde_json::{Value, json};
 
+use ordershop_core::Topic;
+use tokio::time::Instant;
+
 use crate::decide::{DecideError, Outcome, decide_and_append};
 use crate::envelope;
 use crate::live_view::LiveView;
 use crate::sagas::{not_yet_pause, readable, retry};
+
+/// How long a trigger that came too early waits in-process for the order
+/// to move before its delivery is refused (and retried after a pause).
+const NOT_YET_PATIENCE: Duration = Duration::from_millis(300);
 
 #[derive(Debug)]
 pub(crate) struct OrderWorkflow {
@@ -55,6 +63,39 @@ impl OrderWorkflow {
             })
         })
         .await
+    }
+
+    /// Applies a trigger; one that comes too early gets a short in-process
+    /// wait for the order to move before it is refused. The usual case is a
+    /// race between this service's own consumers: the shipping created by
+    /// the shipping saga arrives while the billing that CLEARs the order is
+    /// still being applied next door, a few milliseconds away. Waiting here
+    /// for the next change of the order topic settles that without the
+    /// redelivery pause.
+    async fn apply_patiently(
+        &self,
+        change: &StatusChange,
+    ) -> Result<Outcome<StatusOutcome>, HandlerError> {
+        let deadline = Instant::now() + NOT_YET_PATIENCE;
+        loop {
+            // Subscribed before deciding, so no change slips in between.
+            let mut order_moved = self.view.watch(Topic::Order);
+            let outcome = self
+                .apply(change)
+                .await
+                .map_err(|err| retry("order status", err))?;
+            let (StatusOutcome::NotYet(_), Some(moved)) = (&outcome.reply, order_moved.as_mut())
+            else {
+                return Ok(outcome);
+            };
+            if Instant::now() >= deadline
+                || tokio::time::timeout_at(deadline, moved.changed())
+                    .await
+                    .is_err()
+            {
+                return Ok(outcome);
+            }
+        }
     }
 
     /// `order-service.set_status`: `{entity_id, status: IN_STOCK | OUT_OF_STOCK}`.
@@ -97,10 +138,7 @@ impl OrderWorkflow {
         let Some(change) = StatusChange::from_event(&event) else {
             return Ok(());
         };
-        let outcome = self
-            .apply(&change)
-            .await
-            .map_err(|err| retry("order status", err))?;
+        let outcome = self.apply_patiently(&change).await?;
         match outcome.reply {
             StatusOutcome::Append(_) => {
                 tracing::debug!(order = %change.order_id, trigger = %change.trigger, "status moved");

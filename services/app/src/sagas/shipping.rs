@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use ordershop_client::{EventStore, HandlerError, Recorded};
-use ordershop_core::Decision;
 use ordershop_core::sagas::shipping::decide_shipping_for_event;
+use ordershop_core::{Decision, EventAction};
 
 use crate::decide::decide_and_append;
 use crate::live_view::LiveView;
@@ -35,6 +35,10 @@ impl ShippingSaga {
         let Some(event) = readable(&record) else {
             return Ok(());
         };
+        // Only a created billing ships; skip the rest before catching up.
+        if event.action != EventAction::EntityCreated {
+            return Ok(());
+        }
         let outcome = decide_and_append(&self.view, &self.store, self.max_conflicts, |view| {
             let shipping = decide_shipping_for_event(view, &event)?;
             Ok(Decision {

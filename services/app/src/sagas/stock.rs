@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ordershop_client::{EventStore, HandlerError, Queue, Recorded};
 use ordershop_core::sagas::stock::decide_stock;
-use ordershop_core::{Decision, causation};
+use ordershop_core::{Decision, EventAction, causation};
 use ordershop_topology::{Role, channel_name};
 
 use crate::decide::decide_and_append;
@@ -47,6 +47,14 @@ impl StockSaga {
         let Some(event) = readable(&record) else {
             return Ok(());
         };
+        // Order updates (most of the topic) never touch stock: skip them
+        // before catching up, which would cost a round trip each.
+        if !matches!(
+            event.action,
+            EventAction::EntityCreated | EventAction::EntityDeleted
+        ) {
+            return Ok(());
+        }
         let outcome = decide_and_append(&self.view, &self.store, self.max_conflicts, |view| {
             let decision = decide_stock(view, &event)?;
             Ok(Decision {

@@ -31,13 +31,8 @@ pub struct Infra {
 }
 
 impl Infra {
+    /// Servers with timeouts shortened for tests.
     pub async fn start() -> Self {
-        let redis = RedisServer::start();
-        let shutdown = CancellationToken::new();
-        let es = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mq = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let event_store_url = format!("http://{}", es.local_addr().unwrap());
-        let queue_url = format!("http://{}", mq.local_addr().unwrap());
         let store_config = StoreConfig {
             claim_idle: CLAIM_IDLE,
             claim_interval: Duration::from_millis(100),
@@ -50,6 +45,16 @@ impl Infra {
             orphan_grace: Duration::from_millis(500),
             ..QueueConfig::default()
         };
+        Self::start_with(store_config, queue_config).await
+    }
+
+    pub async fn start_with(store_config: StoreConfig, queue_config: QueueConfig) -> Self {
+        let redis = RedisServer::start();
+        let shutdown = CancellationToken::new();
+        let es = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mq = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let event_store_url = format!("http://{}", es.local_addr().unwrap());
+        let queue_url = format!("http://{}", mq.local_addr().unwrap());
         let conn = Redis::open(redis.url()).unwrap();
         tokio::spawn(ordershop_event_store::server::run(
             es,
