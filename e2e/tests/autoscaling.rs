@@ -14,8 +14,8 @@
 //! cargo test -p ordershop-e2e --test autoscaling
 //! # the benchmarks (reaction time p50/p95, CPU at 50 consumers):
 //! cargo build --release -p ordershop-operator
-//! ORDERSHOP_OPERATOR_BIN=target/release/ordershop-operator \
-//!   cargo test --release -p ordershop-e2e --test autoscaling -- --ignored --nocapture --test-threads=1
+//! ORDERSHOP_OPERATOR_BIN=$PWD/target/release/ordershop-operator \
+//!   cargo test -p ordershop-e2e --test autoscaling -- --ignored --nocapture --test-threads=1
 //! ```
 
 #[path = "autoscaling/support.rs"]

@@ -4,7 +4,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
@@ -29,6 +29,11 @@ use crate::leader::{Election, LeaseSettings, Outcome};
 use crate::metrics::Metrics;
 use crate::names::MANAGED_SELECTOR;
 use crate::reconcile::{self, ChildStores, Context};
+
+/// How long running reconciliations may take to finish after SIGTERM;
+/// below the pods' 30 s termination grace period, so the Lease is still
+/// released before the kubelet kills the process.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
 /// Why the operator stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -314,7 +319,8 @@ async fn run_controller(
     );
 
     let stop_signal = stop.clone();
-    Controller::for_stream(shop_events, shops)
+    let synced_shops = shops.clone();
+    let controller = Controller::for_stream(shop_events, shops)
         .owns_stream(deployment_events)
         .owns_stream(stateful_set_events)
         .owns_stream(service_events)
@@ -339,8 +345,24 @@ async fn run_controller(
                 }
                 Err(error) => error!(%error, "controller"),
             }
-        })
-        .await;
+        });
+    // Graceful shutdown lets running passes finish, but kube-runtime holds
+    // its runner until the OrderShop cache has listed once, and stops
+    // feeding that cache on shutdown: a stop before the first list would
+    // wait forever. Then no pass can be running, so stop at once; otherwise
+    // give running passes SHUTDOWN_GRACE.
+    let abandon = async {
+        stop.cancelled().await;
+        if synced_shops.wait_until_ready().now_or_never().is_none() {
+            return;
+        }
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        warn!(grace = ?SHUTDOWN_GRACE, "reconciliations still running at shutdown; abandoning them");
+    };
+    tokio::select! {
+        () = controller => {}
+        () = abandon => {}
+    }
     // The controller stopped: `stop` is cancelled, the autoscaler ends its poll.
     stop.cancel();
     let _ = autoscaler.await;

@@ -121,6 +121,9 @@ impl RedisTarget {
     /// must not wait long on a Redis that is gone, it holds the decision.
     pub fn connect(&self) -> Result<ConnectionManager, redis::RedisError> {
         let info = self.address.url.as_str().into_connection_info()?;
+        // One small pipeline per poll: Nagle's algorithm could only delay it.
+        let tcp = info.tcp_settings().clone().set_nodelay(true);
+        let info = info.set_tcp_settings(tcp);
         let info = match &self.password {
             Some(password) => {
                 let settings = info.redis_settings().clone().set_password(password);

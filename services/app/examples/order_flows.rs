@@ -47,15 +47,17 @@ async fn main() {
     // work that is merely queued.
     let infra = Infra::start_with(StoreConfig::default(), QueueConfig::default()).await;
     let tails = std::env::var("TAILS").map_or(true, |v| v != "0");
+    let consumers = std::env::var("CONSUMERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
     let settings = Settings {
         concurrency: 8,
+        saga_consumers: consumers,
         view: ordershop_app::ViewSettings {
             tails,
             ..Default::default()
         },
         ..Settings::default()
     };
-    println!("views tail the store: {tails}");
+    println!("views tail the store: {tails}; saga consumers: {consumers}");
     let roles: Vec<_> = WORKERS
         .iter()
         .map(|role| infra.spawn_with(*role, "a", settings.clone()))
