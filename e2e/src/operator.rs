@@ -47,9 +47,11 @@ impl Options {
             identity: format!("{namespace}-a"),
             watch_namespace: namespace.to_string(),
             lease_name: format!("e2e-{namespace}"),
-            // Short, so takeover tests finish quickly.
-            lease_duration: Duration::from_secs(6),
-            lease_grace: Duration::from_secs(2),
+            // Short, so takeover tests finish quickly; the grace (renewal
+            // ahead of expiry) leaves room for a slow API server on a busy
+            // machine, so the leader never lapses by accident.
+            lease_duration: Duration::from_secs(8),
+            lease_grace: Duration::from_secs(4),
         }
     }
 

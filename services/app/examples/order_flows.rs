@@ -47,7 +47,10 @@ async fn main() {
     // work that is merely queued.
     let infra = Infra::start_with(StoreConfig::default(), QueueConfig::default()).await;
     let tails = std::env::var("TAILS").map_or(true, |v| v != "0");
-    let consumers = std::env::var("CONSUMERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let consumers = std::env::var("CONSUMERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
     let settings = Settings {
         concurrency: 8,
         saga_consumers: consumers,
@@ -109,6 +112,13 @@ async fn main() {
     let statuses: Statuses = Arc::default();
     tokio::spawn(watch_orders(api.store.clone(), statuses.clone()));
 
+    let mut redis = infra.redis_conn().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
     // 2. Full flows, `clients` at a time.
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let commands = Arc::new(Mutex::new(Vec::new()));
@@ -151,9 +161,47 @@ async fn main() {
     let mut commands = commands.lock().unwrap().clone();
     report("sync command under that load", &mut commands);
 
+    saga_delays(&api.store).await;
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    report_redis(&stats, per_flow.len());
+
     for role in roles {
         role.stop().await;
     }
+}
+
+/// Redis commands per flow, the busiest first: how much work a flow costs
+/// the one Redis behind everything.
+fn report_redis(stats: &str, flows: usize) {
+    let mut calls: Vec<(String, u64)> = stats
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let count = rest
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((name.to_string(), count))
+        })
+        .collect();
+    calls.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
+    let total: u64 = calls.iter().map(|(_, c)| c).sum();
+    let top: Vec<String> = calls
+        .iter()
+        .take(12)
+        .map(|(name, count)| format!("{name} {:.1}", *count as f64 / flows as f64))
+        .collect();
+    println!(
+        "redis commands per flow: {:.0} ({})",
+        total as f64 / flows as f64,
+        top.join(", ")
+    );
 }
 
 /// Customer, cart of two products, order, wait IN_STOCK, billing, wait
@@ -260,4 +308,84 @@ fn report(what: &str, durations: &mut [Duration]) {
         at(0.99),
         durations[durations.len() - 1]
     );
+}
+
+/// How long each saga step took, from the stream entry ids (which are the
+/// store's millisecond clock): the time between an event and the event the
+/// saga wrote in reaction.
+async fn saga_delays(store: &EventStore) {
+    let millis = |entry: &str| -> u64 { entry.split('-').next().unwrap().parse().unwrap() };
+    let data = |event: &ordershop_client::Recorded| -> Value {
+        serde_json::from_str(&event.event_data).unwrap()
+    };
+    let (orders, _) = store.read_all("order", "").await.unwrap();
+    let (billings, _) = store.read_all("billing", "").await.unwrap();
+    let (shippings, _) = store.read_all("shipping", "").await.unwrap();
+    // order id -> (status -> ms)
+    let mut status_at: HashMap<String, HashMap<String, u64>> = HashMap::new();
+    for event in &orders {
+        let status = data(event)["status"].as_str().unwrap().to_string();
+        status_at
+            .entry(event.entity_id.clone())
+            .or_default()
+            .insert(status, millis(&event.entry_id));
+    }
+    let mut billed_at = HashMap::new();
+    for event in billings
+        .iter()
+        .filter(|e| e.event_action == "entity_created")
+    {
+        billed_at.insert(
+            data(event)["order_id"].as_str().unwrap().to_string(),
+            millis(&event.entry_id),
+        );
+    }
+    let mut shipping_at = HashMap::new();
+    let mut delivered_at = HashMap::new();
+    for event in &shippings {
+        let order = data(event)["order_id"].as_str().unwrap().to_string();
+        match event.event_action.as_str() {
+            "entity_created" => shipping_at.insert(order, millis(&event.entry_id)),
+            _ => delivered_at.insert(order, millis(&event.entry_id)),
+        };
+    }
+    let mut steps: Vec<(&str, Vec<Duration>)> = vec![
+        (
+            "order created -> IN_STOCK (inventory saga + set_status)",
+            Vec::new(),
+        ),
+        ("billing created -> CLEARED (order saga)", Vec::new()),
+        (
+            "billing created -> shipping created (shipping saga)",
+            Vec::new(),
+        ),
+        ("shipping created -> SHIPPED (order saga)", Vec::new()),
+        ("delivered -> DELIVERED (order saga)", Vec::new()),
+    ];
+    for (order, at) in &status_at {
+        let (Some(billed), Some(shipped), Some(delivered)) = (
+            billed_at.get(order),
+            shipping_at.get(order),
+            delivered_at.get(order),
+        ) else {
+            continue;
+        };
+        let pairs = [
+            (at.get("CREATED"), at.get("IN_STOCK")),
+            (Some(billed), at.get("CLEARED")),
+            (Some(billed), Some(shipped)),
+            (Some(shipped), at.get("SHIPPED")),
+            (Some(delivered), at.get("DELIVERED")),
+        ];
+        for ((_, delays), (from, to)) in steps.iter_mut().zip(pairs) {
+            if let (Some(from), Some(to)) = (from, to) {
+                delays.push(Duration::from_millis(to.saturating_sub(*from)));
+            }
+        }
+    }
+    for (what, mut delays) in steps {
+        if !delays.is_empty() {
+            report(what, &mut delays);
+        }
+    }
 }
