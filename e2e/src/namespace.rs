@@ -48,6 +48,17 @@ impl Drop for TestNamespace {
             return;
         }
         let _ = crate::tools::kubectl_output(&["delete", "namespace", &self.name, "--wait=false"]);
+        // The test operators' Lease (see `operator::Options::for_namespace`).
+        let lease = format!("e2e-{}", self.name);
+        let _ = crate::tools::kubectl_output(&[
+            "delete",
+            "lease",
+            &lease,
+            "-n",
+            crate::install::NAMESPACE,
+            "--ignore-not-found",
+            "--wait=false",
+        ]);
         for pv in &self.volumes {
             let _ = crate::tools::kubectl_output(&["delete", "pv", pv, "--wait=false"]);
         }

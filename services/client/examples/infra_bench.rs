@@ -15,12 +15,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ordershop_client::{Append, EventStore, Queue, ServeOptions};
-use ordershop_event_store::StoreConfig;
-use ordershop_message_queue::QueueConfig;
-use ordershop_redis::Redis;
-use ordershop_testkit::RedisServer;
-use tokio::{net::TcpListener, sync::Mutex};
+use ordershop_client::{Append, ServeOptions};
+use ordershop_testkit::Infra;
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 struct Row {
@@ -37,27 +34,9 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
-    let redis = RedisServer::spawn(&[]).expect("redis-server");
-    let shutdown = CancellationToken::new();
-    let conn = Redis::open(redis.url()).unwrap();
-    let es = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mq = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let es_url = format!("http://{}", es.local_addr().unwrap());
-    let mq_url = format!("http://{}", mq.local_addr().unwrap());
-    tokio::spawn(ordershop_event_store::server::run(
-        es,
-        conn.clone(),
-        StoreConfig::default(),
-        shutdown.clone(),
-    ));
-    tokio::spawn(ordershop_message_queue::server::run(
-        mq,
-        conn,
-        QueueConfig::default(),
-        shutdown.clone(),
-    ));
-    let store = EventStore::connect(&es_url).unwrap();
-    let queue = Queue::connect(&mq_url, "bench").unwrap();
+    let infra = Infra::start().await;
+    let store = infra.event_store();
+    let queue = infra.queue("bench");
     while !(store.healthy().await && queue.healthy().await) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -96,7 +75,7 @@ async fn main() {
             ..publish
         });
         rows.push(raw(
-            redis.port(),
+            infra.redis.port(),
             clients,
             ops,
             "raw XADD",
@@ -126,9 +105,9 @@ async fn main() {
             clients,
             ..call
         });
-        seed_list(redis.url()).await;
+        seed_list(infra.redis.url()).await;
         rows.push(raw(
-            redis.port(),
+            infra.redis.port(),
             clients,
             ops,
             "raw LMOVE",
@@ -136,7 +115,6 @@ async fn main() {
         ));
     }
     cancel.cancel();
-    shutdown.cancel();
 
     println!("| operation | clients | ops/s | p50 ms | p99 ms | vs raw |");
     println!("|---|---:|---:|---:|---:|---:|");

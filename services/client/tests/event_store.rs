@@ -13,7 +13,7 @@ use ordershop_proto::eventstore::v1 as pb;
 use ordershop_testkit::eventually_async;
 use redis::AsyncCommands;
 use serde_json::json;
-use support::{Infra, event, unique};
+use support::{event, unique};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
@@ -21,7 +21,7 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_publishers_lose_nothing_and_keep_entity_order() {
-    let infra = Infra::start().await;
+    let infra = support::infra().await;
     let topic = unique("load");
     let mut tasks = Vec::new();
     for publisher in 0..20 {
@@ -65,7 +65,7 @@ async fn twenty_concurrent_publishers_lose_nothing_and_keep_entity_order() {
 
 #[tokio::test]
 async fn the_same_event_id_is_stored_once() {
-    let infra = Infra::start().await;
+    let infra = support::infra().await;
     let store = infra.event_store();
     let topic = unique("dedup");
     let mut append = event("a", json!({"n": 1}));
@@ -81,7 +81,7 @@ async fn the_same_event_id_is_stored_once() {
 
 #[tokio::test]
 async fn a_stale_expected_version_is_refused_and_the_batch_writes_nothing() {
-    let infra = Infra::start().await;
+    let infra = support::infra().await;
     let store = infra.event_store();
     let topic = unique("occ");
     store
@@ -106,7 +106,7 @@ async fn a_stale_expected_version_is_refused_and_the_batch_writes_nothing() {
 
 #[tokio::test]
 async fn bad_input_is_invalid_argument_and_writes_nothing() {
-    let infra = Infra::start().await;
+    let infra = support::infra().await;
     let store = infra.event_store();
     let topic = unique("bad");
     let cases: Vec<(&str, Append)> = vec![
@@ -159,7 +159,7 @@ async fn bad_input_is_invalid_argument_and_writes_nothing() {
 
 #[tokio::test]
 async fn replay_pages_in_order() {
-    let infra = Infra::start().await;
+    let infra = support::infra().await;
     let store = infra.event_store();
     let topic = unique("page");
     let batch: Vec<_> = (0..250).map(|i| event("e", json!({"i": i}))).collect();
@@ -196,7 +196,7 @@ fn collect_into(
 
 #[tokio::test]
 async fn an_event_left_unacked_by_a_dead_subscriber_goes_to_another() {
-    let infra = Infra::start().await;
+    let infra = support::infra().await;
     let topic = unique("claim");
     let group = "svc";
     // Subscriber A takes the event over the raw API and dies before acking.
@@ -254,7 +254,7 @@ async fn an_event_left_unacked_by_a_dead_subscriber_goes_to_another() {
 
 #[tokio::test]
 async fn a_service_that_was_down_gets_everything_published_meanwhile() {
-    let infra = Infra::start().await;
+    let infra = support::infra().await;
     let store = infra.event_store();
     let topic = unique("down");
     let options = SubscribeOptions {
@@ -312,7 +312,7 @@ async fn a_service_that_was_down_gets_everything_published_meanwhile() {
 
 #[tokio::test]
 async fn an_event_failing_every_time_is_dead_lettered() {
-    let infra = Infra::start().await;
+    let infra = support::infra().await;
     let store = infra.event_store();
     let topic = unique("dlq");
     store
@@ -359,7 +359,7 @@ async fn an_event_failing_every_time_is_dead_lettered() {
 
 #[tokio::test]
 async fn redis_down_is_unavailable_and_publishing_recovers() {
-    let mut infra = Infra::start().await;
+    let mut infra = support::infra().await;
     let topic = unique("outage");
     let store = infra.event_store();
     store

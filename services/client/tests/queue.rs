@@ -14,7 +14,7 @@ use ordershop_client::{HandlerError, ServeOptions};
 use ordershop_testkit::eventually_async;
 use ordershop_topology::QueueKeys;
 use redis::AsyncCommands;
-use support::{Infra, unique};
+use support::unique;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
@@ -26,7 +26,7 @@ fn channel() -> String {
 
 #[tokio::test]
 async fn a_sync_call_gets_its_handlers_response() {
-    let infra = Infra::start().await;
+    let infra = support::infra().await;
     let queue = infra.queue("worker");
     let channel = channel();
     let cancel = CancellationToken::new();
@@ -54,7 +54,7 @@ async fn a_sync_call_gets_its_handlers_response() {
 
 #[tokio::test]
 async fn an_async_send_returns_at_once_and_the_response_can_be_awaited() {
-    let infra = Infra::start().await;
+    let infra = support::infra().await;
     let queue = infra.queue("c");
     let channel = channel();
     let id = queue.send(&channel, "{\"x\":1}", "").await.unwrap();
@@ -82,7 +82,7 @@ async fn an_async_send_returns_at_once_and_the_response_can_be_awaited() {
 
 #[tokio::test]
 async fn a_consumer_that_dies_mid_message_loses_nothing_and_the_key_prevents_a_second_run() {
-    let infra = Infra::start().await;
+    let infra = support::infra().await;
     let channel = channel();
     let sender = infra.queue("sender");
     let first = sender
@@ -140,7 +140,7 @@ async fn a_consumer_that_dies_mid_message_loses_nothing_and_the_key_prevents_a_s
 
 #[tokio::test]
 async fn a_failing_handler_is_retried_then_dead_lettered() {
-    let infra = Infra::start().await;
+    let infra = support::infra().await;
     let channel = channel();
     let queue = infra.queue("w");
     queue.send(&channel, "{\"poison\":true}", "").await.unwrap();
@@ -171,7 +171,7 @@ async fn a_failing_handler_is_retried_then_dead_lettered() {
 
 #[tokio::test]
 async fn a_call_nobody_answers_times_out_with_deadline_exceeded() {
-    let infra = Infra::start().await;
+    let infra = support::infra().await;
     let queue = infra.queue("c");
     let err = queue
         .call(&channel(), "{}", "", Duration::from_millis(300))
@@ -182,7 +182,7 @@ async fn a_call_nobody_answers_times_out_with_deadline_exceeded() {
 
 #[tokio::test]
 async fn bad_input_is_refused_and_unknown_ids_are_not_found() {
-    let infra = Infra::start().await;
+    let infra = support::infra().await;
     let queue = infra.queue("c");
     for bad_channel in ["", "nodot", "Upper.case", "a.b c", ".x"] {
         let err = queue.send(bad_channel, "{}", "").await.unwrap_err();

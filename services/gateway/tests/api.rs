@@ -12,7 +12,7 @@ use axum::{
 };
 use ordershop_gateway::GatewayConfig;
 use serde_json::{Value, json};
-use support::{FakeDomain, Infra, absent_clients, gateway, get, json_request, send};
+use support::{FakeDomain, Infra, InfraExt, absent_clients, gateway, get, json_request, send};
 
 fn quick() -> GatewayConfig {
     GatewayConfig {
@@ -42,7 +42,7 @@ async fn reads_unwrap_results_and_carry_the_heads_as_after() {
             _ => json!({"result": null}),
         },
     );
-    let app = gateway(infra.clients(), quick());
+    let app = gateway(infra.clients("gateway-test"), quick());
 
     let (status, body) = send(&app, get("/customers")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -92,7 +92,7 @@ async fn order_queries_wait_for_every_topic_they_read() {
             }
         },
     );
-    let app = gateway(infra.clients(), quick());
+    let app = gateway(infra.clients("gateway-test"), quick());
     let cases = [
         (
             "/orders/unbilled",
@@ -138,7 +138,7 @@ async fn sync_writes_go_to_the_owning_service_and_answer_its_result() {
             _ => json!({"result": true, "positions": {}}),
         },
     );
-    let app = gateway(infra.clients(), quick());
+    let app = gateway(infra.clients("gateway-test"), quick());
 
     let carts = json!([
         {"customer_id": "c1", "product_ids": ["p1"]},
@@ -183,7 +183,7 @@ async fn refusals_map_to_statuses_with_the_service_text() {
         let kind = payload["kind"].as_str().unwrap().to_owned();
         json!({"error": format!("refused as {kind}"), "kind": kind})
     });
-    let app = gateway(infra.clients(), quick());
+    let app = gateway(infra.clients("gateway-test"), quick());
     let cases = [
         ("invalid", StatusCode::BAD_REQUEST),
         ("not_found", StatusCode::NOT_FOUND),
@@ -202,7 +202,7 @@ async fn refusals_map_to_statuses_with_the_service_text() {
 async fn no_reply_within_the_call_timeout_is_504() {
     let infra = Infra::start().await;
     // Nobody serves the channels: the calls wait out the timeout.
-    let app = gateway(infra.clients(), quick());
+    let app = gateway(infra.clients("gateway-test"), quick());
     let (status, body) = send(
         &app,
         json_request("POST", "/product", &json!({"name": "x", "price": 1})),
@@ -223,7 +223,7 @@ async fn no_reply_within_the_call_timeout_is_504() {
 #[tokio::test]
 async fn async_creates_answer_the_message_id_at_once() {
     let infra = Infra::start().await;
-    let app = gateway(infra.clients(), quick());
+    let app = gateway(infra.clients("gateway-test"), quick());
     let product = json!({"name": "Tea", "price": 3.5});
     let (status, body) = send(&app, json_request("POST", "/products", &product)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -231,7 +231,7 @@ async fn async_creates_answer_the_message_id_at_once() {
     assert_eq!(message_id.len(), 36, "{message_id}");
 
     let message = infra
-        .queue()
+        .queue("test")
         .receive(
             "product-service.create_products",
             Duration::from_secs(5),
@@ -250,7 +250,7 @@ async fn async_creates_answer_the_message_id_at_once() {
 #[tokio::test]
 async fn an_idempotency_key_makes_a_retried_create_one_message() {
     let infra = Infra::start().await;
-    let app = gateway(infra.clients(), quick());
+    let app = gateway(infra.clients("gateway-test"), quick());
     let post = || {
         Request::post("/customers")
             .header(CONTENT_TYPE, "application/json")
@@ -291,7 +291,7 @@ async fn reports_are_built_from_every_list_and_the_mails() {
             json!({"result": [entity]})
         },
     );
-    let app = gateway(infra.clients(), quick());
+    let app = gateway(infra.clients("gateway-test"), quick());
 
     let (status, body) = send(&app, get("/report")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -418,7 +418,7 @@ async fn an_absent_event_store_or_queue_is_503() {
 #[tokio::test]
 async fn ready_when_the_event_store_and_queue_answer() {
     let infra = Infra::start().await;
-    let app = gateway(infra.clients(), quick());
+    let app = gateway(infra.clients("gateway-test"), quick());
     // The servers report SERVING once their first Redis check passed.
     let body = ordershop_testkit::eventually_async(
         "/readyz 200",

@@ -12,7 +12,7 @@ use axum::{
 use futures::{SinkExt, StreamExt};
 use ordershop_gateway::GatewayConfig;
 use serde_json::{Value, json};
-use support::{DEADLINE, Infra, absent_clients, gateway};
+use support::{DEADLINE, Infra, InfraExt, absent_clients, gateway};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async,
@@ -39,7 +39,7 @@ async fn serve(infra: &Infra) -> Running {
     };
     let server = tokio::spawn(ordershop_gateway::run(
         listener,
-        infra.clients(),
+        infra.clients("gateway-test"),
         config,
         shutdown.clone(),
     ));

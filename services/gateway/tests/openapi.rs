@@ -130,7 +130,7 @@ async fn every_documented_operation_is_routed() {
         call_timeout: Duration::from_millis(200),
         ..GatewayConfig::default()
     };
-    let app = gateway(infra.clients(), config);
+    let app = gateway(infra.clients("gateway-test"), config);
     let (_, doc) = send(&app, get("/openapi.json")).await;
     let answers = join_all(documented(&doc).into_iter().map(|(method, path)| {
         let app = app.clone();

@@ -7,10 +7,12 @@
 //! says how to install it; tests never skip.
 #![deny(warnings)]
 
+mod infra;
 mod poll;
 mod ports;
 mod redis_server;
 
+pub use infra::Infra;
 pub use poll::{eventually, eventually_async};
 pub use ports::free_port;
 pub use redis_server::{RedisServer, RedisServerError};

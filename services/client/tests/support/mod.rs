@@ -4,86 +4,29 @@
 
 use std::time::Duration;
 
-use ordershop_client::{EventStore, Queue};
 use ordershop_event_store::StoreConfig;
 use ordershop_message_queue::QueueConfig;
-use ordershop_redis::Redis;
-use ordershop_testkit::RedisServer;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 pub const CLAIM_IDLE: Duration = Duration::from_millis(600);
 pub const MAX_DELIVERIES: u32 = 3;
 
-pub struct Infra {
-    pub redis: RedisServer,
-    pub event_store_url: String,
-    pub queue_url: String,
-    pub shutdown: CancellationToken,
-}
+pub use ordershop_testkit::Infra;
 
-impl Infra {
-    pub async fn start() -> Self {
-        let redis = RedisServer::start();
-        let shutdown = CancellationToken::new();
-        let es = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mq = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let event_store_url = format!("http://{}", es.local_addr().unwrap());
-        let queue_url = format!("http://{}", mq.local_addr().unwrap());
-        let store_config = StoreConfig {
-            claim_idle: CLAIM_IDLE,
-            claim_interval: Duration::from_millis(100),
-            max_deliveries: MAX_DELIVERIES,
-            block: Duration::from_millis(500),
-        };
-        let queue_config = QueueConfig {
-            max_attempts: MAX_DELIVERIES,
-            reap_interval: Duration::from_millis(50),
-            orphan_grace: Duration::from_millis(500),
-            ..QueueConfig::default()
-        };
-        let conn = Redis::open(redis.url()).unwrap();
-        tokio::spawn(ordershop_event_store::server::run(
-            es,
-            conn.clone(),
-            store_config,
-            shutdown.clone(),
-        ));
-        tokio::spawn(ordershop_message_queue::server::run(
-            mq,
-            conn,
-            queue_config,
-            shutdown.clone(),
-        ));
-        Self {
-            redis,
-            event_store_url,
-            queue_url,
-            shutdown,
-        }
-    }
-
-    pub fn event_store(&self) -> EventStore {
-        EventStore::connect(&self.event_store_url).unwrap()
-    }
-
-    pub fn queue(&self, consumer: &str) -> Queue {
-        Queue::connect(&self.queue_url, consumer).unwrap()
-    }
-
-    pub async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Infra {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+/// The infrastructure with redelivery timeouts short enough for tests.
+pub async fn infra() -> Infra {
+    let store = StoreConfig {
+        claim_idle: CLAIM_IDLE,
+        claim_interval: Duration::from_millis(100),
+        max_deliveries: MAX_DELIVERIES,
+        block: Duration::from_millis(500),
+    };
+    let queue = QueueConfig {
+        max_attempts: MAX_DELIVERIES,
+        reap_interval: Duration::from_millis(50),
+        orphan_grace: Duration::from_millis(500),
+        ..QueueConfig::default()
+    };
+    Infra::start_with(store, queue).await
 }
 
 /// A topic name no other test uses, so tests can share one Redis.

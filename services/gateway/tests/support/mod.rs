@@ -11,71 +11,26 @@ use axum::{
     body::{Body, to_bytes},
     http::{Request, StatusCode, header::CONTENT_TYPE},
 };
-use ordershop_client::{Append, Clients, EventStore, Queue, ServeOptions};
-use ordershop_event_store::StoreConfig;
+use ordershop_client::{Append, Clients, ServeOptions};
 use ordershop_gateway::{GatewayConfig, GatewayState, router};
-use ordershop_message_queue::QueueConfig;
-use ordershop_redis::Redis;
-use ordershop_testkit::RedisServer;
 use serde_json::Value;
-use tokio::{net::TcpListener, sync::mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 /// How long any single expectation may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
-/// Redis, the event store and the queue, stopped on drop.
-pub struct Infra {
-    pub redis: RedisServer,
-    pub event_store_url: String,
-    pub queue_url: String,
-    pub shutdown: CancellationToken,
+pub use ordershop_testkit::Infra;
+
+/// What gateway tests do with the infrastructure beyond the shared kit.
+pub trait InfraExt {
+    /// Appends one entity event and returns its entry id.
+    async fn publish(&self, topic: &str, action: &str, data: Value) -> String;
 }
 
-impl Infra {
-    pub async fn start() -> Self {
-        let redis = RedisServer::start();
-        let shutdown = CancellationToken::new();
-        let es = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mq = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let event_store_url = format!("http://{}", es.local_addr().unwrap());
-        let queue_url = format!("http://{}", mq.local_addr().unwrap());
-        let conn = Redis::open(redis.url()).unwrap();
-        tokio::spawn(ordershop_event_store::server::run(
-            es,
-            conn.clone(),
-            StoreConfig::default(),
-            shutdown.clone(),
-        ));
-        tokio::spawn(ordershop_message_queue::server::run(
-            mq,
-            conn,
-            QueueConfig::default(),
-            shutdown.clone(),
-        ));
-        Self {
-            redis,
-            event_store_url,
-            queue_url,
-            shutdown,
-        }
-    }
-
-    pub fn clients(&self) -> Clients {
-        Clients::connect(&self.event_store_url, &self.queue_url, "gateway-test").unwrap()
-    }
-
-    pub fn event_store(&self) -> EventStore {
-        EventStore::connect(&self.event_store_url).unwrap()
-    }
-
-    pub fn queue(&self) -> Queue {
-        Queue::connect(&self.queue_url, "test").unwrap()
-    }
-
-    /// Appends one entity event and returns its entry id.
-    pub async fn publish(&self, topic: &str, action: &str, data: Value) -> String {
+impl InfraExt for Infra {
+    async fn publish(&self, topic: &str, action: &str, data: Value) -> String {
         let entity_id = data["entity_id"].as_str().unwrap_or_default().to_owned();
         let stored = self
             .event_store()
@@ -91,12 +46,6 @@ impl Infra {
             .await
             .unwrap();
         stored[0].entry_id.clone()
-    }
-}
-
-impl Drop for Infra {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
     }
 }
 
@@ -129,7 +78,7 @@ impl FakeDomain {
         let (sender, received) = mpsc::unbounded_channel();
         let cancel = CancellationToken::new();
         let reply = Arc::new(reply);
-        let queue = infra.queue();
+        let queue = infra.queue("fake-domain");
         for channel in channels {
             let options = ServeOptions {
                 concurrency: 2,

@@ -1,0 +1,88 @@
+//! A real redis-server plus the event store and the queue served in this
+//! process on free loopback ports: the infrastructure every service test
+//! talks to, stopped when dropped.
+
+use ordershop_client::{Clients, EventStore, Queue};
+use ordershop_event_store::StoreConfig;
+use ordershop_message_queue::QueueConfig;
+use ordershop_redis::Redis;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::RedisServer;
+
+#[derive(Debug)]
+pub struct Infra {
+    pub redis: RedisServer,
+    pub event_store_url: String,
+    pub queue_url: String,
+    pub shutdown: CancellationToken,
+}
+
+impl Infra {
+    /// Production defaults.
+    pub async fn start() -> Self {
+        Self::start_with(StoreConfig::default(), QueueConfig::default()).await
+    }
+
+    /// With tuned timeouts (tests shorten claim and lease times so
+    /// redelivery happens within a test's patience).
+    pub async fn start_with(store: StoreConfig, queue: QueueConfig) -> Self {
+        let redis = RedisServer::start();
+        let shutdown = CancellationToken::new();
+        let es = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let mq = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let event_store_url = format!("http://{}", es.local_addr().expect("address"));
+        let queue_url = format!("http://{}", mq.local_addr().expect("address"));
+        let conn = Redis::open(redis.url()).expect("a valid Redis URL");
+        tokio::spawn(ordershop_event_store::server::run(
+            es,
+            conn.clone(),
+            store,
+            shutdown.clone(),
+        ));
+        tokio::spawn(ordershop_message_queue::server::run(
+            mq,
+            conn,
+            queue,
+            shutdown.clone(),
+        ));
+        Self {
+            redis,
+            event_store_url,
+            queue_url,
+            shutdown,
+        }
+    }
+
+    pub fn clients(&self, instance: &str) -> Clients {
+        Clients::connect(&self.event_store_url, &self.queue_url, instance).expect("valid URLs")
+    }
+
+    pub fn event_store(&self) -> EventStore {
+        EventStore::connect(&self.event_store_url).expect("a valid URL")
+    }
+
+    pub fn queue(&self, consumer: &str) -> Queue {
+        Queue::connect(&self.queue_url, consumer).expect("a valid URL")
+    }
+
+    /// A plain connection for checking Redis state directly.
+    pub async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis.url())
+            .expect("a valid Redis URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("Redis answers")
+    }
+}
+
+impl Drop for Infra {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
