@@ -42,22 +42,15 @@ pub(crate) async fn decide_and_append<R>(
 ) -> Result<Outcome<R>, DecideError> {
     let mut conflicts = 0;
     loop {
-        let t0 = std::time::Instant::now();
         view.catch_up().await?;
-        let t1 = t0.elapsed();
         let decision = view.read(&decide)?;
-        let t2 = t0.elapsed();
-        tracing::debug!(catch_up = ?t1, decide = ?(t2 - t1), "DIAG phases");
         if decision.events.is_empty() {
             return Ok(Outcome {
                 reply: decision.reply,
                 positions: Positions::new(),
             });
         }
-        let t3 = std::time::Instant::now();
-        let appended = append(store, &decision.events).await;
-        tracing::debug!(append = ?t3.elapsed(), "DIAG append");
-        match appended {
+        match append(store, &decision.events).await {
             Ok(positions) => {
                 return Ok(Outcome {
                     reply: decision.reply,

@@ -7,12 +7,12 @@
 //! # How a domain service works
 //!
 //! - It keeps a [`View`](ordershop_core::View) of the topics its decisions
-//!   read: replayed whole at start, then kept current by one tail task per
-//!   topic ([`live_view`]).
+//!   read: replayed whole at start, then read forward (`live_view`).
 //! - Before each decision it brings the view up to the event store's heads
-//!   (one `heads` call, shared by concurrent handlers), decides with the
-//!   core, and appends with expected versions; on a conflict it catches up
-//!   and decides again, a bounded number of times ([`decide`]).
+//!   (one `heads` call plus a read per topic that moved, shared by
+//!   concurrent handlers), decides with the core, and appends with
+//!   expected versions; on a conflict it catches up and decides again, a
+//!   bounded number of times (`decide`).
 //! - Ids and event ids derive from the queue message id, so a redelivered
 //!   command answers the same and writes nothing new.
 //! - Sagas run on durable consumer-group subscriptions (group = the
@@ -22,7 +22,7 @@
 //!
 //! `{"result": ..., "positions": {topic: entry id}}` or
 //! `{"error": "...", "kind": "invalid|not_found|conflict|internal"}`; see
-//! [`envelope`].
+//! `envelope`.
 #![deny(warnings)]
 
 mod codec;

@@ -45,7 +45,7 @@ impl Default for Settings {
             channel_concurrency: BTreeMap::new(),
             lease: Duration::from_secs(30),
             receive_wait: Duration::from_secs(2),
-            saga_consumers: 2,
+            saga_consumers: 4,
             max_conflicts: 8,
             view: ViewSettings::default(),
             read_model_wait: Duration::from_secs(5),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::join_all;
+use ordershop_app::{Settings, ViewSettings};
 use ordershop_testkit::eventually_async;
 use ordershop_topology::{
     QueueKeys, READ_MODEL_KEY_PATTERN, Role, TOPICS, channel_name, stream_key,
@@ -318,8 +319,17 @@ async fn orders_racing_for_the_last_units_get_exactly_that_many_in_stock() {
     let infra = Infra::start().await;
     let mut roles = infra.spawn_all();
     // A second inventory and order service: the race crosses processes.
-    roles.push(infra.spawn(Role::Inventory, "b"));
-    roles.push(infra.spawn(Role::Order, "b"));
+    // These keep their views current with tails (the other way to stay
+    // current), so both ways decide in the same race.
+    let tailing = || Settings {
+        view: ViewSettings {
+            tails: true,
+            ..support::settings().view
+        },
+        ..support::settings()
+    };
+    roles.push(infra.spawn_with(Role::Inventory, "b", tailing()));
+    roles.push(infra.spawn_with(Role::Order, "b", tailing()));
     all_ready(&roles).await;
     let api = infra.api();
 

@@ -43,11 +43,25 @@ impl Drop for Browser {
     }
 }
 
+/// `ORDERSHOP_CHROMIUM`, else the first of Debian's `chromium`, Ubuntu's
+/// `chromium-browser` or `google-chrome` (GitHub's runners) on PATH.
+fn browser_binary() -> String {
+    if let Ok(path) = std::env::var("ORDERSHOP_CHROMIUM") {
+        return path;
+    }
+    let path = std::env::var("PATH").unwrap_or_default();
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|name| path.split(':').any(|dir| std::path::Path::new(dir).join(name).is_file()))
+        .unwrap_or("chromium")
+        .to_owned()
+}
+
 /// Starts Chromium and returns it with its DevTools HTTP address.
 fn launch() -> (Browser, String) {
     let profile = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("chromium-{}", uuid::Uuid::new_v4().simple()));
-    let mut child = Command::new("chromium")
+    let mut child = Command::new(browser_binary())
         .args(CHROMIUM_FLAGS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg("about:blank")
