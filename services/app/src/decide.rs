@@ -1,6 +1,8 @@
 //! The loop every writer runs: catch the view up, decide, append with
 //! expected versions; on a version conflict catch up and decide again.
 
+use std::time::Duration;
+
 use ordershop_client::{ClientError, EventStore};
 use ordershop_core::{Decision, DomainError, NewEvent, Topic, View};
 use tonic::Code;
@@ -63,6 +65,7 @@ pub(crate) async fn decide_and_append<R>(
                 if conflicts > max_conflicts {
                     return Err(DecideError::Conflict(conflicts));
                 }
+                tokio::time::sleep(jitter(conflicts)).await;
             }
             Err(err) => return Err(err.into()),
         }
@@ -97,4 +100,33 @@ pub(crate) async fn append(
         }
     }
     Ok(positions)
+}
+
+/// A random pause before deciding again after the `conflicts`-th conflict:
+/// writers that lost to each other must not retry in lockstep, or the same
+/// one keeps losing. Up to 1, 2, 4, ... ms, at most 32.
+fn jitter(conflicts: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let ceiling_ms = 1u64 << conflicts.clamp(1, 6).saturating_sub(1);
+    // A fresh RandomState is randomly keyed: enough randomness for a pause.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    Duration::from_micros(random % (ceiling_ms * 1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_grow_with_conflicts_and_stay_small() {
+        for conflicts in 1..20 {
+            let pause = jitter(conflicts);
+            let ceiling = Duration::from_millis(1 << (conflicts.min(6) - 1));
+            assert!(pause < ceiling, "{conflicts}: {pause:?}");
+        }
+        let pauses: std::collections::HashSet<Duration> = (0..20).map(|_| jitter(6)).collect();
+        assert!(pauses.len() > 1, "pauses are random");
+    }
 }
