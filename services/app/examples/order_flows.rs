@@ -51,7 +51,7 @@ async fn main() {
     let consumers = std::env::var("CONSUMERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+        .unwrap_or(Settings::default().saga_consumers);
     let settings = Settings {
         concurrency: 8,
         saga_consumers: consumers,

@@ -11,6 +11,4 @@ pub enum AppError {
     /// The event store refused a call in a way retrying cannot fix.
     #[error("event store: {0}")]
     EventStore(#[source] ClientError),
-    #[error("read-model cache: {0}")]
-    Cache(#[source] redis::RedisError),
 }

@@ -89,13 +89,17 @@ pub async fn run(
 /// A liveness-style probe; [`Readiness`] tells whether the role has
 /// caught up once.
 pub async fn ready(role: Role, clients: &Clients, redis: Option<&Redis>) -> bool {
-    let topics: Vec<&str> = match role {
+    let mut topics: Vec<&str> = match role {
         Role::ReadModel => ordershop_topology::TOPICS.to_vec(),
         _ => workers::view_topics(role)
             .iter()
             .map(|t| t.name())
             .collect(),
     };
+    // The mail service reads nothing; ask about the topic it writes.
+    if topics.is_empty() {
+        topics.extend(role.owned_topic());
+    }
     let store_ok = clients.event_store.heads(&topics).await.is_ok();
     let cache_ok = match (role, redis) {
         (Role::ReadModel, Some(redis)) => redis.ping().await.is_ok(),

@@ -52,7 +52,10 @@ fn browser_binary() -> String {
     let path = std::env::var("PATH").unwrap_or_default();
     ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
-        .find(|name| path.split(':').any(|dir| std::path::Path::new(dir).join(name).is_file()))
+        .find(|name| {
+            path.split(':')
+                .any(|dir| std::path::Path::new(dir).join(name).is_file())
+        })
         .unwrap_or("chromium")
         .to_owned()
 }

@@ -9,25 +9,27 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ordershop_app::{AppError, Settings, ViewSettings};
-use ordershop_client::{Clients, EventStore, Queue};
+use ordershop_client::{EventStore, Queue};
 use ordershop_event_store::StoreConfig;
 use ordershop_message_queue::QueueConfig;
 use ordershop_redis::Redis;
-use ordershop_testkit::{RedisServer, eventually_async};
+use ordershop_testkit::eventually_async;
 use ordershop_topology::{Role, TOPICS, channel_name};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub const CLAIM_IDLE: Duration = Duration::from_millis(600);
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-pub struct Infra {
-    pub redis: RedisServer,
-    pub event_store_url: String,
-    pub queue_url: String,
-    shutdown: CancellationToken,
+/// The shared in-process infrastructure, plus the roles of this crate.
+pub struct Infra(ordershop_testkit::Infra);
+
+impl std::ops::Deref for Infra {
+    type Target = ordershop_testkit::Infra;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Infra {
@@ -49,47 +51,11 @@ impl Infra {
     }
 
     pub async fn start_with(store_config: StoreConfig, queue_config: QueueConfig) -> Self {
-        let redis = RedisServer::start();
-        let shutdown = CancellationToken::new();
-        let es = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mq = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let event_store_url = format!("http://{}", es.local_addr().unwrap());
-        let queue_url = format!("http://{}", mq.local_addr().unwrap());
-        let conn = Redis::open(redis.url()).unwrap();
-        tokio::spawn(ordershop_event_store::server::run(
-            es,
-            conn.clone(),
-            store_config,
-            shutdown.clone(),
-        ));
-        tokio::spawn(ordershop_message_queue::server::run(
-            mq,
-            conn,
-            queue_config,
-            shutdown.clone(),
-        ));
-        Self {
-            redis,
-            event_store_url,
-            queue_url,
-            shutdown,
-        }
-    }
-
-    pub fn clients(&self, instance: &str) -> Clients {
-        Clients::connect(&self.event_store_url, &self.queue_url, instance).unwrap()
+        Self(ordershop_testkit::Infra::start_with(store_config, queue_config).await)
     }
 
     pub fn cache(&self) -> Redis {
         Redis::open(self.redis.url()).unwrap()
-    }
-
-    pub async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
     }
 
     /// Starts `role` as instance `instance`.
@@ -126,12 +92,6 @@ impl Infra {
             queue: Queue::connect(&self.queue_url, "test").unwrap(),
             store: EventStore::connect(&self.event_store_url).unwrap(),
         }
-    }
-}
-
-impl Drop for Infra {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
     }
 }
 

@@ -36,7 +36,10 @@ impl Shop {
             .arg("--watch-parent")
             .args(["--base-port", "0"])
             .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
-            .args(["--lease-ms", "1500", "--claim-idle-ms", "1500"])
+            // Short leases so a killed service's message comes back quickly; a
+            // claim timeout well above the slowest saga backlog, so a busy
+            // consumer's prefetched events are not taken from it.
+            .args(["--lease-ms", "1500", "--claim-idle-ms", "5000"])
             .arg("--data-dir")
             .arg(&data_dir);
         match std::env::var("REDIS_URL") {
