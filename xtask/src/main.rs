@@ -68,6 +68,79 @@ fn run(root: &Path, program: &str, args: &[&str], envs: &[(&str, String)]) -> Re
     }
 }
 
+/// Passed and failed test counts, summed over `cargo test` runs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+}
+
+impl Tally {
+    /// One plain closing line for CI, whatever libtest printed last.
+    fn print(&self) {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stdout(),
+            "summary: {} passed, {} failed",
+            self.passed,
+            self.failed
+        );
+    }
+
+    /// Adds a libtest closing line: `test result: ok. 9 passed; 0 failed; ...`.
+    fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        let number_before = |word: &str| {
+            rest.split(';')
+                .find_map(|part| part.trim().strip_suffix(word))
+                .and_then(|n| n.trim().rsplit(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        self.passed += number_before(" passed");
+        self.failed += number_before(" failed");
+    }
+}
+
+/// `cargo test ...`, echoing its output and counting its results.
+fn cargo_test(
+    root: &Path,
+    args: &[&str],
+    envs: &[(&str, String)],
+    tally: &mut Tally,
+) -> Result<(), String> {
+    use std::io::{BufRead, BufReader, Write};
+    let started = Instant::now();
+    step(&format!("cargo {}", args.join(" ")));
+    let mut child = Command::new("cargo")
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .current_dir(root)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut out = std::io::stdout().lock();
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        tally.add_line(&line);
+        let _ = writeln!(out, "{line}");
+    }
+    drop(out);
+    let status = child.wait().map_err(|e| format!("cargo test: {e}"))?;
+    step(&format!(
+        "cargo {} finished in {:.0?}: {status}",
+        args.join(" "),
+        started.elapsed()
+    ));
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo {} failed", args.join(" ")))
+    }
+}
+
 fn test(root: &Path) -> Result<(), String> {
     run(root, "cargo", &["fmt", "--all", "--", "--check"], &[])?;
     run(
@@ -83,29 +156,39 @@ fn test(root: &Path) -> Result<(), String> {
         ],
         &[],
     )?;
-    run(
+    let mut tally = Tally::default();
+    let outcome = cargo_test(
         root,
-        "cargo",
         &["test", "--workspace", "--exclude", "ordershop-e2e"],
         &[],
-    )?;
-    e2e(root)
+        &mut tally,
+    )
+    .and_then(|()| e2e_counted(root, &mut tally));
+    tally.print();
+    outcome
 }
 
 /// The operator's end-to-end tests against a real control plane. The
 /// cluster is deleted whatever the outcome.
 fn e2e(root: &Path) -> Result<(), String> {
+    let mut tally = Tally::default();
+    let outcome = e2e_counted(root, &mut tally);
+    tally.print();
+    outcome
+}
+
+fn e2e_counted(root: &Path, tally: &mut Tally) -> Result<(), String> {
     let cluster = root.join("e2e/cluster.sh");
     let cluster = cluster.to_str().ok_or("non-UTF-8 path")?;
     // The e2e tests run the operator binary out of cluster.
     run(root, "cargo", &["build", "-p", "ordershop-operator"], &[])?;
     run(root, "bash", &[cluster, "up"], &[])?;
     let env = cluster_env(root, cluster)?;
-    let outcome = run(
+    let outcome = cargo_test(
         root,
-        "cargo",
         &["test", "-p", "ordershop-e2e", "--", "--test-threads=1"],
         &env,
+        tally,
     );
     let down = run(root, "bash", &[cluster, "down"], &[]);
     outcome.and(down)
@@ -142,4 +225,26 @@ fn cluster_env(root: &Path, cluster: &str) -> Result<Vec<(&'static str, String)>
         return Err(format!("{cluster} env printed no KUBECONFIG"));
     }
     Ok(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tally;
+
+    #[test]
+    fn tallies_libtest_closing_lines() {
+        let mut tally = Tally::default();
+        tally.add_line("test result: ok. 9 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 6.27s");
+        tally.add_line(
+            "test result: FAILED. 3 passed; 2 failed; 1 ignored; 0 measured; 0 filtered out",
+        );
+        tally.add_line("running 4 tests");
+        assert_eq!(
+            tally,
+            Tally {
+                passed: 12,
+                failed: 2
+            }
+        );
+    }
 }

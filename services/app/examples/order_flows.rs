@@ -27,7 +27,7 @@ use ordershop_core::ids::keyed_entity_id;
 use ordershop_event_store::StoreConfig;
 use ordershop_message_queue::QueueConfig;
 use serde_json::{Value, json};
-use support::{Api, Infra, WORKERS, all_ready};
+use support::{Api, Infra, all_ready, workers};
 use tokio::sync::watch;
 
 /// Order id -> its status, from one tail of the `order` topic, so waiting
@@ -62,9 +62,8 @@ async fn main() {
         ..Settings::default()
     };
     println!("views tail the store: {tails}; saga consumers: {consumers}");
-    let roles: Vec<_> = WORKERS
-        .iter()
-        .map(|role| infra.spawn_with(*role, "a", settings.clone()))
+    let roles: Vec<_> = workers()
+        .map(|role| infra.spawn_with(role, "a", settings.clone()))
         .collect();
     all_ready(&roles).await;
     let api = infra.api();

@@ -500,8 +500,11 @@ async fn the_read_model_survives_restarts_and_rebuilds_a_flushed_cache() {
     assert_eq!(before["order"][0]["status"], json!("IN_STOCK"));
 
     // Restart: the new instance resumes from the checkpoints.
-    let read_model = roles.pop().unwrap();
-    assert_eq!(read_model.role, Role::ReadModel);
+    let at = roles
+        .iter()
+        .position(|r| r.role == Role::ReadModel)
+        .unwrap();
+    let read_model = roles.remove(at);
     read_model.stop().await;
     let restarted = infra.spawn(Role::ReadModel, "b");
     restarted.ready().await;

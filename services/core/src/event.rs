@@ -124,6 +124,28 @@ pub struct RecordedEvent {
 }
 
 impl RecordedEvent {
+    /// An event as the store would record the `version`-th change of an
+    /// entity, with entry id `<version>-0`: for tests and examples that fold
+    /// events without a store.
+    pub fn synthetic(
+        topic: Topic,
+        action: EventAction,
+        entity_id: &str,
+        version: u64,
+        data: Value,
+    ) -> RecordedEvent {
+        RecordedEvent {
+            topic,
+            entry_id: format!("{version}-0"),
+            event_id: format!("ev-{topic}-{entity_id}-{version}"),
+            action,
+            entity_id: entity_id.into(),
+            data,
+            causation_id: None,
+            version,
+        }
+    }
+
     /// The entity this event carries, typed; `None` when the event belongs
     /// to another topic or its data is not such an entity.
     pub fn entity<T: EntityData>(&self) -> Option<T> {

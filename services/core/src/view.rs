@@ -331,16 +331,7 @@ mod tests {
         version: u64,
         data: Value,
     ) -> RecordedEvent {
-        RecordedEvent {
-            topic,
-            entry_id: format!("{version}-0"),
-            event_id: format!("ev-{entity_id}-{version}"),
-            action,
-            entity_id: entity_id.into(),
-            data,
-            causation_id: None,
-            version,
-        }
+        RecordedEvent::synthetic(topic, action, entity_id, version, data)
     }
 
     fn customer(id: &str, name: &str) -> Value {

@@ -84,7 +84,7 @@ impl Infra {
 
     /// Every worker role, one instance each.
     pub fn spawn_all(&self) -> Vec<Running> {
-        WORKERS.iter().map(|role| self.spawn(*role, "a")).collect()
+        workers().map(|role| self.spawn(role, "a")).collect()
     }
 
     pub fn api(&self) -> Api {
@@ -95,18 +95,13 @@ impl Infra {
     }
 }
 
-pub const WORKERS: [Role; 10] = [
-    Role::Customer,
-    Role::Product,
-    Role::Inventory,
-    Role::Cart,
-    Role::Order,
-    Role::Billing,
-    Role::Shipping,
-    Role::Crm,
-    Role::Mail,
-    Role::ReadModel,
-];
+/// The roles this crate runs: everything but the event store, the queue
+/// and the gateway.
+pub fn workers() -> impl Iterator<Item = Role> {
+    Role::ALL
+        .into_iter()
+        .filter(|r| !r.is_infrastructure() && *r != Role::ApiGateway)
+}
 
 /// Short waits, so stops and redeliveries are quick.
 pub fn settings() -> Settings {
@@ -233,15 +228,7 @@ impl Api {
     /// Every entity of every kind and the mails: the read model's state.
     pub async fn everything(&self) -> BTreeMap<String, Value> {
         let mut state = BTreeMap::new();
-        for name in [
-            "customer",
-            "product",
-            "inventory",
-            "cart",
-            "order",
-            "billing",
-            "shipping",
-        ] {
+        for name in ordershop_topology::ENTITY_TOPICS.iter().copied() {
             state.insert(name.to_string(), json!(self.entities(name).await));
         }
         state.insert("mails".to_string(), json!(self.mails().await));
