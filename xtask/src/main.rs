@@ -159,7 +159,13 @@ fn test(root: &Path) -> Result<(), String> {
     let mut tally = Tally::default();
     let outcome = cargo_test(
         root,
-        &["test", "--workspace", "--exclude", "ordershop-e2e"],
+        &[
+            "test",
+            "--workspace",
+            "--no-fail-fast",
+            "--exclude",
+            "ordershop-e2e",
+        ],
         &[],
         &mut tally,
     )

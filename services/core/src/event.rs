@@ -137,7 +137,7 @@ impl RecordedEvent {
         RecordedEvent {
             topic,
             entry_id: format!("{version}-0"),
-            event_id: format!("ev-{topic}-{entity_id}-{version}"),
+            event_id: format!("ev-{entity_id}-{version}"),
             action,
             entity_id: entity_id.into(),
             data,
