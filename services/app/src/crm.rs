@@ -87,47 +87,37 @@ fn may_mail(event: &RecordedEvent) -> bool {
 mod tests {
     use ordershop_core::View;
     use ordershop_core::crm::CRM_TOPICS;
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     use super::*;
-
-    fn event(
-        topic: Topic,
-        action: EventAction,
-        entity_id: &str,
-        version: u64,
-        data: Value,
-    ) -> RecordedEvent {
-        RecordedEvent::synthetic(topic, action, entity_id, version, data)
-    }
 
     /// A shop where every mail can be addressed and priced.
     fn shop() -> View {
         let mut view = View::new(CRM_TOPICS);
         let created = EventAction::EntityCreated;
         for e in [
-            event(
+            RecordedEvent::synthetic(
                 Topic::Customer,
                 created,
                 "c1",
                 1,
                 json!({"entity_id": "c1", "name": "Ann", "email": "a@b.c"}),
             ),
-            event(
+            RecordedEvent::synthetic(
                 Topic::Product,
                 created,
                 "p1",
                 1,
                 json!({"entity_id": "p1", "name": "Pen", "price": 2}),
             ),
-            event(
+            RecordedEvent::synthetic(
                 Topic::Cart,
                 created,
                 "k1",
                 1,
                 json!({"entity_id": "k1", "customer_id": "c1", "product_ids": ["p1"]}),
             ),
-            event(
+            RecordedEvent::synthetic(
                 Topic::Order,
                 created,
                 "o1",
@@ -145,7 +135,7 @@ mod tests {
         let view = shop();
         let mut candidates = Vec::new();
         for action in EventAction::ALL {
-            candidates.push(event(
+            candidates.push(RecordedEvent::synthetic(
                 Topic::Customer,
                 action,
                 "c1",
@@ -153,7 +143,7 @@ mod tests {
                 json!({"entity_id": "c1", "name": "Ann", "email": "a@b.c"}),
             ));
             for status in OrderStatus::ALL {
-                candidates.push(event(
+                candidates.push(RecordedEvent::synthetic(
                     Topic::Order,
                     action,
                     "o1",
@@ -161,14 +151,14 @@ mod tests {
                     json!({"entity_id": "o1", "cart_id": "k1", "status": status}),
                 ));
             }
-            candidates.push(event(
+            candidates.push(RecordedEvent::synthetic(
                 Topic::Billing,
                 action,
                 "b1",
                 1,
                 json!({"entity_id": "b1", "order_id": "o1", "amount": 2}),
             ));
-            candidates.push(event(
+            candidates.push(RecordedEvent::synthetic(
                 Topic::Shipping,
                 action,
                 "s1",

@@ -324,16 +324,6 @@ mod tests {
     use super::*;
     use crate::entity::{Customer, Inventory};
 
-    fn event(
-        topic: Topic,
-        action: EventAction,
-        entity_id: &str,
-        version: u64,
-        data: Value,
-    ) -> RecordedEvent {
-        RecordedEvent::synthetic(topic, action, entity_id, version, data)
-    }
-
     fn customer(id: &str, name: &str) -> Value {
         json!({"entity_id": id, "name": name, "email": format!("{name}@example.org")})
     }
@@ -342,28 +332,28 @@ mod tests {
     fn folds_creates_updates_and_deletes_with_versions() {
         let mut view = View::new(&[Topic::Customer]);
         let events = [
-            event(
+            RecordedEvent::synthetic(
                 Topic::Customer,
                 EventAction::EntityCreated,
                 "c1",
                 1,
                 customer("c1", "ann"),
             ),
-            event(
+            RecordedEvent::synthetic(
                 Topic::Customer,
                 EventAction::EntityCreated,
                 "c2",
                 1,
                 customer("c2", "bob"),
             ),
-            event(
+            RecordedEvent::synthetic(
                 Topic::Customer,
                 EventAction::EntityUpdated,
                 "c1",
                 2,
                 customer("c1", "anna"),
             ),
-            event(
+            RecordedEvent::synthetic(
                 Topic::Customer,
                 EventAction::EntityDeleted,
                 "c2",
@@ -399,14 +389,14 @@ mod tests {
     #[test]
     fn replayed_events_never_resurrect_or_roll_back() {
         let mut view = View::new(&[Topic::Customer]);
-        let created = event(
+        let created = RecordedEvent::synthetic(
             Topic::Customer,
             EventAction::EntityCreated,
             "c1",
             1,
             customer("c1", "ann"),
         );
-        let deleted = event(
+        let deleted = RecordedEvent::synthetic(
             Topic::Customer,
             EventAction::EntityDeleted,
             "c1",
@@ -423,7 +413,8 @@ mod tests {
     #[test]
     fn untracked_topics_are_refused() {
         let mut view = View::new(&[Topic::Customer]);
-        let e = event(Topic::Order, EventAction::EntityCreated, "o1", 1, json!({}));
+        let e =
+            RecordedEvent::synthetic(Topic::Order, EventAction::EntityCreated, "o1", 1, json!({}));
         assert_eq!(view.apply(&e), Err(FoldError::UntrackedTopic(Topic::Order)));
         assert!(view.require(&[Topic::Customer]).is_ok());
         assert_eq!(
@@ -435,7 +426,7 @@ mod tests {
     #[test]
     fn unreadable_data_advances_the_version_and_keeps_the_entity() {
         let mut view = View::new(&[Topic::Customer]);
-        view.apply(&event(
+        view.apply(&RecordedEvent::synthetic(
             Topic::Customer,
             EventAction::EntityCreated,
             "c1",
@@ -443,7 +434,7 @@ mod tests {
             customer("c1", "ann"),
         ))
         .unwrap();
-        let bad = event(
+        let bad = RecordedEvent::synthetic(
             Topic::Customer,
             EventAction::EntityUpdated,
             "c1",
@@ -454,7 +445,7 @@ mod tests {
         assert_eq!(view.version(Topic::Customer, "c1"), 2);
         assert_eq!(view.get::<Customer>("c1").unwrap().name, "ann");
         // Data naming another entity is unreadable too.
-        let wrong = event(
+        let wrong = RecordedEvent::synthetic(
             Topic::Customer,
             EventAction::EntityUpdated,
             "c1",
@@ -469,7 +460,7 @@ mod tests {
     fn remembers_causations_with_before_and_after() {
         let mut view = View::new(&[Topic::Inventory, Topic::Mail]);
         let inv = |amount: i64| json!({"entity_id": "i1", "product_id": "p1", "amount": amount});
-        view.apply(&event(
+        view.apply(&RecordedEvent::synthetic(
             Topic::Inventory,
             EventAction::EntityCreated,
             "i1",
@@ -477,7 +468,7 @@ mod tests {
             inv(5),
         ))
         .unwrap();
-        let mut reserve = event(
+        let mut reserve = RecordedEvent::synthetic(
             Topic::Inventory,
             EventAction::EntityUpdated,
             "i1",
@@ -498,7 +489,8 @@ mod tests {
         assert_eq!(amount(&changes[0].after), 3);
         assert!(view.caused_by(Topic::Inventory, "nothing").is_empty());
 
-        let mut mail = event(Topic::Mail, EventAction::MailSent, "", 0, json!({}));
+        let mut mail =
+            RecordedEvent::synthetic(Topic::Mail, EventAction::MailSent, "", 0, json!({}));
         mail.causation_id = Some("welcome:c1".into());
         assert_eq!(view.apply(&mail).unwrap(), Folded::Applied);
         assert!(view.has_seen(Topic::Mail, "welcome:c1"));
@@ -507,7 +499,7 @@ mod tests {
 
     #[test]
     fn fold_step_is_shared_logic_for_the_read_model() {
-        let e = event(
+        let e = RecordedEvent::synthetic(
             Topic::Customer,
             EventAction::EntityUpdated,
             "c1",
@@ -517,7 +509,7 @@ mod tests {
         assert_eq!(fold_step(2, &e), FoldStep::Put);
         assert_eq!(fold_step(3, &e), FoldStep::Skip);
         assert_eq!(fold_step(4, &e), FoldStep::Skip);
-        let d = event(
+        let d = RecordedEvent::synthetic(
             Topic::Customer,
             EventAction::EntityDeleted,
             "c1",
@@ -525,14 +517,14 @@ mod tests {
             json!({}),
         );
         assert_eq!(fold_step(3, &d), FoldStep::Remove);
-        let m = event(Topic::Mail, EventAction::MailSent, "", 0, json!({}));
+        let m = RecordedEvent::synthetic(Topic::Mail, EventAction::MailSent, "", 0, json!({}));
         assert_eq!(fold_step(0, &m), FoldStep::Skip);
     }
 
     #[test]
     fn entity_maps_hold_only_live_entities_as_json() {
         let mut view = View::new(&[Topic::Customer]);
-        view.apply(&event(
+        view.apply(&RecordedEvent::synthetic(
             Topic::Customer,
             EventAction::EntityCreated,
             "c1",
@@ -540,7 +532,7 @@ mod tests {
             customer("c1", "ann"),
         ))
         .unwrap();
-        view.apply(&event(
+        view.apply(&RecordedEvent::synthetic(
             Topic::Customer,
             EventAction::EntityCreated,
             "c2",
@@ -548,7 +540,7 @@ mod tests {
             customer("c2", "bob"),
         ))
         .unwrap();
-        view.apply(&event(
+        view.apply(&RecordedEvent::synthetic(
             Topic::Customer,
             EventAction::EntityDeleted,
             "c2",

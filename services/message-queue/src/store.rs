@@ -375,12 +375,6 @@ impl QueueStore {
         }
         let now = now_ms();
         let grace = now + self.config.orphan_grace.as_millis() as i64;
-        // Make sure the script is cached before pipelining EVALSHA calls.
-        let _: String = redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(crate::scripts::REAP)
-            .query_async(&mut conn)
-            .await?;
         let mut pipe = redis::pipe();
         for channel in &channels {
             let keys = QueueKeys::new(channel);
@@ -394,7 +388,20 @@ impl QueueStore {
                 .arg(now)
                 .arg(grace);
         }
-        let results: Vec<(u64, u64)> = pipe.query_async(&mut conn).await?;
+        // EVALSHA in a pipeline does not reload a missing script by itself;
+        // load it only when Redis says it lacks it (after a restart), not on
+        // every pass.
+        let results: Vec<(u64, u64)> = match pipe.query_async(&mut conn).await {
+            Err(err) if err.code() == Some("NOSCRIPT") => {
+                let _: String = redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(crate::scripts::REAP)
+                    .query_async(&mut conn)
+                    .await?;
+                pipe.query_async(&mut conn).await?
+            }
+            other => other?,
+        };
         Ok(results
             .into_iter()
             .fold((0, 0), |(a, b), (x, y)| (a + x, b + y)))
