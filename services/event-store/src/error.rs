@@ -33,13 +33,6 @@ impl From<redis::RedisError> for StoreError {
     }
 }
 
-impl StoreError {
-    /// Transient: retrying the same call later can succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
-    }
-}
-
 /// Each variant maps to a code on purpose: a new variant must choose one.
 /// Client mistakes log at debug, server trouble at warn.
 impl From<StoreError> for Status {

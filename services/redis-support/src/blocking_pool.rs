@@ -53,8 +53,8 @@ impl BlockingPool {
     }
 }
 
-/// A borrowed blocking connection. Call [`BlockingConnection::discard`] after
-/// an error so a possibly broken connection is not reused.
+/// A borrowed blocking connection; one that failed or was interrupted
+/// mid-command is not reused.
 pub struct BlockingConnection {
     conn: Option<MultiplexedConnection>,
     pool: Arc<Mutex<Vec<MultiplexedConnection>>>,

@@ -14,9 +14,3 @@ pub fn is_unavailable(err: &redis::RedisError) -> bool {
         // replica we must not write to: all pass once failover settles.
         || matches!(err.code(), Some("LOADING" | "MASTERDOWN" | "READONLY" | "TRYAGAIN"))
 }
-
-/// The server's error code (`NOGROUP`, `BUSYGROUP`, `CONFLICT`, ...), if
-/// the error came from the server.
-pub fn redis_error_kind(err: &redis::RedisError) -> Option<&str> {
-    err.code()
-}

@@ -17,7 +17,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use blocking_pool::{BlockingConnection, BlockingPool};
-pub use errors::{is_unavailable, redis_error_kind};
+pub use errors::is_unavailable;
 
 /// Short commands should answer within this on loopback or in-cluster
 /// networks; a larger batch append (Lua) gets headroom beyond the crate's
