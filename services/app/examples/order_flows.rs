@@ -9,8 +9,9 @@
 //!    the latency of a flow and of its commands.
 //!
 //! Run: `cargo run --release -p ordershop-app --example order_flows -- [flows] [clients]`
-//! (defaults 400 flows, 32 clients). `TAILS=1` makes the views tail the
-//! store, `CONSUMERS=n` sets the consumers per saga subscription.
+//! (defaults 400 flows, 32 clients). `FOLLOW=0` makes the views read what
+//! they lack before each decision instead of following the store;
+//! `CONSUMERS=n` sets the consumers per saga subscription.
 #![allow(clippy::print_stdout)]
 
 #[path = "../tests/support/mod.rs"]
@@ -47,7 +48,7 @@ async fn main() {
     // The servers' production timeouts: a benchmark must not redeliver
     // work that is merely queued.
     let infra = Infra::start_with(StoreConfig::default(), QueueConfig::default()).await;
-    let tails = std::env::var("TAILS").is_ok_and(|v| v == "1");
+    let follow = std::env::var("FOLLOW").map_or(true, |v| v != "0");
     let consumers = std::env::var("CONSUMERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -56,12 +57,12 @@ async fn main() {
         concurrency: 8,
         saga_consumers: consumers,
         view: ordershop_app::ViewSettings {
-            tails,
+            follow,
             ..Default::default()
         },
         ..Settings::default()
     };
-    println!("views tail the store: {tails}; saga consumers: {consumers}");
+    println!("views follow the store: {follow}; saga consumers: {consumers}");
     let roles: Vec<_> = workers()
         .map(|role| infra.spawn_with(role, "a", settings.clone()))
         .collect();

@@ -8,9 +8,9 @@ use ordershop_core::{Decision, DomainError, NewEvent, Topic, View};
 use tonic::Code;
 
 use crate::codec::encode;
-use crate::entry_id::EntryId;
 use crate::envelope::Positions;
 use crate::live_view::LiveView;
+use ordershop_topology::EntryId;
 
 /// What a decision led to once its events are stored.
 #[derive(Debug, Clone)]

@@ -29,7 +29,6 @@ mod codec;
 mod commands;
 mod crm;
 mod decide;
-mod entry_id;
 mod envelope;
 mod error;
 mod live_view;
@@ -44,9 +43,9 @@ use ordershop_redis::Redis;
 use ordershop_topology::Role;
 use tokio_util::sync::CancellationToken;
 
-pub use entry_id::EntryId;
 pub use error::AppError;
 pub use live_view::ViewSettings;
+pub use ordershop_topology::EntryId;
 pub use settings::{Readiness, Settings};
 
 /// Runs `role` until `shutdown` fires, then stops within a few seconds:

@@ -2,18 +2,19 @@
 //! store's heads before every decision.
 //!
 //! - At start every topic is replayed whole ([`LiveView::load`]).
-//! - Optionally ([`ViewSettings::tails`]) one tail task per topic
-//!   long-polls the store and folds new events as they come, so the view
-//!   is usually current already when a decision needs it.
+//! - Then (with [`ViewSettings::follow`], the default) one follow stream
+//!   for all its topics folds new events as the store pushes them, so the
+//!   view is usually current already when a decision needs it.
 //! - [`LiveView::catch_up`] asks the store for its heads (one round trip)
-//!   and reads what the view lacks (with tails: waits for them briefly
-//!   first). Concurrent callers share one catch-up: a caller
-//!   is satisfied by any heads request that *started after it arrived*, so
+//!   and waits for the view to reach them; what the stream has not brought
+//!   within [`ViewSettings::follow_grace`] (or everything, without follow)
+//!   it reads itself. Concurrent callers share one catch-up: a caller is
+//!   satisfied by any heads request that *started after it arrived*, so
 //!   under load the number of heads calls stays at one per round trip,
 //!   however many handlers wait.
 //!
 //! Events are folded strictly in stream order: a page is folded only past
-//! the topic's cursor, so a tail and a direct read racing over the same
+//! the topic's cursor, so the stream and a direct read racing over the same
 //! range fold every event once.
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,41 +23,40 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::future::try_join_all;
-use ordershop_client::{Backoff, ClientError, EventStore, Recorded};
+use ordershop_client::{ClientError, EventStore, Recorded};
 use ordershop_core::{Topic, View};
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::decode;
-use crate::entry_id::EntryId;
+use ordershop_topology::EntryId;
 
 /// Tunables of a live view.
 #[derive(Debug, Clone)]
 pub struct ViewSettings {
-    /// Keep the view current between decisions with one long-polling tail
-    /// task per topic, so a catch-up usually needs only the heads. Off by
-    /// default: without tails every catch-up reads what it lacks itself,
-    /// which costs fewer event store calls under load (a tail wakes on
-    /// every event of its topic, a shared catch-up reads a batch) and
-    /// measured faster in `examples/order_flows.rs` (22 vs 13 flows/s,
-    /// 513 vs 583 Redis commands per flow, same loaded machine).
-    pub tails: bool,
-    /// Events per read.
+    /// Keep the view current between decisions with a follow stream, so a
+    /// catch-up usually needs only the heads. Without it every catch-up
+    /// reads what it lacks itself: one more round trip per decision, and
+    /// one read per topic that moved.
+    pub follow: bool,
+    /// Events per direct read.
     pub page: u32,
-    /// Long-poll time of one tail read; bounds how late a stop is noticed.
-    pub tail_wait: Duration,
-    /// How long a catch-up waits for the tails before reading by itself.
-    pub tail_grace: Duration,
+    /// How long a catch-up waits for the follow stream before reading by
+    /// itself. Only a broken or badly delayed stream runs into it.
+    pub follow_grace: Duration,
+    /// How long the read model's cache folds wait between checks that the
+    /// cache was not flushed under them, when no events come.
+    pub idle_check: Duration,
 }
 
 impl Default for ViewSettings {
     fn default() -> Self {
         Self {
-            tails: false,
+            follow: true,
             page: 1000,
-            tail_wait: Duration::from_secs(1),
-            tail_grace: Duration::from_millis(50),
+            follow_grace: Duration::from_millis(500),
+            idle_check: Duration::from_secs(1),
         }
     }
 }
@@ -136,52 +136,32 @@ impl LiveView {
         Ok(events)
     }
 
-    /// Starts one tail task per topic; they stop when `cancel` fires.
-    pub(crate) fn spawn_tails(self: &Arc<Self>, cancel: &CancellationToken) -> Vec<JoinHandle<()>> {
-        if !self.settings.tails {
-            return Vec::new();
+    /// Starts the follow task (when enabled); it stops when `cancel`
+    /// fires. Call after [`LiveView::load`]: it continues from the cursors.
+    pub(crate) fn spawn_follow(
+        self: &Arc<Self>,
+        cancel: &CancellationToken,
+    ) -> Option<JoinHandle<()>> {
+        if !self.settings.follow {
+            return None;
         }
-        self.topics
-            .iter()
-            .map(|topic| {
-                let view = self.clone();
-                let cancel = cancel.clone();
-                let topic = *topic;
-                tokio::spawn(async move { view.tail(topic, cancel).await })
-            })
-            .collect()
-    }
-
-    async fn tail(&self, topic: Topic, cancel: CancellationToken) {
-        let mut backoff = Backoff::default();
-        loop {
-            let after = self.cursor(topic).cursor();
-            let read = self.store.read(
-                topic.name(),
-                &after,
-                self.settings.page,
-                self.settings.tail_wait,
-            );
-            // Dropping a read in flight loses nothing: it only reads.
-            let result = tokio::select! {
-                _ = cancel.cancelled() => return,
-                result = read => result,
-            };
-            match result {
-                Ok((records, _)) => {
-                    backoff.reset();
-                    self.fold_page(topic, records);
-                }
-                Err(err) => {
-                    let pause = backoff.next_delay();
-                    tracing::warn!(%topic, error = %err, ?pause, "tailing the event store failed; retrying");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(pause) => {}
-                    }
-                }
-            }
-        }
+        let view = self.clone();
+        let cancel = cancel.clone();
+        Some(tokio::spawn(async move {
+            let topics: Vec<&str> = view.topics.iter().map(|t| t.name()).collect();
+            view.store
+                .follow_forever(
+                    &topics,
+                    |name| {
+                        Topic::from_name(name)
+                            .map(|topic| view.cursor(topic).cursor())
+                            .unwrap_or_default()
+                    },
+                    |page| view.fold_record_page(page),
+                    &cancel,
+                )
+                .await;
+        }))
     }
 
     /// Brings the view up to the store's current heads.
@@ -208,12 +188,12 @@ impl LiveView {
         Ok(())
     }
 
-    /// Waits for the tail to fold up to `head`, then reads what is still
-    /// missing by itself.
+    /// Waits for the follow stream to fold up to `head`, then reads what is
+    /// still missing by itself.
     async fn reach(&self, topic: Topic, head: EntryId) -> Result<(), ClientError> {
-        if self.settings.tails {
+        if self.settings.follow {
             let mut position = self.positions[&topic].subscribe();
-            let reached = tokio::time::timeout(self.settings.tail_grace, async {
+            let reached = tokio::time::timeout(self.settings.follow_grace, async {
                 position.wait_for(|p| *p >= head).await.is_ok()
             })
             .await
@@ -221,7 +201,7 @@ impl LiveView {
             if reached {
                 return Ok(());
             }
-            tracing::debug!(%topic, %head, cursor = %self.cursor(topic), "tail lags; reading directly");
+            tracing::debug!(%topic, %head, cursor = %self.cursor(topic), "follow stream lags; reading directly");
         }
         while self.cursor(topic) < head {
             let after = self.cursor(topic).cursor();
@@ -256,6 +236,14 @@ impl LiveView {
     pub(crate) fn cursor(&self, topic: Topic) -> EntryId {
         let folded = self.folded.read().unwrap_or_else(|e| e.into_inner());
         folded.cursors.get(&topic).copied().unwrap_or(EntryId::ZERO)
+    }
+
+    /// Folds a pushed page (all of one topic).
+    fn fold_record_page(&self, page: Vec<Recorded>) {
+        let Some(topic) = page.first().and_then(|r| Topic::from_name(&r.topic)) else {
+            return;
+        };
+        self.fold_page(topic, page);
     }
 
     /// Folds the events of a page that lie past the topic's cursor.

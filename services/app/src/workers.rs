@@ -201,7 +201,7 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// Replays the view's topics, starts their tails and catches up once.
+/// Replays the view's topics, starts following them and catches up once.
 /// `None` when `shutdown` fired first.
 async fn start_view(
     view: &Arc<LiveView>,
@@ -229,7 +229,7 @@ async fn start_view(
             Err(err) => return Err(AppError::EventStore(err)),
         }
     }
-    let tails = view.spawn_tails(shutdown);
+    let follow: Vec<JoinHandle<()>> = view.spawn_follow(shutdown).into_iter().collect();
     // The replay's pages may be older than what arrived meanwhile; one
     // catch-up makes the view current before the first decision.
     tokio::select! {
@@ -241,7 +241,7 @@ async fn start_view(
             }
         }
     }
-    Ok(Some(tails))
+    Ok(Some(follow))
 }
 
 /// `settings.saga_consumers` consumers of the role's subscription.

@@ -319,17 +319,18 @@ async fn orders_racing_for_the_last_units_get_exactly_that_many_in_stock() {
     let infra = Infra::start().await;
     let mut roles = infra.spawn_all();
     // A second inventory and order service: the race crosses processes.
-    // These keep their views current with tails (the other way to stay
-    // current), so both ways decide in the same race.
-    let tailing = || Settings {
+    // These keep no follow stream and read what they lack before each
+    // decision (the other way to stay current), so both ways decide in the
+    // same race.
+    let reading = || Settings {
         view: ViewSettings {
-            tails: true,
+            follow: false,
             ..support::settings().view
         },
         ..support::settings()
     };
-    roles.push(infra.spawn_with(Role::Inventory, "b", tailing()));
-    roles.push(infra.spawn_with(Role::Order, "b", tailing()));
+    roles.push(infra.spawn_with(Role::Inventory, "b", reading()));
+    roles.push(infra.spawn_with(Role::Order, "b", reading()));
     all_ready(&roles).await;
     let api = infra.api();
 

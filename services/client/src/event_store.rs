@@ -1,11 +1,16 @@
-use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use ordershop_proto::eventstore::v1::{self as pb, event_store_client::EventStoreClient};
 use tokio::{task::JoinHandle, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, transport::Channel};
 
-use crate::{Backoff, ClientError, HandlerError, StartPosition, connect};
+use crate::{Backoff, ClientError, HandlerError, StartPosition, acks::Acker, connect};
 
 /// Deadline for unary calls, retries included.
 const CALL_DEADLINE: Duration = Duration::from_secs(10);
@@ -76,6 +81,9 @@ pub struct SubscribeOptions {
 pub struct EventStore {
     client: EventStoreClient<Channel>,
     channel: Channel,
+    /// Shared by every subscription of this client, so acks of all its
+    /// consumers batch together; started by the first subscription.
+    acker: Arc<OnceLock<Acker>>,
 }
 
 impl EventStore {
@@ -85,11 +93,16 @@ impl EventStore {
 
     pub fn new(channel: Channel) -> Self {
         Self {
+            acker: Arc::default(),
             channel: channel.clone(),
             client: EventStoreClient::new(channel)
                 .max_decoding_message_size(64 * 1024 * 1024)
                 .max_encoding_message_size(8 * 1024 * 1024),
         }
+    }
+
+    pub(crate) fn client(&self) -> EventStoreClient<Channel> {
+        self.client.clone()
     }
 
     /// The server answers its health check as SERVING (it reaches Redis).
@@ -205,18 +218,7 @@ impl EventStore {
     }
 
     pub async fn ack(&self, topic: &str, group: &str, entry_id: &str) -> Result<(), ClientError> {
-        let request = pb::AckRequest {
-            topic: topic.to_owned(),
-            group: group.to_owned(),
-            entry_ids: vec![entry_id.to_owned()],
-        };
-        retrying(CALL_DEADLINE, || {
-            let mut client = self.client.clone();
-            let request = request.clone();
-            async move { client.ack(request).await }
-        })
-        .await
-        .map(|_| ())
+        ack_entries(&self.client, topic, group, vec![entry_id.to_owned()]).await
     }
 
     pub async fn nack(
@@ -245,7 +247,8 @@ impl EventStore {
     }
 
     /// Runs `handler` for every delivery of the subscription, one at a time
-    /// and in order, acking after success and nacking after failure, until
+    /// and in order, acking after success (batched, see `acks`) and nacking
+    /// after failure, until
     /// `cancel` fires. A broken stream (event store restarted, network) is
     /// reopened with backoff; nothing is lost because unacked entries stay
     /// pending in the group and come back.
@@ -262,9 +265,16 @@ impl EventStore {
         let store = self.clone();
         let handler = Arc::new(handler);
         tokio::spawn(async move {
+            let acker = store
+                .acker
+                .get_or_init(|| Acker::spawn(store.client.clone()))
+                .clone();
             let mut backoff = Backoff::default();
             while !cancel.is_cancelled() {
-                match store.pump(&options, &cancel, handler.as_ref()).await {
+                match store
+                    .pump(&options, &cancel, &acker, handler.as_ref())
+                    .await
+                {
                     Ok(()) => backoff.reset(),
                     Err(err) => {
                         let pause = backoff.next_delay();
@@ -283,6 +293,7 @@ impl EventStore {
         &self,
         options: &SubscribeOptions,
         cancel: &CancellationToken,
+        acker: &Acker,
         handler: &H,
     ) -> Result<(), ClientError>
     where
@@ -322,18 +333,7 @@ impl EventStore {
             // need to cause it.
             let outcome = handler(event.clone(), count).await;
             match outcome {
-                Ok(()) => match self
-                    .ack(&event.topic, &options.group, &event.entry_id)
-                    .await
-                {
-                    Ok(()) => {}
-                    // Another consumer claimed it meanwhile; it did or will
-                    // do the same idempotent work.
-                    Err(err) if err.code() == Code::NotFound => {
-                        tracing::debug!(entry = %event.entry_id, "ack after the entry was claimed elsewhere");
-                    }
-                    Err(err) => return Err(err),
-                },
+                Ok(()) => acker.ack(&event.topic, &options.group, &event.entry_id),
                 Err(error) => {
                     tracing::warn!(topic = %event.topic, entry = %event.entry_id, attempt = count, reason = %error.reason, "event handler failed");
                     match self
@@ -354,6 +354,27 @@ impl EventStore {
             }
         }
     }
+}
+
+/// Acknowledges entries of one topic for `group`.
+pub(crate) async fn ack_entries(
+    client: &EventStoreClient<Channel>,
+    topic: &str,
+    group: &str,
+    entry_ids: Vec<String>,
+) -> Result<(), ClientError> {
+    let request = pb::AckRequest {
+        topic: topic.to_owned(),
+        group: group.to_owned(),
+        entry_ids,
+    };
+    retrying(CALL_DEADLINE, || {
+        let mut client = client.clone();
+        let request = request.clone();
+        async move { client.ack(request).await }
+    })
+    .await
+    .map(|_| ())
 }
 
 /// Repeats a call on transient failures, with backoff, until `deadline`.

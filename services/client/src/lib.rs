@@ -10,13 +10,17 @@
 //! - [`EventStore::subscribe`] and [`Queue::serve`] run a handler closure
 //!   in a loop that acks on success, nacks on failure and resubscribes after
 //!   a broken stream, until their cancellation token fires.
+//! - [`EventStore::follow_forever`] keeps a view or cache current from
+//!   pushed pages, reconnecting after its own positions.
 #![deny(warnings)]
 
+mod acks;
 mod backoff;
 mod clients;
 mod connect;
 mod error;
 mod event_store;
+mod follow;
 mod health;
 mod queue;
 
@@ -25,5 +29,6 @@ pub use clients::Clients;
 pub use connect::connect;
 pub use error::{ClientError, HandlerError};
 pub use event_store::{Append, EventStore, Recorded, Stored, SubscribeOptions};
+pub use follow::Follow;
 pub use ordershop_proto::eventstore::v1::StartPosition;
 pub use queue::{Message, Queue, ServeOptions};

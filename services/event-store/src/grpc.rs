@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     NewEvent, Recorded, StartAt, StreamStore,
+    follow::{FollowFrom, Tails},
     subscription::{self, SubscriptionSpec},
 };
 
@@ -21,10 +22,14 @@ use crate::{
 const DEFAULT_BATCH: usize = 64;
 /// Longest wait a tailing `Read` may ask for.
 const MAX_READ_WAIT: Duration = Duration::from_secs(30);
+/// Pages a follower's stream buffers before the follower waits for the
+/// client to read.
+const FOLLOW_BUFFER: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct EventStoreService {
     store: Arc<StreamStore>,
+    tails: Arc<Tails>,
     shutdown: CancellationToken,
 }
 
@@ -32,7 +37,11 @@ impl EventStoreService {
     /// `shutdown` ends every open subscription, so a graceful server stop
     /// does not wait for streams that never end by themselves.
     pub fn new(store: Arc<StreamStore>, shutdown: CancellationToken) -> Self {
-        Self { store, shutdown }
+        Self {
+            tails: Tails::new(store.clone(), shutdown.clone()),
+            store,
+            shutdown,
+        }
     }
 
     pub fn into_server(self) -> EventStoreServer<Self> {
@@ -72,6 +81,7 @@ fn new_event(append: pb::Append) -> NewEvent {
 }
 
 type DeliveryStream = Pin<Box<dyn Stream<Item = Result<pb::Delivery, Status>> + Send>>;
+type PageStream = Pin<Box<dyn Stream<Item = Result<pb::FollowPage, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl EventStore for EventStoreService {
@@ -195,5 +205,29 @@ impl EventStore for EventStoreService {
         Ok(Response::new(pb::HeadsResponse {
             heads: heads.into_iter().collect(),
         }))
+    }
+
+    type FollowStream = PageStream;
+
+    async fn follow(
+        &self,
+        request: Request<pb::FollowRequest>,
+    ) -> Result<Response<Self::FollowStream>, Status> {
+        let from = FollowFrom::parse_all(
+            request
+                .into_inner()
+                .topics
+                .into_iter()
+                .map(|f| (f.topic, f.after)),
+        )?;
+        tracing::debug!(topics = from.len(), "follower attached");
+        let (tx, rx) = mpsc::channel(FOLLOW_BUFFER);
+        tokio::spawn(self.tails.clone().follow(from, tx));
+        let stream = ReceiverStream::new(rx).map(|page| {
+            Ok(pb::FollowPage {
+                events: page.into_iter().map(Into::into).collect(),
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 }

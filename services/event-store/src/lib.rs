@@ -7,11 +7,14 @@
 //! - [`subscription`] turns those primitives into a durable delivery loop:
 //!   own pending entries first, then entries dead consumers left behind, then
 //!   new ones.
+//! - [`follow`] fans each topic's new entries out to every follower (views,
+//!   caches, live push) from one shared read per topic.
 //! - [`grpc`] only translates between protobuf messages and the store.
 #![deny(warnings)]
 
 pub mod config;
 pub mod error;
+pub mod follow;
 pub mod grpc;
 mod model;
 mod publish_script;

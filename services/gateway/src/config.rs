@@ -21,8 +21,6 @@ pub struct GatewayConfig {
     /// How long sending one message to a browser may take; a browser that
     /// does not read is dropped after that instead of holding memory.
     pub push_send_timeout: Duration,
-    /// Long-poll time of one tail read of a topic.
-    pub tail_wait: Duration,
     /// How long a stop waits for WebSocket clients to take their close frame.
     pub shutdown_grace: Duration,
 }
@@ -36,7 +34,6 @@ impl Default for GatewayConfig {
             push_buffer: 1024,
             max_push_clients: 1024,
             push_send_timeout: Duration::from_secs(5),
-            tail_wait: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
         }
     }

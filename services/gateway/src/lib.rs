@@ -13,7 +13,7 @@
 //! | `upstream` | commands and queries over the queue, read-your-writes heads |
 //! | `reply` | reply envelopes and client errors → HTTP status + `{"error"}` |
 //! | `body` | request extractors whose rejections are JSON errors too |
-//! | `push` | one tail of every topic, fanned out to browsers over WebSockets |
+//! | `push` | one follow stream of every topic, fanned out to browsers over WebSockets |
 //! | `ui` | the embedded page, script and stylesheet |
 //! | `openapi` | the OpenAPI 3 document, built from the same tables as the router |
 //! | `health` | `/healthz` (process up) and `/readyz` (event store and queue answer) |
@@ -40,7 +40,7 @@ pub use routes::router;
 pub use state::GatewayState;
 
 /// Serves the gateway on `listener` until `shutdown` fires: requests in
-/// progress finish, WebSocket clients get a close frame, the tail of the
+/// progress finish, WebSocket clients get a close frame, the event feed of the
 /// event store stops.
 pub async fn run(
     listener: TcpListener,
@@ -49,7 +49,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
     let state = GatewayState::new(clients, config, shutdown.clone());
-    let tail = state.spawn_tail();
+    let push_feed = state.spawn_push_feed();
     let address = listener.local_addr().map_err(GatewayError::Listener)?;
     tracing::info!(%address, "api gateway listening");
     let served = axum::serve(listener, router(state.clone()))
@@ -59,8 +59,8 @@ pub async fn run(
     // Reached on a stop or a failing listener: either way the push ends.
     shutdown.cancel();
     state.drain_push_clients().await;
-    if let Err(err) = tail.await {
-        tracing::warn!(error = %err, "event tail task failed");
+    if let Err(err) = push_feed.await {
+        tracing::warn!(error = %err, "push feed task failed");
     }
     tracing::info!("api gateway stopped");
     served

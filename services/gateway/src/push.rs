@@ -1,4 +1,4 @@
-//! The live push: one tail of every topic feeds a broadcast channel, and
+//! The live push: one follow stream of every topic feeds a broadcast channel, and
 //! each browser's WebSocket takes from it. Each domain event goes out as
 //! `{action, data, ts}` ([`RecordedEvent::to_push_message`]).
 //!
@@ -8,7 +8,10 @@
 //! `push_send_timeout` is dropped alone, and the tail never waits for any
 //! client.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
     body::Bytes,
@@ -21,7 +24,6 @@ use axum::{
     },
     response::Response,
 };
-use futures::future::join_all;
 use ordershop_client::{Backoff, EventStore, Recorded};
 use ordershop_core::{EventAction, RecordedEvent, Topic};
 use serde_json::Value;
@@ -30,8 +32,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{GatewayState, reply::ApiError};
 
-/// Events read per tail request.
-const PAGE: u32 = 500;
 /// Browsers only ever send pings and close frames; anything big is abuse.
 const CLIENT_MESSAGE_LIMIT: usize = 4 * 1024;
 /// A ping this often finds connections that died silently (no FIN), which
@@ -100,14 +100,9 @@ fn push_message(event: &Recorded) -> Option<Utf8Bytes> {
     Some(recorded.to_push_message().to_string().into())
 }
 
-/// Tails every topic from its head at start (browsers want what happens
+/// Follows every topic from its head at start (browsers want what happens
 /// from now on) and publishes each event, until `shutdown` fires.
-pub(crate) async fn tail_all(
-    store: EventStore,
-    hub: PushHub,
-    wait: Duration,
-    shutdown: CancellationToken,
-) {
+pub(crate) async fn follow_all(store: EventStore, hub: PushHub, shutdown: CancellationToken) {
     let topics = ordershop_topology::TOPICS;
     let mut backoff = Backoff::default();
     let heads = loop {
@@ -127,54 +122,30 @@ pub(crate) async fn tail_all(
             }
         }
     };
-    join_all(topics.iter().map(|topic| {
-        let start = heads
-            .get(*topic)
-            .cloned()
-            .unwrap_or_else(|| "0-0".to_owned());
-        tail_topic(&store, topic, start, &hub, wait, &shutdown)
-    }))
-    .await;
-}
-
-async fn tail_topic(
-    store: &EventStore,
-    topic: &str,
-    start: String,
-    hub: &PushHub,
-    wait: Duration,
-    shutdown: &CancellationToken,
-) {
-    let mut cursor = start;
-    let mut backoff = Backoff::default();
-    loop {
-        // Dropping a read in flight is harmless: it changes nothing.
-        let page = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            page = store.read(topic, &cursor, PAGE, wait) => page,
-        };
-        match page {
-            Ok((events, next)) => {
-                backoff.reset();
-                for event in &events {
+    // The last entry pushed per topic: where a broken stream resumes.
+    let positions = Mutex::new(heads);
+    store
+        .follow_forever(
+            topics,
+            |topic| {
+                let positions = positions.lock().unwrap_or_else(|e| e.into_inner());
+                positions.get(topic).cloned().unwrap_or_default()
+            },
+            |page| {
+                let Some(last) = page.last() else { return };
+                positions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(last.topic.clone(), last.entry_id.clone());
+                for event in &page {
                     if let Some(message) = push_message(event) {
                         hub.publish(message);
                     }
                 }
-                if !next.is_empty() {
-                    cursor = next;
-                }
-            }
-            Err(err) => {
-                let pause = backoff.next_delay();
-                tracing::warn!(topic, error = %err, ?pause, "live push: tail read failed; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(pause) => {}
-                }
-            }
-        }
-    }
+            },
+            &shutdown,
+        )
+        .await;
 }
 
 /// `GET /ws`: the WebSocket of the live push.

@@ -18,7 +18,7 @@ pub struct GatewayState {
 
 impl GatewayState {
     /// `shutdown` also closes the WebSocket connections. Starts no task:
-    /// [`GatewayState::spawn_tail`] starts the event feed of the push.
+    /// [`GatewayState::spawn_push_feed`] starts the event feed of the push.
     pub fn new(clients: Clients, config: GatewayConfig, shutdown: CancellationToken) -> Self {
         Self {
             upstream: Upstream::new(clients, config.call_timeout),
@@ -28,13 +28,12 @@ impl GatewayState {
         }
     }
 
-    /// Tails every topic from its current head and feeds the push, until
+    /// Follows every topic from its current head and feeds the push, until
     /// `shutdown` fires.
-    pub fn spawn_tail(&self) -> JoinHandle<()> {
-        tokio::spawn(crate::push::tail_all(
+    pub fn spawn_push_feed(&self) -> JoinHandle<()> {
+        tokio::spawn(crate::push::follow_all(
             self.upstream.event_store().clone(),
             self.push.clone(),
-            self.config.tail_wait,
             self.shutdown.clone(),
         ))
     }

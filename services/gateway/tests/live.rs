@@ -33,10 +33,7 @@ async fn serve(infra: &Infra) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let shutdown = CancellationToken::new();
-    let config = GatewayConfig {
-        tail_wait: Duration::from_millis(500),
-        ..GatewayConfig::default()
-    };
+    let config = GatewayConfig::default();
     let server = tokio::spawn(ordershop_gateway::run(
         listener,
         infra.clients("gateway-test"),

@@ -6,9 +6,11 @@
 //! backlog. Nothing here does I/O.
 #![deny(warnings)]
 
+mod entry_id;
 mod keys;
 mod roles;
 
+pub use entry_id::{EntryId, InvalidEntryId};
 pub use keys::{
     CHANNELS_SET, QueueKeys, READ_MODEL_KEY_PATTERN, ReadModelKeys, StreamKeys, channel_name,
     dead_letter_stream, stream_key,

@@ -1,16 +1,16 @@
-//! One fold task per topic: tails the topic from the cache's checkpoint and
-//! writes each page into the cache (see [`super::script`]).
+//! One fold task per topic: follows the topic from the cache's checkpoint
+//! and writes each pushed page into the cache (see [`super::script`]).
 //!
 //! The task publishes the checkpoint it last saw in Redis, so queries can
 //! wait for their `after` positions without polling Redis. It notices a
 //! flushed cache (checkpoint gone or behind its cursor) when the script
-//! refuses a page, when a long poll ends empty, and when a query pokes it
-//! ([`FoldHandle::recheck`]), and then rebuilds from the checkpoint.
+//! refuses a page, when no page came for a while, and when a query pokes
+//! it ([`FoldHandle::recheck`]), and then rebuilds from the checkpoint.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ordershop_client::{Backoff, EventStore};
+use ordershop_client::{Backoff, EventStore, Recorded};
 use ordershop_core::Topic;
 use ordershop_redis::Redis;
 use ordershop_topology::ReadModelKeys;
@@ -18,8 +18,8 @@ use redis::{AsyncCommands, Script};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::entry_id::EntryId;
 use crate::read_model::script::{apply, fold_ops, fold_script};
+use ordershop_topology::EntryId;
 
 /// What queries need of a fold task.
 #[derive(Debug, Clone)]
@@ -45,8 +45,7 @@ pub(crate) struct Folder {
     redis: Redis,
     store: EventStore,
     script: Script,
-    page: u32,
-    tail_wait: Duration,
+    idle_check: Duration,
     checkpoint: watch::Sender<EntryId>,
     recheck: Arc<Notify>,
 }
@@ -56,8 +55,7 @@ impl Folder {
         topic: Topic,
         redis: Redis,
         store: EventStore,
-        page: u32,
-        tail_wait: Duration,
+        idle_check: Duration,
     ) -> (Folder, FoldHandle) {
         let (checkpoint, rx) = watch::channel(EntryId::ZERO);
         let recheck = Arc::new(Notify::new());
@@ -71,8 +69,7 @@ impl Folder {
             redis,
             store,
             script: fold_script(),
-            page,
-            tail_wait,
+            idle_check,
             checkpoint,
             recheck,
         };
@@ -97,17 +94,9 @@ impl Folder {
         };
         tracing::info!(%topic, checkpoint = %cursor, "read model folding");
         self.checkpoint.send_replace(cursor);
-        loop {
-            let step = tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = self.recheck.notified() => self.verify(cursor).await,
-                step = self.step(cursor) => step,
-            };
-            match step {
-                Ok(next) => {
-                    backoff.reset();
-                    cursor = next;
-                }
+        while !cancel.is_cancelled() {
+            match self.follow(&mut cursor, &cancel).await {
+                Ok(()) => backoff.reset(),
                 Err(err) => {
                     let pause = backoff.next_delay();
                     tracing::warn!(%topic, error = %err, ?pause, "folding failed; retrying");
@@ -120,22 +109,42 @@ impl Folder {
         }
     }
 
-    /// Reads one page after `cursor` (waiting for one if there is none)
-    /// and applies it. Returns the new cursor. Cancelling it between the
-    /// read and the script loses nothing: the script is one Redis call.
-    async fn step(&self, cursor: EntryId) -> Result<EntryId, FoldError> {
-        let (records, _) = self
+    /// Folds pages pushed after `cursor` until cancelled, or until the
+    /// cache turns out to be behind the cursor (then the cursor is moved
+    /// back to the cache's checkpoint and the caller follows again from
+    /// there).
+    async fn follow(
+        &self,
+        cursor: &mut EntryId,
+        cancel: &CancellationToken,
+    ) -> Result<(), FoldError> {
+        let mut pages = self
             .store
-            .read(
-                self.topic.name(),
-                &cursor.cursor(),
-                self.page,
-                self.tail_wait,
-            )
+            .follow(&[(self.topic.name(), cursor.cursor())])
             .await?;
-        if records.is_empty() {
-            return self.verify(cursor).await;
+        loop {
+            // Dropping a pending page read loses nothing: nothing applied it.
+            let next = tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = self.recheck.notified() => self.verify(*cursor).await?,
+                _ = tokio::time::sleep(self.idle_check) => self.verify(*cursor).await?,
+                page = pages.next_page() => match page? {
+                    Some(records) => self.apply(*cursor, records).await?,
+                    None => return Err(FoldError::Ended),
+                },
+            };
+            let rebuild = next < *cursor;
+            *cursor = next;
+            if rebuild {
+                return Ok(());
+            }
         }
+    }
+
+    /// Applies one page after `cursor`; returns the new cursor (behind the
+    /// old one when the cache was flushed). The script is one Redis call:
+    /// the page is applied whole or not at all.
+    async fn apply(&self, cursor: EntryId, records: Vec<Recorded>) -> Result<EntryId, FoldError> {
         let ops = fold_ops(self.topic, &records);
         let last = ops.last().map_or(cursor, |op| op.entry);
         let mut conn = self.redis.conn();
@@ -178,4 +187,6 @@ enum FoldError {
     Store(#[from] ordershop_client::ClientError),
     #[error("cache: {0}")]
     Cache(#[from] redis::RedisError),
+    #[error("the event store ended the follow stream")]
+    Ended,
 }

@@ -27,9 +27,9 @@ use ordershop_topology::{Role, channel_name};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::entry_id::EntryId;
 use crate::settings::Settings;
 use fold::{FoldHandle, Folder};
+use ordershop_topology::EntryId;
 use queries::Queries;
 
 /// Runs the read model until `shutdown` fires.
@@ -46,8 +46,7 @@ pub(crate) async fn run(
             topic,
             redis.clone(),
             clients.event_store.clone(),
-            settings.view.page,
-            settings.view.tail_wait,
+            settings.view.idle_check,
         );
         folds.insert(topic, handle);
         tasks.push(tokio::spawn(folder.run(shutdown.clone())));

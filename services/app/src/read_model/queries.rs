@@ -20,9 +20,9 @@ use ordershop_topology::ReadModelKeys;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::entry_id::EntryId;
 use crate::envelope;
 use crate::read_model::fold::FoldHandle;
+use ordershop_topology::EntryId;
 
 /// How long a behind query sleeps at most between two looks at the cache,
 /// when no fold task reports progress (e.g. another replica is folding).

@@ -21,7 +21,7 @@ use ordershop_topology::ReadModelKeys;
 use redis::Script;
 
 use crate::codec::decode;
-use crate::entry_id::EntryId;
+use ordershop_topology::EntryId;
 
 /// KEYS: entities hash, versions hash, checkpoint.
 /// ARGV: after, count, then per event: entry id, op, entity id, version, doc.

@@ -110,7 +110,7 @@ pub fn settings() -> Settings {
         receive_wait: Duration::from_millis(300),
         lease: Duration::from_secs(5),
         view: ViewSettings {
-            tail_wait: Duration::from_millis(300),
+            idle_check: Duration::from_millis(300),
             ..ViewSettings::default()
         },
         ..Settings::default()

@@ -45,9 +45,16 @@ impl fmt::Display for EntryId {
 }
 
 /// The text was not an entry id.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid entry id {0:?}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidEntryId(pub String);
+
+impl fmt::Display for InvalidEntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid entry id {:?}", self.0)
+    }
+}
+
+impl std::error::Error for InvalidEntryId {}
 
 impl FromStr for EntryId {
     type Err = InvalidEntryId;

@@ -1,0 +1,95 @@
+//! Acknowledgements of subscription deliveries, sent in batches.
+//!
+//! A consumer used to wait for one `Ack` round trip after every event
+//! before taking the next. Now it hands the ack to this process's acker
+//! and goes on; the acker sends everything that piled up while its
+//! previous call was in flight as one call per topic and group. Under load
+//! that is one call for many events; when idle it is one call per event,
+//! sent at once (no timer holds acks back).
+//!
+//! An ack that is lost (a crash before the batch left, the event store
+//! unreachable) only means the entry is delivered again, and every
+//! handler is idempotent.
+
+use std::collections::BTreeMap;
+
+use futures::future::join_all;
+use ordershop_proto::eventstore::v1::event_store_client::EventStoreClient;
+use tokio::sync::mpsc;
+use tonic::{Code, transport::Channel};
+
+use crate::event_store::ack_entries;
+
+/// Entries per call at most: a bound on the request size.
+const MAX_BATCH: usize = 1000;
+
+#[derive(Debug)]
+struct Pending {
+    topic: String,
+    group: String,
+    entry_id: String,
+}
+
+/// Hands acks to the background task; cheap to clone. The task ends when
+/// every clone is dropped and the last batch has been sent.
+#[derive(Debug, Clone)]
+pub(crate) struct Acker {
+    tx: mpsc::UnboundedSender<Pending>,
+}
+
+impl Acker {
+    /// Must be called inside a Tokio runtime.
+    pub(crate) fn spawn(client: EventStoreClient<Channel>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(send_batches(client, rx));
+        Self { tx }
+    }
+
+    pub(crate) fn ack(&self, topic: &str, group: &str, entry_id: &str) {
+        let pending = Pending {
+            topic: topic.to_owned(),
+            group: group.to_owned(),
+            entry_id: entry_id.to_owned(),
+        };
+        if self.tx.send(pending).is_err() {
+            // Only after the runtime began shutting down; redelivery covers it.
+            tracing::debug!(%topic, entry = %entry_id, "ack dropped: acker stopped");
+        }
+    }
+}
+
+async fn send_batches(client: EventStoreClient<Channel>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let mut batches: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        let mut add = |p: Pending| {
+            batches
+                .entry((p.topic, p.group))
+                .or_default()
+                .push(p.entry_id)
+        };
+        add(first);
+        let mut taken = 1;
+        while taken < MAX_BATCH {
+            let Ok(next) = rx.try_recv() else { break };
+            add(next);
+            taken += 1;
+        }
+        join_all(batches.into_iter().map(|((topic, group), ids)| {
+            let client = client.clone();
+            async move {
+                match ack_entries(&client, &topic, &group, ids).await {
+                    Ok(()) => {}
+                    // Claimed by another consumer meanwhile: it did or
+                    // will do the same idempotent work.
+                    Err(err) if err.code() == Code::NotFound => {
+                        tracing::debug!(%topic, %group, "acks after the entries were claimed elsewhere");
+                    }
+                    Err(err) => {
+                        tracing::warn!(%topic, %group, error = %err, "acks failed; the entries will be delivered again");
+                    }
+                }
+            }
+        }))
+        .await;
+    }
+}
