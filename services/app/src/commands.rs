@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::decide::{DecideError, Outcome, decide_and_append};
 use crate::envelope;
+use crate::live_view::Freshness;
 use crate::live_view::LiveView;
 
 /// The command handlers of one entity kind.
@@ -55,9 +56,13 @@ impl Commands {
                 )));
             }
         };
-        let outcome = decide_and_append(&self.view, &self.store, self.max_conflicts, |view| {
-            decide_command(self.kind, op, view, &message.id, &input)
-        })
+        let outcome = decide_and_append(
+            &self.view,
+            &self.store,
+            self.max_conflicts,
+            Freshness::Now,
+            |view| decide_command(self.kind, op, view, &message.id, &input),
+        )
         .await;
         reply(&message.channel, outcome)
     }

@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use ordershop_client::{HandlerError, Queue, Recorded};
+use ordershop_client::{Delivery, HandlerError, Queue};
 use ordershop_core::crm::{MailDecision, decide_mail};
 use ordershop_core::{EventAction, OrderStatus, RecordedEvent, Topic};
 use ordershop_topology::{Role, channel_name};
 
-use crate::live_view::LiveView;
+use crate::live_view::{Freshness, LiveView};
 use crate::sagas::readable;
 
 #[derive(Debug)]
@@ -29,12 +29,8 @@ impl Crm {
         }
     }
 
-    pub(crate) async fn handle(
-        &self,
-        record: Recorded,
-        _delivery: u32,
-    ) -> Result<(), HandlerError> {
-        let Some(event) = readable(&record) else {
+    pub(crate) async fn handle(&self, delivery: Delivery) -> Result<(), HandlerError> {
+        let Some(event) = readable(&delivery.event) else {
             return Ok(());
         };
         if !may_mail(&event) {
@@ -43,7 +39,7 @@ impl Crm {
         // Mails name customers and price carts: the view must include
         // everything that happened before the event.
         self.view
-            .catch_up()
+            .refresh(Freshness::Heads(&delivery.heads))
             .await
             .map_err(|err| HandlerError::retry(format!("catching up: {err}")))?;
         let decision = self.view.read(|view| decide_mail(view, &event));

@@ -9,7 +9,7 @@ use tonic::Code;
 
 use crate::codec::encode;
 use crate::envelope::Positions;
-use crate::live_view::LiveView;
+use crate::live_view::{Freshness, LiveView};
 use ordershop_topology::EntryId;
 
 /// What a decision led to once its events are stored.
@@ -34,17 +34,23 @@ pub(crate) enum DecideError {
     Store(#[from] ClientError),
 }
 
-/// Decides on a current view and appends the decision, retrying on
-/// version conflicts at most `max_conflicts` times.
+/// Decides on a view at least as current as `freshness` and appends the
+/// decision, retrying on version conflicts at most `max_conflicts` times
+/// (each retry on a view caught up with the store's current heads).
 pub(crate) async fn decide_and_append<R>(
     view: &LiveView,
     store: &EventStore,
     max_conflicts: u32,
+    freshness: Freshness<'_>,
     decide: impl Fn(&View) -> Result<Decision<R>, DomainError>,
 ) -> Result<Outcome<R>, DecideError> {
     let mut conflicts = 0;
     loop {
-        view.catch_up().await?;
+        if conflicts == 0 {
+            view.refresh(freshness).await?;
+        } else {
+            view.catch_up().await?;
+        }
         let decision = view.read(&decide)?;
         if decision.events.is_empty() {
             return Ok(Outcome {

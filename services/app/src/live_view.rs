@@ -66,6 +66,19 @@ struct Folded {
     cursors: BTreeMap<Topic, EntryId>,
 }
 
+/// How current a view must be before a decision.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Freshness<'a> {
+    /// Everything published until now: costs one heads call (shared by
+    /// concurrent callers). What a command needs: its client may have
+    /// seen any write that completed before it sent the command.
+    Now,
+    /// Everything up to these heads: those a subscription delivery came
+    /// with, read after its event, so they cover everything published
+    /// before the event. What a saga needs, without a call of its own.
+    Heads(&'a HashMap<String, String>),
+}
+
 /// A view of some topics, shared by every handler of a service.
 pub(crate) struct LiveView {
     store: EventStore,
@@ -162,6 +175,29 @@ impl LiveView {
                 )
                 .await;
         }))
+    }
+
+    /// Brings the view up to `freshness`.
+    pub(crate) async fn refresh(&self, freshness: Freshness<'_>) -> Result<(), ClientError> {
+        let Freshness::Heads(heads) = freshness else {
+            return self.catch_up().await;
+        };
+        let mut targets = Vec::with_capacity(self.topics.len());
+        for topic in &self.topics {
+            match heads.get(topic.name()).and_then(|h| EntryId::parse(h)) {
+                Some(head) => targets.push((*topic, head)),
+                // The delivery did not bring this topic's head (a producer
+                // that asked for other topics): ask the store.
+                None => return self.catch_up().await,
+            }
+        }
+        try_join_all(
+            targets
+                .into_iter()
+                .map(|(topic, head)| self.reach(topic, head)),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Brings the view up to the store's current heads.

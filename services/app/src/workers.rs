@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use ordershop_client::{
-    Backoff, Clients, Message, Recorded, ServeOptions, StartPosition, SubscribeOptions,
+    Backoff, Clients, Delivery, Message, ServeOptions, StartPosition, SubscribeOptions,
 };
 use ordershop_core::commands::command_topics;
 use ordershop_core::crm::CRM_TOPICS;
@@ -85,20 +85,20 @@ enum Saga {
 }
 
 impl Saga {
-    async fn handle(
-        &self,
-        record: Recorded,
-        delivery: u32,
-    ) -> Result<(), ordershop_client::HandlerError> {
+    async fn handle(&self, delivery: Delivery) -> Result<(), ordershop_client::HandlerError> {
         let started = std::time::Instant::now();
-        let (topic, entry) = (record.topic.clone(), record.entry_id.clone());
+        let (topic, entry) = (
+            delivery.event.topic.clone(),
+            delivery.event.entry_id.clone(),
+        );
+        let count = delivery.count;
         let outcome = match self {
-            Saga::Stock(saga) => saga.handle(record, delivery).await,
-            Saga::OrderStatus(saga) => saga.handle(record, delivery).await,
-            Saga::Shipping(saga) => saga.handle(record, delivery).await,
-            Saga::Crm(crm) => crm.handle(record, delivery).await,
+            Saga::Stock(saga) => saga.handle(delivery).await,
+            Saga::OrderStatus(saga) => saga.handle(delivery).await,
+            Saga::Shipping(saga) => saga.handle(delivery).await,
+            Saga::Crm(crm) => crm.handle(delivery).await,
         };
-        tracing::debug!(%topic, %entry, delivery, elapsed = ?started.elapsed(), ok = outcome.is_ok(), "event handled");
+        tracing::debug!(%topic, %entry, delivery = count, elapsed = ?started.elapsed(), ok = outcome.is_ok(), "event handled");
         outcome
     }
 }
@@ -271,13 +271,19 @@ fn subscribe(
                 group: role.service_name().to_string(),
                 consumer,
                 start: StartPosition::Beginning,
+                // The saga's decisions need its view as current as the
+                // event: these heads spare a heads call per event.
+                heads_of: view_topics(role)
+                    .iter()
+                    .map(|t| t.name().to_owned())
+                    .collect(),
             };
             let saga = saga.clone();
             clients
                 .event_store
-                .subscribe(options, shutdown.clone(), move |record, delivery| {
+                .subscribe(options, shutdown.clone(), move |delivery| {
                     let saga = saga.clone();
-                    async move { saga.handle(record, delivery).await }
+                    async move { saga.handle(delivery).await }
                 })
         })
         .collect()

@@ -74,6 +74,21 @@ pub struct SubscribeOptions {
     /// The instance inside the group (pod name).
     pub consumer: String,
     pub start: StartPosition,
+    /// Topics whose heads come with every delivery ([`Delivery::heads`]),
+    /// usually those of the handler's view.
+    pub heads_of: Vec<String>,
+}
+
+/// One delivery of a subscription.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub event: Recorded,
+    /// 1 on first delivery, incremented on every redelivery.
+    pub count: u32,
+    /// Last entry id of each topic of [`SubscribeOptions::heads_of`], read
+    /// after the event was: a view that reaches them has seen everything
+    /// published before the event, without a `heads` call of its own.
+    pub heads: HashMap<String, String>,
 }
 
 /// Client of the event store.
@@ -259,7 +274,7 @@ impl EventStore {
         handler: H,
     ) -> JoinHandle<()>
     where
-        H: Fn(Recorded, u32) -> Fut + Send + Sync + 'static,
+        H: Fn(Delivery) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send,
     {
         let store = self.clone();
@@ -297,7 +312,7 @@ impl EventStore {
         handler: &H,
     ) -> Result<(), ClientError>
     where
-        H: Fn(Recorded, u32) -> Fut,
+        H: Fn(Delivery) -> Fut,
         Fut: Future<Output = Result<(), HandlerError>>,
     {
         let request = pb::SubscribeRequest {
@@ -306,6 +321,7 @@ impl EventStore {
             consumer: options.consumer.clone(),
             start: options.start as i32,
             batch_size: 0,
+            heads_of: options.heads_of.clone(),
         };
         let mut client = self.client.clone();
         let mut stream = tokio::select! {
@@ -331,7 +347,12 @@ impl EventStore {
             // Finish the event in hand even when cancelled: a handler
             // stopped halfway is what redelivery exists for, but there is no
             // need to cause it.
-            let outcome = handler(event.clone(), count).await;
+            let outcome = handler(Delivery {
+                event: event.clone(),
+                count,
+                heads: delivery.heads,
+            })
+            .await;
             match outcome {
                 Ok(()) => acker.ack(&event.topic, &options.group, &event.entry_id),
                 Err(error) => {

@@ -28,7 +28,7 @@ pub use backoff::Backoff;
 pub use clients::Clients;
 pub use connect::connect;
 pub use error::{ClientError, HandlerError};
-pub use event_store::{Append, EventStore, Recorded, Stored, SubscribeOptions};
+pub use event_store::{Append, Delivery, EventStore, Recorded, Stored, SubscribeOptions};
 pub use follow::Follow;
 pub use ordershop_proto::eventstore::v1::StartPosition;
 pub use queue::{Message, Queue, ServeOptions};

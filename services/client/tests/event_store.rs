@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use ordershop_client::{Append, HandlerError, StartPosition, SubscribeOptions};
+use ordershop_client::{Append, Delivery, HandlerError, StartPosition, SubscribeOptions};
 use ordershop_proto::eventstore::v1 as pb;
 use ordershop_testkit::eventually_async;
 use redis::AsyncCommands;
@@ -187,9 +187,11 @@ async fn replay_pages_in_order() {
 
 fn collect_into(
     sink: Arc<Mutex<Vec<(String, u32)>>>,
-) -> impl Fn(ordershop_client::Recorded, u32) -> std::future::Ready<Result<(), HandlerError>> {
-    move |event, count| {
-        sink.lock().unwrap().push((event.event_data, count));
+) -> impl Fn(Delivery) -> std::future::Ready<Result<(), HandlerError>> {
+    move |delivery| {
+        sink.lock()
+            .unwrap()
+            .push((delivery.event.event_data, delivery.count));
         std::future::ready(Ok(()))
     }
 }
@@ -210,6 +212,7 @@ async fn an_event_left_unacked_by_a_dead_subscriber_goes_to_another() {
             consumer: "a".into(),
             start: StartPosition::Beginning as i32,
             batch_size: 10,
+            heads_of: Vec::new(),
         })
         .await
         .unwrap()
@@ -232,6 +235,7 @@ async fn an_event_left_unacked_by_a_dead_subscriber_goes_to_another() {
         group: group.into(),
         consumer: "b".into(),
         start: StartPosition::Beginning,
+        heads_of: Vec::new(),
     };
     let task = store.subscribe(options, cancel.clone(), collect_into(got.clone()));
     let delivered = eventually_async("redelivery to b", DEADLINE, || {
@@ -262,6 +266,7 @@ async fn a_service_that_was_down_gets_everything_published_meanwhile() {
         group: "late".into(),
         consumer: "one".into(),
         start: StartPosition::Beginning,
+        heads_of: Vec::new(),
     };
     // Up: sees the first event. Then it stops.
     let got = Arc::new(Mutex::new(Vec::new()));
@@ -328,9 +333,10 @@ async fn an_event_failing_every_time_is_dead_lettered() {
             group: "g".into(),
             consumer: "c".into(),
             start: StartPosition::Beginning,
+            heads_of: Vec::new(),
         },
         cancel.clone(),
-        move |_, _| {
+        move |_| {
             *counter.lock().unwrap() += 1;
             std::future::ready(Err(HandlerError::retry_after(
                 "always fails",

@@ -124,6 +124,7 @@ impl EventStore for EventStoreService {
                 0 => DEFAULT_BATCH,
                 n => (n as usize).min(1000),
             },
+            heads_of: req.heads_of,
         };
         spec.validate()?;
         tracing::info!(group = %spec.group, consumer = %spec.consumer, topics = ?spec.topics, "subscribed");
@@ -138,6 +139,7 @@ impl EventStore for EventStoreService {
             Ok(pb::Delivery {
                 event: Some(d.event.into()),
                 delivery_count: d.delivery_count,
+                heads: d.heads.iter().cloned().collect(),
             })
         });
         Ok(Response::new(Box::pin(stream)))

@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use ordershop_redis::Redis;
 use ordershop_topology::{StreamKeys, stream_key};
@@ -25,6 +25,9 @@ pub struct StreamStore {
 pub struct Delivered {
     pub event: Recorded,
     pub delivery_count: u32,
+    /// Heads the subscriber asked for, read after the entry was (shared by
+    /// a batch; empty when none were asked for).
+    pub heads: Arc<Vec<(String, String)>>,
 }
 
 impl StreamStore {
@@ -390,6 +393,7 @@ impl StreamStore {
                 out.push(Delivered {
                     event: record,
                     delivery_count: count as u32,
+                    heads: Arc::default(),
                 });
             }
         }
@@ -427,6 +431,7 @@ impl StreamStore {
             .map(|event| Delivered {
                 event,
                 delivery_count: 1,
+                heads: Arc::default(),
             })
             .collect())
     }

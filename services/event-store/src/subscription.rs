@@ -21,6 +21,8 @@ pub struct SubscriptionSpec {
     pub consumer: String,
     pub start: StartAt,
     pub batch: usize,
+    /// Topics whose heads go with every delivery.
+    pub heads_of: Vec<String>,
 }
 
 impl SubscriptionSpec {
@@ -31,6 +33,9 @@ impl SubscriptionSpec {
             ));
         }
         for topic in &self.topics {
+            validate::topic(topic)?;
+        }
+        for topic in &self.heads_of {
             validate::topic(topic)?;
         }
         validate::name("group", &self.group)?;
@@ -86,7 +91,7 @@ async fn deliver(
                 .await?;
             let Some(last) = batch.last() else { break };
             after = last.event.entry_id.clone();
-            if !send_all(tx, batch).await {
+            if !send_all(store, spec, tx, batch).await? {
                 return Ok(());
             }
         }
@@ -102,7 +107,7 @@ async fn deliver(
                 let claimed = store
                     .claim_abandoned(topic, &spec.group, &spec.consumer, spec.batch)
                     .await?;
-                if !send_all(tx, claimed).await {
+                if !send_all(store, spec, tx, claimed).await? {
                     return Ok(());
                 }
             }
@@ -115,20 +120,36 @@ async fn deliver(
         let fresh = store
             .read_new(&spec.topics, &spec.group, &spec.consumer, spec.batch, block)
             .await?;
-        if !send_all(tx, fresh).await {
+        if !send_all(store, spec, tx, fresh).await? {
             return Ok(());
         }
     }
 }
 
+/// Sends a batch with the heads the subscriber asked for, read now: after
+/// the batch was, so they cover everything published before its events.
 /// False when the subscriber is gone.
-async fn send_all(tx: &mpsc::Sender<Delivered>, batch: Vec<Delivered>) -> bool {
-    for delivery in batch {
+async fn send_all(
+    store: &StreamStore,
+    spec: &SubscriptionSpec,
+    tx: &mpsc::Sender<Delivered>,
+    batch: Vec<Delivered>,
+) -> Result<bool, StoreError> {
+    if batch.is_empty() {
+        return Ok(true);
+    }
+    let heads = if spec.heads_of.is_empty() {
+        Arc::default()
+    } else {
+        Arc::new(store.heads(&spec.heads_of).await?)
+    };
+    for mut delivery in batch {
+        delivery.heads = heads.clone();
         if tx.send(delivery).await.is_err() {
-            return false;
+            return Ok(false);
         }
     }
-    true
+    Ok(true)
 }
 
 /// Exponential backoff from 50 ms to 2 s.

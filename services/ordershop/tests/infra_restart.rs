@@ -7,7 +7,9 @@ use std::{
     time::Duration,
 };
 
-use ordershop_client::{Append, EventStore, Queue, ServeOptions, StartPosition, SubscribeOptions};
+use ordershop_client::{
+    Append, Delivery, EventStore, Queue, ServeOptions, StartPosition, SubscribeOptions,
+};
 use ordershop_testkit::{RedisServer, eventually_async, free_port};
 use tokio_util::sync::CancellationToken;
 
@@ -55,10 +57,11 @@ async fn clients_recover_when_the_event_store_and_queue_restart() {
             group: "survivor".into(),
             consumer: "one".into(),
             start: StartPosition::Beginning,
+            heads_of: Vec::new(),
         },
         cancel.clone(),
-        move |event, _| {
-            sink.lock().unwrap().push(event.event_data);
+        move |delivery: Delivery| {
+            sink.lock().unwrap().push(delivery.event.event_data);
             std::future::ready(Ok(()))
         },
     );
@@ -152,9 +155,10 @@ async fn sigterm_stops_the_servers_promptly_with_subscribers_and_waiters_attache
             group: "g".into(),
             consumer: "c".into(),
             start: StartPosition::Beginning,
+            heads_of: Vec::new(),
         },
         cancel.clone(),
-        |_, _| std::future::ready(Ok(())),
+        |_| std::future::ready(Ok(())),
     );
     let _workers = queue.serve(
         ServeOptions::new("sigterm-service.x"),

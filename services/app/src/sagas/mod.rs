@@ -1,6 +1,8 @@
 //! The sagas: event handlers on durable consumer-group subscriptions.
 //!
-//! Every handler is idempotent: it catches its view up first, and the core's
+//! Every handler first brings its view up to the heads its delivery came
+//! with (everything published before its event; no call of its own), and
+//! is idempotent: the core's
 //! deciders recognise their own earlier work by causation id, so a
 //! redelivered event changes nothing twice. A handler returns `Err` only
 //! for what may pass (the event store is away, the order is not ready

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ordershop_client::{EventStore, HandlerError, Message, Recorded};
+use ordershop_client::{Delivery, EventStore, HandlerError, Message};
 use ordershop_core::sagas::order_status::{StatusChange, StatusOutcome, decide_order_status};
 use ordershop_core::{Decision, ErrorKind};
 use serde_json::{Value, json};
@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use crate::decide::{DecideError, Outcome, decide_and_append};
 use crate::envelope;
-use crate::live_view::LiveView;
+use crate::live_view::{Freshness, LiveView};
 use crate::sagas::{not_yet_pause, readable, retry};
 
 /// How long a trigger that came too early waits in-process for the order
@@ -49,19 +49,29 @@ impl OrderWorkflow {
         }
     }
 
-    async fn apply(&self, change: &StatusChange) -> Result<Outcome<StatusOutcome>, DecideError> {
-        decide_and_append(&self.view, &self.store, self.max_conflicts, |view| {
-            Ok(match decide_order_status(view, change)? {
-                StatusOutcome::Append(event) => Decision {
-                    events: vec![event.clone()],
-                    reply: StatusOutcome::Append(event),
-                },
-                other => Decision {
-                    events: Vec::new(),
-                    reply: other,
-                },
-            })
-        })
+    async fn apply(
+        &self,
+        change: &StatusChange,
+        freshness: Freshness<'_>,
+    ) -> Result<Outcome<StatusOutcome>, DecideError> {
+        decide_and_append(
+            &self.view,
+            &self.store,
+            self.max_conflicts,
+            freshness,
+            |view| {
+                Ok(match decide_order_status(view, change)? {
+                    StatusOutcome::Append(event) => Decision {
+                        events: vec![event.clone()],
+                        reply: StatusOutcome::Append(event),
+                    },
+                    other => Decision {
+                        events: Vec::new(),
+                        reply: other,
+                    },
+                })
+            },
+        )
         .await
     }
 
@@ -75,13 +85,14 @@ impl OrderWorkflow {
     async fn apply_patiently(
         &self,
         change: &StatusChange,
+        freshness: Freshness<'_>,
     ) -> Result<Outcome<StatusOutcome>, HandlerError> {
         let deadline = Instant::now() + NOT_YET_PATIENCE;
         loop {
             // Subscribed before deciding, so no change slips in between.
             let mut order_moved = self.view.watch(Topic::Order);
             let outcome = self
-                .apply(change)
+                .apply(change, freshness)
                 .await
                 .map_err(|err| retry("order status", err))?;
             let (StatusOutcome::NotYet(_), Some(moved)) = (&outcome.reply, order_moved.as_mut())
@@ -111,7 +122,7 @@ impl OrderWorkflow {
             Err(why) => return Ok(Some(envelope::error(ErrorKind::Invalid, why))),
         };
         let outcome = self
-            .apply(&change)
+            .apply(&change, Freshness::Now)
             .await
             .map_err(|err| retry("set_status", err))?;
         match outcome.reply {
@@ -131,14 +142,16 @@ impl OrderWorkflow {
     }
 
     /// A billing or shipping event.
-    pub(crate) async fn handle(&self, record: Recorded, delivery: u32) -> Result<(), HandlerError> {
-        let Some(event) = readable(&record) else {
+    pub(crate) async fn handle(&self, delivery: Delivery) -> Result<(), HandlerError> {
+        let Some(event) = readable(&delivery.event) else {
             return Ok(());
         };
         let Some(change) = StatusChange::from_event(&event) else {
             return Ok(());
         };
-        let outcome = self.apply_patiently(&change).await?;
+        let outcome = self
+            .apply_patiently(&change, Freshness::Heads(&delivery.heads))
+            .await?;
         match outcome.reply {
             StatusOutcome::Append(_) => {
                 tracing::debug!(order = %change.order_id, trigger = %change.trigger, "status moved");
@@ -149,8 +162,11 @@ impl OrderWorkflow {
                 Ok(())
             }
             StatusOutcome::NotYet(why) => {
-                tracing::debug!(order = %change.order_id, %why, delivery, "trigger came early");
-                Err(HandlerError::retry_after(why, not_yet_pause(delivery)))
+                tracing::debug!(order = %change.order_id, %why, delivery = delivery.count, "trigger came early");
+                Err(HandlerError::retry_after(
+                    why,
+                    not_yet_pause(delivery.count),
+                ))
             }
             StatusOutcome::Refused(why) => {
                 tracing::warn!(order = %change.order_id, %why, "trigger refused; acknowledged");

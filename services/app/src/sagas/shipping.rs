@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use ordershop_client::{EventStore, HandlerError, Recorded};
+use ordershop_client::{Delivery, EventStore, HandlerError};
 use ordershop_core::sagas::shipping::decide_shipping_for_event;
 use ordershop_core::{Decision, EventAction};
 
 use crate::decide::decide_and_append;
-use crate::live_view::LiveView;
+use crate::live_view::{Freshness, LiveView};
 use crate::sagas::{readable, retry};
 
 #[derive(Debug)]
@@ -27,25 +27,27 @@ impl ShippingSaga {
         }
     }
 
-    pub(crate) async fn handle(
-        &self,
-        record: Recorded,
-        _delivery: u32,
-    ) -> Result<(), HandlerError> {
-        let Some(event) = readable(&record) else {
+    pub(crate) async fn handle(&self, delivery: Delivery) -> Result<(), HandlerError> {
+        let Some(event) = readable(&delivery.event) else {
             return Ok(());
         };
         // Only a created billing ships; skip the rest before catching up.
         if event.action != EventAction::EntityCreated {
             return Ok(());
         }
-        let outcome = decide_and_append(&self.view, &self.store, self.max_conflicts, |view| {
-            let shipping = decide_shipping_for_event(view, &event)?;
-            Ok(Decision {
-                reply: shipping.as_ref().map(|s| s.entity_id.clone()),
-                events: shipping.into_iter().collect(),
-            })
-        })
+        let outcome = decide_and_append(
+            &self.view,
+            &self.store,
+            self.max_conflicts,
+            Freshness::Heads(&delivery.heads),
+            |view| {
+                let shipping = decide_shipping_for_event(view, &event)?;
+                Ok(Decision {
+                    reply: shipping.as_ref().map(|s| s.entity_id.clone()),
+                    events: shipping.into_iter().collect(),
+                })
+            },
+        )
         .await
         .map_err(|err| retry("shipping", err))?;
         if let Some(shipping) = outcome.reply {

@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
-use ordershop_client::{EventStore, HandlerError, Queue, Recorded};
+use ordershop_client::{Delivery, EventStore, HandlerError, Queue};
 use ordershop_core::sagas::stock::decide_stock;
 use ordershop_core::{Decision, EventAction, causation};
 use ordershop_topology::{Role, channel_name};
 
 use crate::decide::decide_and_append;
-use crate::live_view::LiveView;
+use crate::live_view::{Freshness, LiveView};
 use crate::sagas::{readable, retry};
 
 #[derive(Debug)]
@@ -39,12 +39,8 @@ impl StockSaga {
         }
     }
 
-    pub(crate) async fn handle(
-        &self,
-        record: Recorded,
-        _delivery: u32,
-    ) -> Result<(), HandlerError> {
-        let Some(event) = readable(&record) else {
+    pub(crate) async fn handle(&self, delivery: Delivery) -> Result<(), HandlerError> {
+        let Some(event) = readable(&delivery.event) else {
             return Ok(());
         };
         // Order updates (most of the topic) never touch stock: skip them
@@ -55,13 +51,19 @@ impl StockSaga {
         ) {
             return Ok(());
         }
-        let outcome = decide_and_append(&self.view, &self.store, self.max_conflicts, |view| {
-            let decision = decide_stock(view, &event)?;
-            Ok(Decision {
-                events: decision.events.clone(),
-                reply: decision,
-            })
-        })
+        let outcome = decide_and_append(
+            &self.view,
+            &self.store,
+            self.max_conflicts,
+            Freshness::Heads(&delivery.heads),
+            |view| {
+                let decision = decide_stock(view, &event)?;
+                Ok(Decision {
+                    events: decision.events.clone(),
+                    reply: decision,
+                })
+            },
+        )
         .await
         .map_err(|err| retry("stock", err))?;
         let decision = outcome.reply;
