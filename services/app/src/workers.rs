@@ -117,7 +117,7 @@ pub(crate) async fn run(
     } else {
         let view = LiveView::new(clients.event_store.clone(), &topics, settings.view.clone());
         match start_view(&view, &shutdown).await? {
-            Some(tails) => tasks.extend(tails),
+            Some(follow) => tasks.extend(follow),
             None => return Ok(()),
         }
         Some(view)

@@ -5,7 +5,7 @@
 //! Unlike the reference (defect 8), no client can affect another: the
 //! socket ignores what a client sends (beyond pings and close), a client
 //! that falls `push_buffer` events behind or does not take a message within
-//! `push_send_timeout` is dropped alone, and the tail never waits for any
+//! `push_send_timeout` is dropped alone, and the feed never waits for any
 //! client.
 
 use std::{
