@@ -34,8 +34,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// The checkout `cargo run` was invoked in. Read at run time first: with a
+/// target directory shared between checkouts, cargo may run an `xtask`
+/// binary last linked from another checkout, whose compile-time path would
+/// then test that other tree.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
         .expect("xtask lives one level below the workspace root")
         .to_path_buf()

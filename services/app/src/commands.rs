@@ -6,40 +6,25 @@
 //! not a reply: the message is refused and redelivered, and since ids and
 //! event ids derive from the message id, the retry cannot write twice.
 
-use std::sync::Arc;
-
-use ordershop_client::{EventStore, HandlerError, Message};
+use ordershop_client::{HandlerError, Message};
 use ordershop_core::commands::decide_command;
 use ordershop_core::{CommandOp, EntityKind, ErrorKind};
 use serde_json::Value;
 
-use crate::decide::{DecideError, Outcome, decide_and_append};
+use crate::decide::{DecideError, Outcome, Writer};
 use crate::envelope;
 use crate::live_view::Freshness;
-use crate::live_view::LiveView;
 
 /// The command handlers of one entity kind.
 #[derive(Debug)]
 pub(crate) struct Commands {
     kind: EntityKind,
-    view: Arc<LiveView>,
-    store: EventStore,
-    max_conflicts: u32,
+    writer: Writer,
 }
 
 impl Commands {
-    pub(crate) fn new(
-        kind: EntityKind,
-        view: Arc<LiveView>,
-        store: EventStore,
-        max_conflicts: u32,
-    ) -> Commands {
-        Commands {
-            kind,
-            view,
-            store,
-            max_conflicts,
-        }
+    pub(crate) fn new(kind: EntityKind, writer: Writer) -> Commands {
+        Commands { kind, writer }
     }
 
     pub(crate) async fn handle(
@@ -56,14 +41,12 @@ impl Commands {
                 )));
             }
         };
-        let outcome = decide_and_append(
-            &self.view,
-            &self.store,
-            self.max_conflicts,
-            Freshness::Now,
-            |view| decide_command(self.kind, op, view, &message.id, &input),
-        )
-        .await;
+        let outcome = self
+            .writer
+            .decide(Freshness::Now, |view| {
+                decide_command(self.kind, op, view, &message.id, &input)
+            })
+            .await;
         reply(&message.channel, outcome)
     }
 }

@@ -1,6 +1,8 @@
-//! The loop every writer runs: catch the view up, decide, append with
-//! expected versions; on a version conflict catch up and decide again.
+//! The loop every writer runs ([`Writer::decide`]): bring the view up to
+//! date, decide, append with expected versions; on a version conflict catch
+//! up with the store's heads and decide again.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ordershop_client::{ClientError, EventStore};
@@ -34,46 +36,68 @@ pub(crate) enum DecideError {
     Store(#[from] ClientError),
 }
 
-/// Decides on a view at least as current as `freshness` and appends the
-/// decision, retrying on version conflicts at most `max_conflicts` times
-/// (each retry on a view caught up with the store's current heads).
-pub(crate) async fn decide_and_append<R>(
-    view: &LiveView,
-    store: &EventStore,
+/// What every writer shares: its view, the store it appends to, and how
+/// many version conflicts a decision may meet before giving up.
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    view: Arc<LiveView>,
+    store: EventStore,
     max_conflicts: u32,
-    freshness: Freshness<'_>,
-    decide: impl Fn(&View) -> Result<Decision<R>, DomainError>,
-) -> Result<Outcome<R>, DecideError> {
-    let mut conflicts = 0;
-    loop {
-        if conflicts == 0 {
-            view.refresh(freshness).await?;
-        } else {
-            view.catch_up().await?;
+}
+
+impl Writer {
+    pub(crate) fn new(view: Arc<LiveView>, store: EventStore, max_conflicts: u32) -> Self {
+        Self {
+            view,
+            store,
+            max_conflicts,
         }
-        let decision = view.read(&decide)?;
-        if decision.events.is_empty() {
-            return Ok(Outcome {
-                reply: decision.reply,
-                positions: Positions::new(),
-            });
-        }
-        match append(store, &decision.events).await {
-            Ok(positions) => {
+    }
+
+    pub(crate) fn view(&self) -> &LiveView {
+        &self.view
+    }
+
+    /// Decides on a view at least as current as `freshness` and appends
+    /// the decision, retrying on version conflicts at most `max_conflicts`
+    /// times (each retry on a view caught up with the store's current
+    /// heads).
+    pub(crate) async fn decide<R>(
+        &self,
+        freshness: Freshness<'_>,
+        decide: impl Fn(&View) -> Result<Decision<R>, DomainError>,
+    ) -> Result<Outcome<R>, DecideError> {
+        let mut conflicts = 0;
+        loop {
+            if conflicts == 0 {
+                self.view.refresh(freshness).await?;
+            } else {
+                self.view.catch_up().await?;
+            }
+            let decision = self.view.read(&decide)?;
+            if decision.events.is_empty() {
                 return Ok(Outcome {
                     reply: decision.reply,
-                    positions,
+                    positions: Positions::new(),
                 });
             }
-            Err(err) if err.code() == Code::Aborted => {
-                conflicts += 1;
-                tracing::debug!(conflicts, reason = %err, "version conflict; deciding again");
-                if conflicts > max_conflicts {
-                    return Err(DecideError::Conflict(conflicts));
+            match append(&self.store, &decision.events).await {
+                Ok(positions) => {
+                    return Ok(Outcome {
+                        reply: decision.reply,
+                        positions,
+                    });
                 }
-                tokio::time::sleep(jitter(conflicts)).await;
+                Err(err) if err.code() == Code::Aborted => {
+                    conflicts += 1;
+                    tracing::debug!(conflicts, reason = %err, "version conflict; deciding again");
+                    if conflicts > self.max_conflicts {
+                        return Err(DecideError::Conflict(conflicts));
+                    }
+                    tokio::time::sleep(jitter(conflicts)).await;
+                }
+                Err(err) => return Err(err.into()),
             }
-            Err(err) => return Err(err.into()),
         }
     }
 }

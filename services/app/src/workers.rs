@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commands::Commands;
 use crate::crm::Crm;
+use crate::decide::Writer;
 use crate::error::AppError;
 use crate::live_view::LiveView;
 use crate::mail::MailService;
@@ -124,23 +125,16 @@ pub(crate) async fn run(
     };
     settings.readiness.set(true);
     let store = clients.event_store.clone();
-    let max_conflicts = settings.max_conflicts;
     let kind = domain_kind(role);
-    let workflow = match (&view, role) {
-        (Some(view), Role::Order) => Some(Arc::new(OrderWorkflow::new(
-            view.clone(),
-            store.clone(),
-            max_conflicts,
-        ))),
+    let writer = view
+        .as_ref()
+        .map(|view| Writer::new(view.clone(), store.clone(), settings.max_conflicts));
+    let workflow = match (&writer, role) {
+        (Some(writer), Role::Order) => Some(Arc::new(OrderWorkflow::new(writer.clone()))),
         _ => None,
     };
-    let commands = match (&view, kind) {
-        (Some(view), Some(kind)) => Some(Arc::new(Commands::new(
-            kind,
-            view.clone(),
-            store.clone(),
-            max_conflicts,
-        ))),
+    let commands = match (&writer, kind) {
+        (Some(writer), Some(kind)) => Some(Arc::new(Commands::new(kind, writer.clone()))),
         _ => None,
     };
     for function in role.functions() {
@@ -173,20 +167,16 @@ pub(crate) async fn run(
                 }),
         );
     }
-    let saga = match (&view, role) {
-        (Some(view), Role::Inventory) => Some(Saga::Stock(Arc::new(StockSaga::new(
-            view.clone(),
-            store.clone(),
+    let saga = match (&view, &writer, role) {
+        (_, Some(writer), Role::Inventory) => Some(Saga::Stock(Arc::new(StockSaga::new(
+            writer.clone(),
             clients.queue.clone(),
-            max_conflicts,
         )))),
-        (Some(_), Role::Order) => workflow.clone().map(Saga::OrderStatus),
-        (Some(view), Role::Shipping) => Some(Saga::Shipping(Arc::new(ShippingSaga::new(
-            view.clone(),
-            store.clone(),
-            max_conflicts,
-        )))),
-        (Some(view), Role::Crm) => Some(Saga::Crm(Arc::new(Crm::new(
+        (_, Some(_), Role::Order) => workflow.clone().map(Saga::OrderStatus),
+        (_, Some(writer), Role::Shipping) => {
+            Some(Saga::Shipping(Arc::new(ShippingSaga::new(writer.clone()))))
+        }
+        (Some(view), _, Role::Crm) => Some(Saga::Crm(Arc::new(Crm::new(
             view.clone(),
             clients.queue.clone(),
         )))),

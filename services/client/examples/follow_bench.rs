@@ -225,28 +225,27 @@ fn clock_ticks_per_s() -> f64 {
 }
 
 async fn redis_pid(infra: &Infra) -> u32 {
-    let mut conn = infra.redis_conn().await;
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query_async(&mut conn)
+    redis_info(infra, "server", "process_id")
         .await
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("process_id:"))
-        .and_then(|pid| pid.trim().parse().ok())
-        .expect("redis-server reports its process id")
+        .expect("redis-server reports its process id") as u32
 }
 
 /// Commands Redis has served so far.
 async fn redis_commands(infra: &Infra) -> u64 {
+    redis_info(infra, "stats", "total_commands_processed")
+        .await
+        .unwrap_or(0)
+}
+
+/// One numeric field of an `INFO` section.
+async fn redis_info(infra: &Infra, section: &str, field: &str) -> Option<u64> {
     let mut conn = infra.redis_conn().await;
     let info: String = redis::cmd("INFO")
-        .arg("stats")
+        .arg(section)
         .query_async(&mut conn)
         .await
         .unwrap();
     info.lines()
-        .find_map(|l| l.strip_prefix("total_commands_processed:"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().parse().ok())
 }

@@ -247,13 +247,77 @@ async fn an_event_left_unacked_by_a_dead_subscriber_goes_to_another() {
     cancel.cancel();
     task.await.unwrap();
 
-    // Acked by B: nothing pending any more.
-    let mut conn = infra.redis_conn().await;
-    let pending: redis::streams::StreamPendingReply = conn
-        .xpending(format!("events:{topic}"), group)
+    // Acked by B (acks leave in batches, after the handler): nothing
+    // pending any more.
+    let conn = infra.redis_conn().await;
+    eventually_async("the redelivered entry acked", DEADLINE, || {
+        let mut conn = conn.clone();
+        let key = format!("events:{topic}");
+        async move {
+            let pending: redis::streams::StreamPendingReply =
+                conn.xpending(key, group).await.unwrap();
+            (pending.count() == 0).then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deliveries_carry_heads_read_after_their_event() {
+    let infra = support::infra().await;
+    let store = infra.event_store();
+    let (topic, other) = (unique("heads"), unique("headsother"));
+    // Published before the subscribed event: its position must be covered.
+    let earlier = store
+        .publish(&other, vec![event("o", json!({"n": 1}))])
         .await
         .unwrap();
-    assert_eq!(pending.count(), 0);
+    let trigger = store
+        .publish(&topic, vec![event("t", json!({"n": 2}))])
+        .await
+        .unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    let cancel = CancellationToken::new();
+    let options = SubscribeOptions {
+        topics: vec![topic.clone()],
+        group: "g".into(),
+        consumer: "c".into(),
+        start: StartPosition::Beginning,
+        heads_of: vec![topic.clone(), other.clone()],
+    };
+    let task = store.subscribe(options, cancel.clone(), move |delivery: Delivery| {
+        sink.lock().unwrap().push(delivery);
+        std::future::ready(Ok(()))
+    });
+    let delivery = eventually_async("the delivery", DEADLINE, || {
+        let got = got.clone();
+        async move { got.lock().unwrap().first().cloned() }
+    })
+    .await;
+    cancel.cancel();
+    task.await.unwrap();
+    assert_eq!(delivery.event.entry_id, trigger[0].entry_id);
+    assert_eq!(delivery.heads[&topic], trigger[0].entry_id);
+    assert_eq!(delivery.heads[&other], earlier[0].entry_id);
+    assert_eq!(delivery.heads.len(), 2);
+
+    // Naming an invalid topic for heads refuses the subscription.
+    let mut raw = pb::event_store_client::EventStoreClient::connect(infra.event_store_url.clone())
+        .await
+        .unwrap();
+    let refused = raw
+        .subscribe(pb::SubscribeRequest {
+            topics: vec![topic.clone()],
+            group: "g".into(),
+            consumer: "c".into(),
+            start: StartPosition::Beginning as i32,
+            batch_size: 1,
+            heads_of: vec!["Not A Topic".into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
 }
 
 #[tokio::test]

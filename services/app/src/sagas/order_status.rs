@@ -13,10 +13,9 @@
 //!   would only fill the dead-letter stream with noise; the log line names
 //!   the order and the trigger for whoever investigates.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use ordershop_client::{Delivery, EventStore, HandlerError, Message};
+use ordershop_client::{Delivery, HandlerError, Message};
 use ordershop_core::sagas::order_status::{StatusChange, StatusOutcome, decide_order_status};
 use ordershop_core::{Decision, ErrorKind};
 use serde_json::{Value, json};
@@ -24,9 +23,9 @@ use serde_json::{Value, json};
 use ordershop_core::Topic;
 use tokio::time::Instant;
 
-use crate::decide::{DecideError, Outcome, decide_and_append};
+use crate::decide::{DecideError, Outcome, Writer};
 use crate::envelope;
-use crate::live_view::{Freshness, LiveView};
+use crate::live_view::Freshness;
 use crate::sagas::{not_yet_pause, readable, retry};
 
 /// How long a trigger that came too early waits in-process for the order
@@ -35,18 +34,12 @@ const NOT_YET_PATIENCE: Duration = Duration::from_millis(300);
 
 #[derive(Debug)]
 pub(crate) struct OrderWorkflow {
-    view: Arc<LiveView>,
-    store: EventStore,
-    max_conflicts: u32,
+    writer: Writer,
 }
 
 impl OrderWorkflow {
-    pub(crate) fn new(view: Arc<LiveView>, store: EventStore, max_conflicts: u32) -> Self {
-        Self {
-            view,
-            store,
-            max_conflicts,
-        }
+    pub(crate) fn new(writer: Writer) -> Self {
+        Self { writer }
     }
 
     async fn apply(
@@ -54,12 +47,8 @@ impl OrderWorkflow {
         change: &StatusChange,
         freshness: Freshness<'_>,
     ) -> Result<Outcome<StatusOutcome>, DecideError> {
-        decide_and_append(
-            &self.view,
-            &self.store,
-            self.max_conflicts,
-            freshness,
-            |view| {
+        self.writer
+            .decide(freshness, |view| {
                 Ok(match decide_order_status(view, change)? {
                     StatusOutcome::Append(event) => Decision {
                         events: vec![event.clone()],
@@ -70,9 +59,8 @@ impl OrderWorkflow {
                         reply: other,
                     },
                 })
-            },
-        )
-        .await
+            })
+            .await
     }
 
     /// Applies a trigger; one that comes too early gets a short in-process
@@ -90,7 +78,7 @@ impl OrderWorkflow {
         let deadline = Instant::now() + NOT_YET_PATIENCE;
         loop {
             // Subscribed before deciding, so no change slips in between.
-            let mut order_moved = self.view.watch(Topic::Order);
+            let mut order_moved = self.writer.view().watch(Topic::Order);
             let outcome = self
                 .apply(change, freshness)
                 .await

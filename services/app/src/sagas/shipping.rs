@@ -1,30 +1,22 @@
 //! The shipping service's saga on `billing` events: a created billing gets
 //! its shipping (`delivered: 0`), once.
 
-use std::sync::Arc;
-
-use ordershop_client::{Delivery, EventStore, HandlerError};
+use ordershop_client::{Delivery, HandlerError};
 use ordershop_core::sagas::shipping::decide_shipping_for_event;
 use ordershop_core::{Decision, EventAction};
 
-use crate::decide::decide_and_append;
-use crate::live_view::{Freshness, LiveView};
+use crate::decide::Writer;
+use crate::live_view::Freshness;
 use crate::sagas::{readable, retry};
 
 #[derive(Debug)]
 pub(crate) struct ShippingSaga {
-    view: Arc<LiveView>,
-    store: EventStore,
-    max_conflicts: u32,
+    writer: Writer,
 }
 
 impl ShippingSaga {
-    pub(crate) fn new(view: Arc<LiveView>, store: EventStore, max_conflicts: u32) -> Self {
-        Self {
-            view,
-            store,
-            max_conflicts,
-        }
+    pub(crate) fn new(writer: Writer) -> Self {
+        Self { writer }
     }
 
     pub(crate) async fn handle(&self, delivery: Delivery) -> Result<(), HandlerError> {
@@ -35,21 +27,17 @@ impl ShippingSaga {
         if event.action != EventAction::EntityCreated {
             return Ok(());
         }
-        let outcome = decide_and_append(
-            &self.view,
-            &self.store,
-            self.max_conflicts,
-            Freshness::Heads(&delivery.heads),
-            |view| {
+        let outcome = self
+            .writer
+            .decide(Freshness::Heads(&delivery.heads), |view| {
                 let shipping = decide_shipping_for_event(view, &event)?;
                 Ok(Decision {
                     reply: shipping.as_ref().map(|s| s.entity_id.clone()),
                     events: shipping.into_iter().collect(),
                 })
-            },
-        )
-        .await
-        .map_err(|err| retry("shipping", err))?;
+            })
+            .await
+            .map_err(|err| retry("shipping", err))?;
         if let Some(shipping) = outcome.reply {
             tracing::debug!(billing = %event.entity_id, %shipping, "shipping created");
         }

@@ -3,38 +3,27 @@
 //! them back when a reserving order is deleted. The verdict goes to the
 //! order service's `set_status` channel once the reservation is stored.
 
-use std::sync::Arc;
-
-use ordershop_client::{Delivery, EventStore, HandlerError, Queue};
+use ordershop_client::{Delivery, HandlerError, Queue};
 use ordershop_core::sagas::stock::decide_stock;
 use ordershop_core::{Decision, EventAction, causation};
 use ordershop_topology::{Role, channel_name};
 
-use crate::decide::decide_and_append;
-use crate::live_view::{Freshness, LiveView};
+use crate::decide::Writer;
+use crate::live_view::Freshness;
 use crate::sagas::{readable, retry};
 
 #[derive(Debug)]
 pub(crate) struct StockSaga {
-    view: Arc<LiveView>,
-    store: EventStore,
+    writer: Writer,
     queue: Queue,
-    max_conflicts: u32,
     set_status: String,
 }
 
 impl StockSaga {
-    pub(crate) fn new(
-        view: Arc<LiveView>,
-        store: EventStore,
-        queue: Queue,
-        max_conflicts: u32,
-    ) -> Self {
+    pub(crate) fn new(writer: Writer, queue: Queue) -> Self {
         Self {
-            view,
-            store,
+            writer,
             queue,
-            max_conflicts,
             set_status: channel_name(Role::Order.service_name(), "set_status"),
         }
     }
@@ -51,21 +40,17 @@ impl StockSaga {
         ) {
             return Ok(());
         }
-        let outcome = decide_and_append(
-            &self.view,
-            &self.store,
-            self.max_conflicts,
-            Freshness::Heads(&delivery.heads),
-            |view| {
+        let outcome = self
+            .writer
+            .decide(Freshness::Heads(&delivery.heads), |view| {
                 let decision = decide_stock(view, &event)?;
                 Ok(Decision {
                     events: decision.events.clone(),
                     reply: decision,
                 })
-            },
-        )
-        .await
-        .map_err(|err| retry("stock", err))?;
+            })
+            .await
+            .map_err(|err| retry("stock", err))?;
         let decision = outcome.reply;
         let Some(request) = decision.set_status_request() else {
             tracing::debug!(order = %decision.order_id, action = %event.action, "no stock change");
