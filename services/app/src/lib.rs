@@ -45,7 +45,6 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::AppError;
 pub use live_view::ViewSettings;
-pub use ordershop_topology::EntryId;
 pub use settings::{Readiness, Settings};
 
 /// Runs `role` until `shutdown` fires, then stops within a few seconds:
@@ -81,29 +80,4 @@ pub async fn run(
         | Role::Crm
         | Role::Mail => workers::run(role, clients, settings, shutdown).await,
     }
-}
-
-/// Whether `role` can work right now: the event store answers for the
-/// topics the role reads (and, for the read model, its cache answers).
-/// A liveness-style probe; [`Readiness`] tells whether the role has
-/// caught up once.
-pub async fn ready(role: Role, clients: &Clients, redis: Option<&Redis>) -> bool {
-    let mut topics: Vec<&str> = match role {
-        Role::ReadModel => ordershop_topology::TOPICS.to_vec(),
-        _ => workers::view_topics(role)
-            .iter()
-            .map(|t| t.name())
-            .collect(),
-    };
-    // The mail service reads nothing; ask about the topic it writes.
-    if topics.is_empty() {
-        topics.extend(role.owned_topic());
-    }
-    let store_ok = clients.event_store.heads(&topics).await.is_ok();
-    let cache_ok = match (role, redis) {
-        (Role::ReadModel, Some(redis)) => redis.ping().await.is_ok(),
-        (Role::ReadModel, None) => false,
-        _ => true,
-    };
-    store_ok && cache_ok
 }

@@ -175,30 +175,20 @@ impl Upstream {
         Ok(Value::Array(orders_report(&snapshot)))
     }
 
-    /// Whether the event store answers.
+    /// Whether the event store answers its standard gRPC health check as
+    /// SERVING (it reports that only while it reaches Redis).
     pub(crate) async fn probe_event_store(&self, within: Duration) -> Result<(), ApiError> {
-        let topics: Vec<&str> = ordershop_topology::TOPICS.to_vec();
-        match tokio::time::timeout(within, self.clients.event_store.heads(&topics)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(err)) => Err(unavailable(Dependency::EventStore, err.to_string())),
-            Err(_) => Err(unavailable(
-                Dependency::EventStore,
-                format!("no answer within {within:?}"),
-            )),
-        }
+        probe(
+            Dependency::EventStore,
+            within,
+            self.clients.event_store.healthy(),
+        )
+        .await
     }
 
-    /// Whether the queue answers its standard gRPC health check as
-    /// SERVING (the queue reports that only while it reaches Redis).
+    /// Whether the queue answers its health check as SERVING (likewise).
     pub(crate) async fn probe_queue(&self, within: Duration) -> Result<(), ApiError> {
-        match tokio::time::timeout(within, self.clients.queue.healthy()).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(unavailable(Dependency::Queue, "not serving".to_owned())),
-            Err(_) => Err(unavailable(
-                Dependency::Queue,
-                format!("no answer within {within:?}"),
-            )),
-        }
+        probe(Dependency::Queue, within, self.clients.queue.healthy()).await
     }
 
     /// The current heads of `topics` ("0-0" for an empty topic).
@@ -307,6 +297,22 @@ fn by_id(kind: EntityKind, list: Vec<Value>) -> EntityMap {
             }
         })
         .collect()
+}
+
+/// A dependency's health check, bounded by `within`.
+async fn probe(
+    dependency: Dependency,
+    within: Duration,
+    serving: impl Future<Output = bool>,
+) -> Result<(), ApiError> {
+    match tokio::time::timeout(within, serving).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(unavailable(dependency, "not serving".to_owned())),
+        Err(_) => Err(unavailable(
+            dependency,
+            format!("no answer within {within:?}"),
+        )),
+    }
 }
 
 #[cfg(test)]

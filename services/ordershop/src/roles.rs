@@ -46,7 +46,9 @@ pub(crate) async fn run(role: Role, args: RoleArgs) -> anyhow::Result<()> {
 }
 
 /// A role that is a client of the event store and the queue: its work runs
-/// beside a health-only gRPC server that reports ready while both answer.
+/// beside a health-only gRPC server that reports ready once the role has
+/// caught up (its view replayed, the read model's cache current) and while
+/// both answer.
 async fn run_service(
     role: Role,
     args: &RoleArgs,
@@ -58,12 +60,16 @@ async fn run_service(
         &args.queue_url,
         args.instance(),
     )?);
+    let readiness = ordershop_app::Readiness::default();
     let probe = clients.clone();
+    let caught_up = readiness.clone();
     let health = tokio::spawn(serving::run(listener, None, shutdown.clone(), move || {
         let clients = probe.clone();
-        async move { clients.event_store.healthy().await && clients.queue.healthy().await }
+        // The gateway has nothing to catch up with.
+        let caught_up = role == Role::ApiGateway || caught_up.is_ready();
+        async move { caught_up && clients.event_store.healthy().await && clients.queue.healthy().await }
     }));
-    let work = crate::roles::work(role, args, (*clients).clone(), shutdown.clone()).await;
+    let work = work(role, args, (*clients).clone(), readiness, shutdown.clone()).await;
     // Whatever ended the work, the health server goes down with it.
     shutdown.cancel();
     health.await??;
@@ -75,6 +81,7 @@ async fn work(
     role: Role,
     args: &RoleArgs,
     clients: ordershop_client::Clients,
+    readiness: ordershop_app::Readiness,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
     if role == Role::ApiGateway {
@@ -93,6 +100,7 @@ async fn work(
     };
     let settings = ordershop_app::Settings {
         lease: args.lease(),
+        readiness,
         ..ordershop_app::Settings::default()
     };
     ordershop_app::run(role, clients, redis, settings, shutdown).await?;
