@@ -7,15 +7,16 @@
 //! that is one call for many events; when idle it is one call per event,
 //! sent at once (no timer holds acks back).
 //!
-//! An ack that is lost (a crash before the batch left, the event store
-//! unreachable) only means the entry is delivered again, and every
-//! handler is idempotent.
+//! A subscription that stops cleanly waits for its acks to leave
+//! ([`Acker::flush`]). An ack that is lost otherwise (a crash before the
+//! batch left, the event store unreachable) only means the entry is
+//! delivered again, and every handler is idempotent.
 
 use std::collections::BTreeMap;
 
 use futures::future::join_all;
 use ordershop_proto::eventstore::v1::event_store_client::EventStoreClient;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tonic::{Code, transport::Channel};
 
 use crate::event_store::ack_entries;
@@ -24,10 +25,14 @@ use crate::event_store::ack_entries;
 const MAX_BATCH: usize = 1000;
 
 #[derive(Debug)]
-struct Pending {
-    topic: String,
-    group: String,
-    entry_id: String,
+enum Pending {
+    Ack {
+        topic: String,
+        group: String,
+        entry_id: String,
+    },
+    /// Answered once every ack queued before it has been sent.
+    Flush(oneshot::Sender<()>),
 }
 
 /// Hands acks to the background task; cheap to clone. The task ends when
@@ -46,7 +51,7 @@ impl Acker {
     }
 
     pub(crate) fn ack(&self, topic: &str, group: &str, entry_id: &str) {
-        let pending = Pending {
+        let pending = Pending::Ack {
             topic: topic.to_owned(),
             group: group.to_owned(),
             entry_id: entry_id.to_owned(),
@@ -56,16 +61,29 @@ impl Acker {
             tracing::debug!(%topic, entry = %entry_id, "ack dropped: acker stopped");
         }
     }
+
+    /// Waits until every ack queued so far has been sent (or given up).
+    pub(crate) async fn flush(&self) {
+        let (done, sent) = oneshot::channel();
+        if self.tx.send(Pending::Flush(done)).is_ok() {
+            // An error means the acker is gone: nothing left to wait for.
+            let _ = sent.await;
+        }
+    }
 }
 
 async fn send_batches(client: EventStoreClient<Channel>, mut rx: mpsc::UnboundedReceiver<Pending>) {
     while let Some(first) = rx.recv().await {
         let mut batches: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-        let mut add = |p: Pending| {
-            batches
-                .entry((p.topic, p.group))
-                .or_default()
-                .push(p.entry_id)
+        // Answered after this batch is sent: it holds every ack before them.
+        let mut flushes = Vec::new();
+        let mut add = |p: Pending| match p {
+            Pending::Ack {
+                topic,
+                group,
+                entry_id,
+            } => batches.entry((topic, group)).or_default().push(entry_id),
+            Pending::Flush(done) => flushes.push(done),
         };
         add(first);
         let mut taken = 1;
@@ -91,5 +109,8 @@ async fn send_batches(client: EventStoreClient<Channel>, mut rx: mpsc::Unbounded
             }
         }))
         .await;
+        for done in flushes {
+            let _ = done.send(());
+        }
     }
 }

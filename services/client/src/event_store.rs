@@ -295,12 +295,15 @@ impl EventStore {
                         let pause = backoff.next_delay();
                         tracing::warn!(group = %options.group, error = %err, ?pause, "subscription broke; resubscribing");
                         tokio::select! {
-                            _ = cancel.cancelled() => return,
+                            _ = cancel.cancelled() => break,
                             _ = tokio::time::sleep(pause) => {}
                         }
                     }
                 }
             }
+            // A clean stop sends the acks of what was handled, so a
+            // restarted consumer does not handle it again.
+            acker.flush().await;
         })
     }
 

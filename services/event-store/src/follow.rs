@@ -24,8 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Recorded, StoreError, StreamStore, validate};
 
-/// Entries per Redis read, for replays and for the shared tails.
-const PAGE: usize = 1000;
+/// Entries per Redis read, for replays and for the shared tails: the most
+/// a read returns, so a shorter page means the replay reached the end.
+const PAGE: usize = validate::MAX_PAGE;
 /// Pages a slow follower may fall behind before it replays from Redis.
 const BACKLOG_PAGES: usize = 256;
 /// How long a shared tail blocks in Redis per read; bounds how late it

@@ -75,20 +75,22 @@ impl StreamStore {
         }
         let limit = limit.clamp(1, validate::MAX_PAGE);
         let key = stream_key(topic);
-        let start = if after.is_empty() {
-            "-".to_owned()
-        } else {
-            format!("({after}")
-        };
-        let mut conn = self.redis.conn();
-        let page: StreamRangeReply = conn.xrange_count(&key, start, "+", limit).await?;
-        if !page.ids.is_empty() || wait.is_zero() {
+        if wait.is_zero() {
+            let start = if after.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("({after}")
+            };
+            let mut conn = self.redis.conn();
+            let page: StreamRangeReply = conn.xrange_count(&key, start, "+", limit).await?;
             return Ok(page
                 .ids
                 .iter()
                 .map(|e| Recorded::from_entry(topic, e))
                 .collect());
         }
+        // A blocking XREAD answers at once when entries past `after` exist:
+        // one round trip whether or not it has to wait.
         let from = if after.is_empty() { "0-0" } else { after };
         let mut blocking = self.redis.blocking().await?;
         let mut cmd = redis::cmd("XREAD");
@@ -232,7 +234,7 @@ impl StreamStore {
         Ok(false)
     }
 
-    /// Moves an entry to `events:<topic>:dead` and acks it, atomically.
+    /// Moves an entry to `{events:<topic>}:dead` and acks it, atomically.
     async fn dead_letter(
         &self,
         topic: &str,

@@ -7,7 +7,7 @@ pub fn stream_key(topic: &str) -> String {
     format!("events:{topic}")
 }
 
-/// Where entries that failed too often go: `events:<topic>:dead`.
+/// Where entries that failed too often go: `{events:<topic>}:dead`.
 pub fn dead_letter_stream(topic: &str) -> String {
     format!("{{events:{topic}}}:dead")
 }
