@@ -201,8 +201,17 @@ impl Metrics {
     }
 
     /// The autoscaler's latest measurement and decision for one consumer.
-    pub fn record_consumer(&self, consumer: &ConsumerLabels, backlog: i64, decided_replicas: i64) {
-        self.backlog.get_or_create(consumer).set(backlog);
+    /// `backlog` is `None` until the consumer's backlog was first measured:
+    /// the gauge then stays absent rather than reading as idle.
+    pub fn record_consumer(
+        &self,
+        consumer: &ConsumerLabels,
+        backlog: Option<i64>,
+        decided_replicas: i64,
+    ) {
+        if let Some(backlog) = backlog {
+            self.backlog.get_or_create(consumer).set(backlog);
+        }
         self.decided_replicas
             .get_or_create(consumer)
             .set(decided_replicas);
@@ -269,7 +278,7 @@ mod tests {
             ordershop: "shop".into(),
             service: "inventory".into(),
         };
-        m.record_consumer(&consumer, 250, 3);
+        m.record_consumer(&consumer, Some(250), 3);
         m.record_backlog_parts(
             &consumer,
             BacklogPartsValues {

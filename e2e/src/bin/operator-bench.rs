@@ -90,7 +90,8 @@ async fn main() -> anyhow::Result<()> {
     to_children.sort();
     to_ready.sort();
     out(format!(
-        "apply -> all 33 children (5 shops): {to_children:?}, median {:?}",
+        "apply -> all {} children (5 shops): {to_children:?}, median {:?}",
+        expected_children("x", true, false).len(),
         to_children[2]
     ));
     out(format!(

@@ -28,6 +28,9 @@ pub struct ConsumerScaler {
     decision: Option<ScalingDecision>,
     last_scale: Option<(Time, String)>,
     applied: Option<Applied>,
+    /// The last failure to scale, until a scale succeeds: a failure that
+    /// lasts is reported once, not on every poll.
+    scale_failure: Option<String>,
 }
 
 fn count(n: u64) -> i64 {
@@ -69,6 +72,7 @@ impl ConsumerScaler {
             last_scale: entry
                 .and_then(|e| Some((e.last_scale_time.clone()?, e.last_scale_reason.clone()?))),
             applied: None,
+            scale_failure: None,
         }
     }
 
@@ -137,6 +141,17 @@ impl ConsumerScaler {
             cached_version,
         });
         self.last_scale = Some((Time(now), decision.reason.clone()));
+        self.scale_failure = None;
+    }
+
+    /// Remembers a failure to scale; true when it is new (the first, or a
+    /// different one), i.e. worth an Event.
+    pub fn scale_failed(&mut self, error: &str) -> bool {
+        if self.scale_failure.as_deref() == Some(error) {
+            return false;
+        }
+        self.scale_failure = Some(error.to_owned());
+        true
     }
 
     /// The last measured backlog, for the shop's total.
@@ -321,5 +336,19 @@ mod tests {
         assert_eq!(held.desired, 4);
         assert_eq!(scaler.backlog(), Some(35));
         assert_eq!(scaler.gauges().unwrap().waiting, 35);
+    }
+
+    #[test]
+    fn a_lasting_scale_failure_is_reported_once_until_a_scale_succeeds() {
+        let mut scaler = ConsumerScaler::resume(Role::Order, None, UnixMillis(0));
+        assert!(scaler.scale_failed("forbidden"));
+        assert!(!scaler.scale_failed("forbidden"), "same failure, next poll");
+        assert!(scaler.scale_failed("conflict"), "a different failure");
+        let (decision, _) = scaler.decide(&policy(), &waiting(35), 1, UnixMillis(0), t(0));
+        scaler.scaled(&decision, None, t(1));
+        assert!(
+            scaler.scale_failed("conflict"),
+            "failing again after a success"
+        );
     }
 }

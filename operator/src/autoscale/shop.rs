@@ -372,7 +372,7 @@ impl ShopScaler {
             &labels,
             scaler
                 .backlog()
-                .map_or(0, |b| i64::try_from(b).unwrap_or(i64::MAX)),
+                .map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
             i64::from(decision.desired),
         );
         if let Some(gauges) = scaler.gauges() {
@@ -400,13 +400,17 @@ impl ShopScaler {
                 }
                 Err(error) => {
                     warn!(ordershop = %self.id, consumer = role.slug(), %error, "scaling failed");
-                    let note = events::scale_failed(
-                        role.slug(),
-                        &deployment_name,
-                        decision.desired,
-                        &error.to_string(),
-                    );
-                    self.publish(shop, note, Some(related.clone())).await;
+                    let error = error.to_string();
+                    let scaler = self.consumers.get_mut(&role).expect("created in poll");
+                    if scaler.scale_failed(&error) {
+                        let note = events::scale_failed(
+                            role.slug(),
+                            &deployment_name,
+                            decision.desired,
+                            &error,
+                        );
+                        self.publish(shop, note, Some(related.clone())).await;
+                    }
                 }
             }
         }
