@@ -364,28 +364,9 @@ mod tests {
     fn probes_are_grpc_except_the_gateways_http_endpoints() {
         let ds = deployments(OrderShopSpec::default());
         let customer = container(&ds["shop-customer"]);
-        assert_eq!(
-            customer
-                .readiness_probe
-                .as_ref()
-                .unwrap()
-                .grpc
-                .as_ref()
-                .unwrap()
-                .port,
-            50051
-        );
-        assert_eq!(
-            customer
-                .liveness_probe
-                .as_ref()
-                .unwrap()
-                .grpc
-                .as_ref()
-                .unwrap()
-                .port,
-            50051
-        );
+        let grpc_port = |probe: &Option<Probe>| probe.as_ref()?.grpc.as_ref().map(|g| g.port);
+        assert_eq!(grpc_port(&customer.readiness_probe), Some(50051));
+        assert_eq!(grpc_port(&customer.liveness_probe), Some(50051));
         let gateway = container(&ds["shop-api-gateway"]);
         let readiness = gateway
             .readiness_probe

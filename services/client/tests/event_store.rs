@@ -267,15 +267,6 @@ async fn deliveries_carry_heads_read_after_their_event() {
     let infra = support::infra().await;
     let store = infra.event_store();
     let (topic, other) = (unique("heads"), unique("headsother"));
-    // Published before the subscribed event: its position must be covered.
-    let earlier = store
-        .publish(&other, vec![event("o", json!({"n": 1}))])
-        .await
-        .unwrap();
-    let trigger = store
-        .publish(&topic, vec![event("t", json!({"n": 2}))])
-        .await
-        .unwrap();
     let got = Arc::new(Mutex::new(Vec::new()));
     let sink = got.clone();
     let cancel = CancellationToken::new();
@@ -286,10 +277,21 @@ async fn deliveries_carry_heads_read_after_their_event() {
         start: StartPosition::Beginning,
         heads_of: vec![topic.clone(), other.clone()],
     };
+    // Subscribed (and waiting) before anything is published, so heads read
+    // before the event was would miss both entries below.
     let task = store.subscribe(options, cancel.clone(), move |delivery: Delivery| {
         sink.lock().unwrap().push(delivery);
         std::future::ready(Ok(()))
     });
+    // Published before the subscribed event: its position must be covered.
+    let earlier = store
+        .publish(&other, vec![event("o", json!({"n": 1}))])
+        .await
+        .unwrap();
+    let trigger = store
+        .publish(&topic, vec![event("t", json!({"n": 2}))])
+        .await
+        .unwrap();
     let delivery = eventually_async("the delivery", DEADLINE, || {
         let got = got.clone();
         async move { got.lock().unwrap().first().cloned() }

@@ -27,8 +27,12 @@ impl Infra {
 
     /// With tuned timeouts (tests shorten claim and lease times so
     /// redelivery happens within a test's patience).
+    ///
+    /// Always on a private redis-server, whatever `REDIS_URL` says: the
+    /// services use the contract's fixed topic and channel names, so tests
+    /// running at once must not share a server.
     pub async fn start_with(store: StoreConfig, queue: QueueConfig) -> Self {
-        let redis = RedisServer::start();
+        let redis = RedisServer::spawn(&[]).unwrap_or_else(|e| panic!("{e}"));
         let shutdown = CancellationToken::new();
         let es = TcpListener::bind("127.0.0.1:0")
             .await

@@ -225,6 +225,15 @@ impl Api {
         .await;
     }
 
+    /// Orders `cart` and waits until the stock verdict is IN_STOCK.
+    pub async fn order_in_stock(&self, cart: &str) -> String {
+        let order = self
+            .create(Role::Order, "orders", json!({"cart_id": cart}))
+            .await;
+        self.order_reaches(&order, "IN_STOCK").await;
+        order
+    }
+
     /// Every entity of every kind and the mails: the read model's state.
     pub async fn everything(&self) -> BTreeMap<String, Value> {
         let mut state = BTreeMap::new();
