@@ -302,8 +302,9 @@ impl Queue {
 }
 
 /// The caller's key, or one made here. Made keys start with `auto:` so the
-/// queue remembers them only as long as a client retries (a minute), not
-/// for the full idempotency window: they exist for retries, nothing else.
+/// queue remembers them only as long as a client retries (a minute beyond a
+/// sync call's wait), not for the full idempotency window: they exist for
+/// retries, nothing else.
 fn key_or_new(key: &str) -> String {
     if key.is_empty() {
         format!("auto:{}", uuid::Uuid::new_v4())

@@ -214,3 +214,37 @@ async fn bad_input_is_refused_and_unknown_ids_are_not_found() {
         Code::InvalidArgument
     );
 }
+
+#[tokio::test]
+async fn the_key_made_for_a_long_sync_call_outlives_its_retries() {
+    let infra = support::infra().await;
+    let channel = channel();
+    let cancel = CancellationToken::new();
+    let tasks = infra.queue("worker").serve(
+        ServeOptions::new(&channel),
+        cancel.clone(),
+        |m| async move { Ok(Some(m.payload)) },
+    );
+    // The client retries a call for as long as it waits (here four
+    // minutes): a key forgotten after one minute would let a retry after a
+    // lost connection enqueue the request a second time.
+    let wait = Duration::from_secs(240);
+    infra
+        .queue("caller")
+        .call(&channel, "{}", "", wait)
+        .await
+        .unwrap();
+    cancel.cancel();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut conn = infra.redis_conn().await;
+    let prefix = QueueKeys::new(&channel).idempotency_prefix;
+    let keys: Vec<String> = conn.keys(format!("{prefix}auto:*")).await.unwrap();
+    assert_eq!(keys.len(), 1, "one made key per call: {keys:?}");
+    let ttl_ms: i64 = conn.pttl(&keys[0]).await.unwrap();
+    assert!(
+        ttl_ms > wait.as_millis() as i64,
+        "the made key expires in {ttl_ms} ms, before the call's {wait:?} of retries"
+    );
+}

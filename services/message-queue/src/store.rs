@@ -73,6 +73,19 @@ impl QueueStore {
         payload: &str,
         idempotency_key: &str,
     ) -> Result<SendOutcome, QueueError> {
+        self.enqueue(channel, payload, idempotency_key, Duration::ZERO)
+            .await
+    }
+
+    /// [`Self::send`] for a caller that may retry for `retry_span` beyond
+    /// the usual minute (a sync call retries for as long as it waits).
+    async fn enqueue(
+        &self,
+        channel: &str,
+        payload: &str,
+        idempotency_key: &str,
+        retry_span: Duration,
+    ) -> Result<SendOutcome, QueueError> {
         validate::channel(channel)?;
         validate::payload(payload)?;
         validate::idempotency_key(idempotency_key)?;
@@ -99,7 +112,7 @@ impl QueueStore {
             .key(&idem_key)
             .arg(&id)
             .arg(&envelope)
-            .arg(self.idempotency_window(idempotency_key).as_millis() as u64)
+            .arg(idempotency_window(&self.config, idempotency_key, retry_span).as_millis() as u64)
             .arg(u8::from(!idempotency_key.is_empty()))
             .invoke_async(&mut conn)
             .await?;
@@ -107,17 +120,6 @@ impl QueueStore {
             message_id,
             duplicate: duplicate == 1,
         })
-    }
-
-    /// Keys made by the client library for its own retries (`auto:`) need
-    /// only outlive those retries; keeping them for the whole window would
-    /// cost a key per message for ten minutes.
-    fn idempotency_window(&self, key: &str) -> Duration {
-        if key.starts_with("auto:") {
-            self.config.idempotency_window.min(Duration::from_secs(60))
-        } else {
-            self.config.idempotency_window
-        }
     }
 
     /// Waits up to `wait` for a request and leases it for `lease`.
@@ -329,7 +331,9 @@ impl QueueStore {
         idempotency_key: &str,
         timeout: Duration,
     ) -> Result<(String, String), QueueError> {
-        let sent = self.send(channel, payload, idempotency_key).await?;
+        let sent = self
+            .enqueue(channel, payload, idempotency_key, timeout)
+            .await?;
         let reply = self
             .await_response(channel, &sent.message_id, timeout)
             .await?;
@@ -405,5 +409,50 @@ impl QueueStore {
         Ok(results
             .into_iter()
             .fold((0, 0), |(a, b), (x, y)| (a + x, b + y)))
+    }
+}
+
+/// Keys the client library makes for its own retries (`auto:`) need only
+/// outlive those retries: a minute (an async send retries for seconds), plus
+/// however long a sync call keeps retrying while it waits for its answer.
+/// Keeping them for the whole window would cost a key per message for ten
+/// minutes.
+fn idempotency_window(config: &QueueConfig, key: &str, retry_span: Duration) -> Duration {
+    if key.starts_with("auto:") {
+        config.idempotency_window.min(AUTO_KEY_MARGIN + retry_span)
+    } else {
+        config.idempotency_window
+    }
+}
+
+/// How long an `auto:` key outlives the retries it exists for.
+const AUTO_KEY_MARGIN: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    #[test]
+    fn made_keys_outlive_a_long_call_but_not_the_window() {
+        let config = QueueConfig::default();
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            idempotency_window(&config, "auto:x", Duration::ZERO),
+            minute
+        );
+        // A five-minute call retries for five minutes: its key must stay.
+        let long = Duration::from_secs(300);
+        assert_eq!(idempotency_window(&config, "auto:x", long), long + minute);
+        // Caller keys keep the whole window, whatever the call.
+        assert_eq!(
+            idempotency_window(&config, "mine", Duration::ZERO),
+            config.idempotency_window
+        );
+        // Never longer than the configured window.
+        let short = QueueConfig {
+            idempotency_window: minute / 2,
+            ..QueueConfig::default()
+        };
+        assert_eq!(idempotency_window(&short, "auto:x", long), minute / 2);
     }
 }
