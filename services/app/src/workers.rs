@@ -209,11 +209,9 @@ async fn start_view(
                 break;
             }
             Err(err) if err.is_transient() || err.code() == tonic::Code::DeadlineExceeded => {
-                let pause = backoff.next_delay();
-                tracing::warn!(error = %err, ?pause, "replaying the event store failed; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(None),
-                    _ = tokio::time::sleep(pause) => {}
+                tracing::warn!(error = %err, "replaying the event store failed; retrying");
+                if !backoff.pause(shutdown).await {
+                    return Ok(None);
                 }
             }
             Err(err) => return Err(AppError::EventStore(err)),

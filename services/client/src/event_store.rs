@@ -292,11 +292,9 @@ impl EventStore {
                 {
                     Ok(()) => backoff.reset(),
                     Err(err) => {
-                        let pause = backoff.next_delay();
-                        tracing::warn!(group = %options.group, error = %err, ?pause, "subscription broke; resubscribing");
-                        tokio::select! {
-                            _ = cancel.cancelled() => break,
-                            _ = tokio::time::sleep(pause) => {}
+                        tracing::warn!(group = %options.group, error = %err, "subscription broke; resubscribing");
+                        if !backoff.pause(&cancel).await {
+                            break;
                         }
                     }
                 }

@@ -81,11 +81,9 @@ impl EventStore {
                 Err(err) = result => err,
                 else => return,
             };
-            let pause = backoff.next_delay();
-            tracing::warn!(?topics, error = %err, ?pause, "following the event store broke; reconnecting");
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(pause) => {}
+            tracing::warn!(?topics, error = %err, "following the event store broke; reconnecting");
+            if !backoff.pause(cancel).await {
+                return;
             }
         }
     }

@@ -24,7 +24,7 @@ mod follow;
 mod health;
 mod queue;
 
-pub use backoff::Backoff;
+pub use backoff::{Backoff, retry_until_cancelled};
 pub use clients::Clients;
 pub use connect::connect;
 pub use error::{ClientError, HandlerError};

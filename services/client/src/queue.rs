@@ -270,12 +270,11 @@ impl Queue {
                 Ok(Some(message)) => message,
                 Ok(None) => continue,
                 Err(err) => {
-                    let pause = backoff.next_delay();
-                    tracing::warn!(channel = %options.channel, error = %err, ?pause, "receive failed; retrying");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(pause) => continue,
+                    tracing::warn!(channel = %options.channel, error = %err, "receive failed; retrying");
+                    if !backoff.pause(&cancel).await {
+                        return;
                     }
+                    continue;
                 }
             };
             backoff.reset();

@@ -24,7 +24,7 @@ use axum::{
     },
     response::Response,
 };
-use ordershop_client::{Backoff, EventStore, Recorded};
+use ordershop_client::{EventStore, Recorded, retry_until_cancelled};
 use ordershop_core::{EventAction, RecordedEvent, Topic};
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, broadcast::error::RecvError};
@@ -104,23 +104,12 @@ fn push_message(event: &Recorded) -> Option<Utf8Bytes> {
 /// from now on) and publishes each event, until `shutdown` fires.
 pub(crate) async fn follow_all(store: EventStore, hub: PushHub, shutdown: CancellationToken) {
     let topics = ordershop_topology::TOPICS;
-    let mut backoff = Backoff::default();
-    let heads = loop {
-        let heads = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            heads = store.heads(topics) => heads,
-        };
-        match heads {
-            Ok(heads) => break heads,
-            Err(err) => {
-                let pause = backoff.next_delay();
-                tracing::warn!(error = %err, ?pause, "live push: cannot read the heads; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(pause) => {}
-                }
-            }
-        }
+    let Some(heads) = retry_until_cancelled(&shutdown, "live push: reading the heads", || {
+        store.heads(topics)
+    })
+    .await
+    else {
+        return;
     };
     // The last entry pushed per topic: where a broken stream resumes.
     let positions = Mutex::new(heads);

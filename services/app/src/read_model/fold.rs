@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ordershop_client::{Backoff, EventStore, Recorded};
+use ordershop_client::{Backoff, EventStore, Recorded, retry_until_cancelled};
 use ordershop_core::Topic;
 use ordershop_redis::Redis;
 use ordershop_topology::ReadModelKeys;
@@ -78,31 +78,22 @@ impl Folder {
 
     pub(crate) async fn run(self, cancel: CancellationToken) {
         let topic = self.topic;
-        let mut backoff = Backoff::default();
-        let mut cursor = loop {
-            match self.stored_checkpoint().await {
-                Ok(stored) => break stored,
-                Err(err) => {
-                    let pause = backoff.next_delay();
-                    tracing::warn!(%topic, error = %err, ?pause, "reading the checkpoint failed; retrying");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(pause) => {}
-                    }
-                }
-            }
+        let what = format!("reading the {topic} checkpoint");
+        let Some(mut cursor) =
+            retry_until_cancelled(&cancel, &what, || self.stored_checkpoint()).await
+        else {
+            return;
         };
         tracing::info!(%topic, checkpoint = %cursor, "read model folding");
         self.checkpoint.send_replace(cursor);
+        let mut backoff = Backoff::default();
         while !cancel.is_cancelled() {
             match self.follow(&mut cursor, &cancel).await {
                 Ok(()) => backoff.reset(),
                 Err(err) => {
-                    let pause = backoff.next_delay();
-                    tracing::warn!(%topic, error = %err, ?pause, "folding failed; retrying");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(pause) => {}
+                    tracing::warn!(%topic, error = %err, "folding failed; retrying");
+                    if !backoff.pause(&cancel).await {
+                        return;
                     }
                 }
             }

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::future::join_all;
-use ordershop_client::{Backoff, Clients, Message, ServeOptions};
+use ordershop_client::{Clients, Message, ServeOptions, retry_until_cancelled};
 use ordershop_core::Topic;
 use ordershop_redis::Redis;
 use ordershop_topology::{Role, channel_name};
@@ -88,23 +88,13 @@ async fn report_ready(
     shutdown: CancellationToken,
 ) {
     let names: Vec<&str> = Topic::ALL.iter().map(|t| t.name()).collect();
-    let mut backoff = Backoff::default();
-    let heads = loop {
-        let heads = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            heads = clients.event_store.heads(&names) => heads,
-        };
-        match heads {
-            Ok(heads) => break heads,
-            Err(err) => {
-                let pause = backoff.next_delay();
-                tracing::warn!(error = %err, ?pause, "asking the event store for its heads failed; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(pause) => {}
-                }
-            }
-        }
+    let Some(heads) =
+        retry_until_cancelled(&shutdown, "asking the event store for its heads", || {
+            clients.event_store.heads(&names)
+        })
+        .await
+    else {
+        return;
     };
     let caught_up = join_all(folds.iter().map(|(topic, fold)| {
         let head = heads
