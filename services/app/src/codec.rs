@@ -7,7 +7,7 @@ use ordershop_core::{EventAction, NewEvent, RecordedEvent, Topic};
 /// A recorded event the domain cannot read. Such an event is skipped (and
 /// logged) rather than retried: reading it again will not change it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum DecodeError {
+pub enum DecodeError {
     #[error("unknown topic {0:?}")]
     Topic(String),
     #[error("entry {entry}: unknown action {action:?}")]
@@ -17,7 +17,7 @@ pub(crate) enum DecodeError {
 }
 
 /// The domain's view of a recorded event.
-pub(crate) fn decode(record: &Recorded) -> Result<RecordedEvent, DecodeError> {
+pub fn decode(record: &Recorded) -> Result<RecordedEvent, DecodeError> {
     let topic =
         Topic::from_name(&record.topic).ok_or_else(|| DecodeError::Topic(record.topic.clone()))?;
     let action = record

@@ -43,6 +43,7 @@ use ordershop_redis::Redis;
 use ordershop_topology::Role;
 use tokio_util::sync::CancellationToken;
 
+pub use codec::{DecodeError, decode as decode_event};
 pub use error::AppError;
 pub use live_view::ViewSettings;
 pub use settings::{Readiness, Settings};

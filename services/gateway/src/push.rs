@@ -1,6 +1,6 @@
 //! The live push: one follow stream of every topic feeds a broadcast channel, and
 //! each browser's WebSocket takes from it. Each domain event goes out as
-//! `{action, data, ts}` ([`RecordedEvent::to_push_message`]).
+//! `{action, data, ts}` ([`ordershop_core::RecordedEvent::to_push_message`]).
 //!
 //! Unlike the reference (defect 8), no client can affect another: the
 //! socket ignores what a client sends (beyond pings and close), a client
@@ -25,8 +25,6 @@ use axum::{
     response::Response,
 };
 use ordershop_client::{EventStore, Recorded, retry_until_cancelled};
-use ordershop_core::{EventAction, RecordedEvent, Topic};
-use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, broadcast::error::RecvError};
 use tokio_util::sync::CancellationToken;
 
@@ -70,34 +68,16 @@ impl PushHub {
     }
 }
 
-/// The push message of a recorded event; `None` for an event of an unknown
-/// topic or action (logged: a newer writer than this gateway).
+/// The push message of a recorded event; `None` for an event this gateway
+/// cannot read (logged: a newer writer than this gateway).
 fn push_message(event: &Recorded) -> Option<Utf8Bytes> {
-    let Some(topic) = Topic::from_name(&event.topic) else {
-        tracing::debug!(topic = %event.topic, "not pushing an event of an unknown topic");
-        return None;
-    };
-    let action: EventAction = match event.event_action.parse() {
-        Ok(action) => action,
+    match ordershop_app::decode_event(event) {
+        Ok(recorded) => Some(recorded.to_push_message().to_string().into()),
         Err(err) => {
-            tracing::debug!(error = %err, "not pushing an event with an unknown action");
-            return None;
+            tracing::debug!(error = %err, "not pushing an event this gateway cannot read");
+            None
         }
-    };
-    // Data that is not JSON still reaches the page, as the text it is.
-    let data = serde_json::from_str(&event.event_data)
-        .unwrap_or_else(|_| Value::String(event.event_data.clone()));
-    let recorded = RecordedEvent {
-        topic,
-        entry_id: event.entry_id.clone(),
-        event_id: event.event_id.clone(),
-        action,
-        entity_id: event.entity_id.clone(),
-        data,
-        causation_id: (!event.causation_id.is_empty()).then(|| event.causation_id.clone()),
-        version: event.version,
-    };
-    Some(recorded.to_push_message().to_string().into())
+    }
 }
 
 /// Follows every topic from its head at start (browsers want what happens
@@ -256,6 +236,8 @@ mod tests {
         }
     }
 
+    use serde_json::Value;
+
     #[test]
     fn events_become_push_messages() {
         let message = push_message(&recorded(
@@ -274,6 +256,7 @@ mod tests {
     fn unknown_events_are_not_pushed() {
         assert!(push_message(&recorded("audit", "entity_created", "{}")).is_none());
         assert!(push_message(&recorded("order", "entity_renamed", "{}")).is_none());
+        assert!(push_message(&recorded("order", "entity_created", "not json")).is_none());
     }
 
     #[tokio::test]
