@@ -5,7 +5,7 @@ use ordershop_topology::Role;
 
 use crate::groups::GroupRef;
 use crate::observation::{Observation, Sample};
-use crate::reply::StreamId;
+use ordershop_topology::EntryId;
 
 /// How a group's lag was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub struct GroupBacklog {
     pub lag: Lag,
     /// Entries delivered to a consumer of the group and not acknowledged.
     pub pending: u64,
-    pub last_delivered: StreamId,
+    pub last_delivered: EntryId,
     /// The lag `XINFO GROUPS` gave: `None` for nil. It differs from `lag`
     /// when Redis could not tell (nil: entries deleted past the last
     /// delivered ID, a group set to an arbitrary ID) or told too much: after
@@ -216,7 +216,7 @@ mod tests {
         StreamState::Measured(GroupBacklog {
             lag,
             pending,
-            last_delivered: StreamId::default(),
+            last_delivered: EntryId::default(),
             reported_lag: match lag {
                 Lag::Reported(n) => Some(n),
                 _ => None,

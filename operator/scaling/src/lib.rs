@@ -73,5 +73,5 @@ pub use groups::{
 };
 pub use measure::{MeasureError, MeasureOptions, Measurement, PollCost, measure_all};
 pub use observation::{Observation, Sample};
-pub use reply::StreamId;
+pub use ordershop_topology::EntryId;
 pub use time::UnixMillis;

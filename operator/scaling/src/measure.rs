@@ -33,7 +33,9 @@ use crate::backlog::{
 };
 use crate::groups::{GroupRef, consumer_groups};
 use crate::observation::Sample;
-use crate::reply::{self, GroupInfo, StreamId};
+use ordershop_topology::EntryId;
+
+use crate::reply::{self, GroupInfo};
 use crate::time::UnixMillis;
 
 /// Counts the entries after an ID (exclusive), up to a limit, and returns
@@ -144,7 +146,7 @@ enum StreamReply {
 struct Probe {
     /// Index into [`Plan::groups`].
     group: usize,
-    last_delivered: StreamId,
+    last_delivered: EntryId,
     limit: u64,
     /// Whether the count is the lag, or only finds the first undelivered ID.
     counts_lag: bool,
@@ -451,7 +453,7 @@ fn apply_probe(
     }
 }
 
-fn count_reply(value: &Value) -> Result<(u64, Option<StreamId>), String> {
+fn count_reply(value: &Value) -> Result<(u64, Option<EntryId>), String> {
     match value {
         Value::ServerError(error) => Err(reply::error_text(error)),
         Value::Array(items) => {
@@ -460,11 +462,11 @@ fn count_reply(value: &Value) -> Result<(u64, Option<StreamId>), String> {
                 .and_then(reply::count)
                 .ok_or_else(|| format!("count script answered {value:?}"))?;
             let first = match items.get(1) {
-                Some(id) => Some(
-                    reply::text(id)
-                        .ok_or_else(|| format!("count script answered {value:?}"))?
-                        .parse()?,
-                ),
+                Some(id) => {
+                    Some(reply::stream_id(&reply::text(id).ok_or_else(|| {
+                        format!("count script answered {value:?}")
+                    })?)?)
+                }
                 None => None,
             };
             Ok((count, first))

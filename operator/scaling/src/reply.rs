@@ -2,35 +2,16 @@
 //! server errors as text. RESP2 and RESP3 shapes are both accepted, so the
 //! caller may open its connection with either protocol.
 
-use std::{fmt, str::FromStr};
-
+use ordershop_topology::EntryId;
 use redis::{ServerError, Value};
 
-/// A stream entry ID, `<ms>-<seq>`: the milliseconds are the Redis server's
-/// clock when the entry was added.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct StreamId {
-    pub ms: u64,
-    pub seq: u64,
-}
-
-impl fmt::Display for StreamId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
-    }
-}
-
-impl FromStr for StreamId {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("not a stream ID: {s:?}");
-        let (ms, seq) = s.split_once('-').ok_or_else(bad)?;
-        Ok(Self {
-            ms: ms.parse().map_err(|_| bad())?,
-            seq: seq.parse().map_err(|_| bad())?,
-        })
-    }
+/// A stream entry ID as Redis writes it, `<ms>-<seq>`; the shorter forms
+/// [`EntryId::parse`] accepts from people never come from Redis.
+pub(crate) fn stream_id(text: &str) -> Result<EntryId, String> {
+    text.contains('-')
+        .then(|| EntryId::parse(text))
+        .flatten()
+        .ok_or_else(|| format!("not a stream ID: {text:?}"))
 }
 
 /// `CODE detail`, without the quotes `ServerError`'s Display adds.
@@ -62,7 +43,7 @@ pub(crate) fn count(value: &Value) -> Option<u64> {
 pub(crate) struct GroupInfo {
     pub(crate) name: String,
     pub(crate) pending: u64,
-    pub(crate) last_delivered: StreamId,
+    pub(crate) last_delivered: EntryId,
     /// `None` when Redis cannot tell (reply `nil`): after XDEL/XTRIM left a
     /// gap past the last delivered ID, or a group set to an arbitrary ID.
     pub(crate) lag: Option<u64>,
@@ -105,9 +86,9 @@ fn group(value: &Value) -> Result<GroupInfo, String> {
     };
     let name = text(field("name")?).ok_or("XINFO GROUPS: unreadable group name")?;
     let pending = count(field("pending")?).ok_or("XINFO GROUPS: unreadable pending")?;
-    let last_delivered = text(field("last-delivered-id")?)
-        .ok_or("XINFO GROUPS: unreadable last-delivered-id")?
-        .parse()?;
+    let last_delivered = stream_id(
+        &text(field("last-delivered-id")?).ok_or("XINFO GROUPS: unreadable last-delivered-id")?,
+    )?;
     let lag = match field("lag")? {
         Value::Nil => None,
         value => Some(count(value).ok_or("XINFO GROUPS: unreadable lag")?),
@@ -149,17 +130,17 @@ mod tests {
 
     #[test]
     fn stream_ids_parse_and_print() {
-        let id: StreamId = "1700000000123-7".parse().unwrap();
+        let id = stream_id("1700000000123-7").unwrap();
         assert_eq!(
             id,
-            StreamId {
+            EntryId {
                 ms: 1_700_000_000_123,
                 seq: 7
             }
         );
         assert_eq!(id.to_string(), "1700000000123-7");
-        assert!("17".parse::<StreamId>().is_err());
-        assert!("a-1".parse::<StreamId>().is_err());
+        assert!(stream_id("17").is_err());
+        assert!(stream_id("a-1").is_err());
     }
 
     #[test]
@@ -183,7 +164,7 @@ mod tests {
             vec![GroupInfo {
                 name: "crm-service".into(),
                 pending: 3,
-                last_delivered: StreamId { ms: 5, seq: 0 },
+                last_delivered: EntryId { ms: 5, seq: 0 },
                 lag: None,
             }]
         );

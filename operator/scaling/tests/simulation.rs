@@ -3,8 +3,8 @@
 //! back. Deterministic: time is a counter.
 
 use ordershop_scaling::{
-    Backlog, Cause, Change, Decision, GroupBacklog, GroupRef, Lag, Observation, Policy, Sample,
-    ScalerState, StreamBacklog, StreamId, StreamState, UnixMillis, decide,
+    Backlog, Cause, Change, Decision, EntryId, GroupBacklog, GroupRef, Lag, Observation, Policy,
+    Sample, ScalerState, StreamBacklog, StreamState, UnixMillis, decide,
 };
 use ordershop_topology::Role;
 
@@ -208,7 +208,7 @@ fn nil_lag_backlog(lag: Lag) -> Backlog {
             state: StreamState::Measured(GroupBacklog {
                 lag,
                 pending: 0,
-                last_delivered: StreamId { ms: 5, seq: 0 },
+                last_delivered: EntryId { ms: 5, seq: 0 },
                 reported_lag: None,
                 stream_length: 20_000,
                 oldest_undelivered_age_ms: None,

@@ -1,6 +1,8 @@
 //! Input checks: a bad request is refused with `InvalidArgument` before
 //! anything reaches Redis.
 
+use ordershop_topology::EntryId;
+
 use crate::{NewEvent, StoreError};
 
 /// Largest `event_data` accepted. Entities are small documents; a megabyte
@@ -48,18 +50,14 @@ pub fn name(kind: &str, value: &str) -> Result<(), StoreError> {
     }
 }
 
-/// A stream entry ID: `<ms>-<seq>` or `<ms>`.
+/// A stream entry ID: `<ms>-<seq>` or `<ms>`. The empty cursor ("from the
+/// start") is the callers' business: an ack or nack needs a real entry.
 pub fn entry_id(value: &str) -> Result<(), StoreError> {
-    let mut parts = value.splitn(2, '-');
-    let ms = parts.next().unwrap_or_default();
-    let seq = parts.next();
-    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.chars().all(|c| c.is_ascii_digit());
-    if digits(ms) && seq.is_none_or(digits) {
-        Ok(())
-    } else {
-        Err(invalid(format!(
+    match EntryId::parse(value) {
+        Some(_) if !value.is_empty() => Ok(()),
+        _ => Err(invalid(format!(
             "invalid entry id {value:?}: expected <ms>-<seq>"
-        )))
+        ))),
     }
 }
 
@@ -146,6 +144,8 @@ mod tests {
         assert!(entry_id("17").is_ok());
         assert!(entry_id("x-1").is_err());
         assert!(entry_id("1-").is_err());
+        assert!(entry_id("").is_err());
+        assert!(entry_id("99999999999999999999999-0").is_err());
     }
 
     #[test]
