@@ -248,3 +248,30 @@ async fn the_key_made_for_a_long_sync_call_outlives_its_retries() {
         "the made key expires in {ttl_ms} ms, before the call's {wait:?} of retries"
     );
 }
+
+#[tokio::test]
+async fn expired_leases_come_back_after_redis_forgets_the_scripts() {
+    let infra = support::infra().await;
+    let channel = channel();
+    let id = infra.queue("s").send(&channel, "{}", "").await.unwrap();
+    let dead = infra.queue("dead");
+    dead.receive(&channel, Duration::from_secs(2), Duration::from_millis(200))
+        .await
+        .unwrap()
+        .unwrap();
+    // As after a Redis restart: the housekeeping pass must load its script
+    // again rather than fail on every pass from now on.
+    let mut conn = infra.redis_conn().await;
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let again = infra
+        .queue("alive")
+        .receive(&channel, Duration::from_secs(10), Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("the expired lease was put back");
+    assert_eq!((again.id, again.attempt), (id, 2));
+}

@@ -106,7 +106,7 @@ return 0
 /// queue process that died before leasing) get a grace lease.
 /// KEYS: inflight, leases, delayed, waiting. ARGV: now ms, grace expiry ms.
 /// Returns {requeued after lease expiry, retries made due}.
-pub(crate) const REAP: &str = r#"
+const REAP: &str = r#"
 local now = ARGV[1]
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 500)
 local requeued = 0

@@ -382,26 +382,22 @@ impl QueueStore {
         let mut pipe = redis::pipe();
         for channel in &channels {
             let keys = QueueKeys::new(channel);
-            pipe.cmd("EVALSHA")
-                .arg(self.scripts.reap.get_hash())
-                .arg(4)
-                .arg(&keys.inflight)
-                .arg(&keys.leases)
-                .arg(&keys.delayed)
-                .arg(&keys.waiting)
-                .arg(now)
-                .arg(grace);
+            pipe.invoke_script(
+                self.scripts
+                    .reap
+                    .key(&keys.inflight)
+                    .key(&keys.leases)
+                    .key(&keys.delayed)
+                    .key(&keys.waiting)
+                    .arg(now)
+                    .arg(grace),
+            );
         }
-        // EVALSHA in a pipeline does not reload a missing script by itself;
-        // load it only when Redis says it lacks it (after a restart), not on
-        // every pass.
+        // A script in a pipeline is not reloaded by itself; load it only when
+        // Redis says it lacks it (after a restart), not on every pass.
         let results: Vec<(u64, u64)> = match pipe.query_async(&mut conn).await {
             Err(err) if err.code() == Some("NOSCRIPT") => {
-                let _: String = redis::cmd("SCRIPT")
-                    .arg("LOAD")
-                    .arg(crate::scripts::REAP)
-                    .query_async(&mut conn)
-                    .await?;
+                self.scripts.reap.load_async(&mut conn).await?;
                 pipe.query_async(&mut conn).await?
             }
             other => other?,
