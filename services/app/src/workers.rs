@@ -50,6 +50,19 @@ pub(crate) fn view_topics(role: Role) -> Vec<Topic> {
     topics
 }
 
+/// The topics whose heads a role's saga deliveries bring: its own view's,
+/// and for the stock saga the order service's too, since it hands them on
+/// with its verdict (`set_status`) and spares that handler a heads call.
+fn delivery_heads(role: Role) -> Vec<Topic> {
+    let mut topics = view_topics(role);
+    if role == Role::Inventory {
+        topics.extend(view_topics(Role::Order));
+        topics.sort();
+        topics.dedup();
+    }
+    topics
+}
+
 /// What serves one queue channel.
 #[derive(Debug, Clone)]
 enum ChannelHandler {
@@ -261,7 +274,7 @@ fn subscribe(
                 start: StartPosition::Beginning,
                 // The saga's decisions need its view as current as the
                 // event: these heads spare a heads call per event.
-                heads_of: view_topics(role)
+                heads_of: delivery_heads(role)
                     .iter()
                     .map(|t| t.name().to_owned())
                     .collect(),

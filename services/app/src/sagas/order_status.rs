@@ -13,7 +13,7 @@
 //!   would only fill the dead-letter stream with noise; the log line names
 //!   the order and the trigger for whoever investigates.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use ordershop_client::{Delivery, HandlerError, Message};
 use ordershop_core::sagas::order_status::{StatusChange, StatusOutcome, decide_order_status};
@@ -102,15 +102,19 @@ impl OrderWorkflow {
         &self,
         message: &Message,
     ) -> Result<Option<String>, HandlerError> {
-        let change = serde_json::from_str::<Value>(&message.payload)
+        let request = serde_json::from_str::<Value>(&message.payload)
             .map_err(|e| format!("the request is not JSON: {e}"))
-            .and_then(|payload| StatusChange::from_set_status(&payload).map_err(|e| e.to_string()));
-        let change = match change {
-            Ok(change) => change,
+            .and_then(|payload| {
+                let change = StatusChange::from_set_status(&payload).map_err(|e| e.to_string())?;
+                Ok((change, verdict_heads(&payload)?))
+            });
+        let (change, after) = match request {
+            Ok(request) => request,
             Err(why) => return Ok(Some(envelope::error(ErrorKind::Invalid, why))),
         };
+        let freshness = after.as_ref().map_or(Freshness::Now, Freshness::Heads);
         let outcome = self
-            .apply(&change, Freshness::Now)
+            .apply(&change, freshness)
             .await
             .map_err(|err| retry("set_status", err))?;
         match outcome.reply {
@@ -161,5 +165,31 @@ impl OrderWorkflow {
                 Ok(())
             }
         }
+    }
+}
+
+/// The `after` heads a stock verdict may carry (read after the order's event
+/// by the stock saga's delivery); `None` when absent: then the handler asks
+/// the store, as for any other sender.
+fn verdict_heads(payload: &Value) -> Result<Option<HashMap<String, String>>, String> {
+    match payload.get("after") {
+        None | Some(Value::Null) => Ok(None),
+        Some(after) => serde_json::from_value(after.clone())
+            .map(Some)
+            .map_err(|_| "after must map topics to entry ids".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_may_bring_heads() {
+        let heads = verdict_heads(&json!({"after": {"order": "5-0"}})).unwrap();
+        assert_eq!(heads.unwrap()["order"], "5-0");
+        assert_eq!(verdict_heads(&json!({"entity_id": "o1"})).unwrap(), None);
+        assert_eq!(verdict_heads(&json!({"after": null})).unwrap(), None);
+        assert!(verdict_heads(&json!({"after": ["5-0"]})).is_err());
     }
 }

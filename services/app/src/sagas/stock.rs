@@ -7,6 +7,7 @@ use ordershop_client::{Delivery, HandlerError, Queue};
 use ordershop_core::sagas::stock::decide_stock;
 use ordershop_core::{Decision, EventAction, causation};
 use ordershop_topology::{Role, channel_name};
+use serde_json::json;
 
 use crate::decide::Writer;
 use crate::live_view::Freshness;
@@ -52,13 +53,16 @@ impl StockSaga {
             .await
             .map_err(|err| retry("stock", err))?;
         let decision = outcome.reply;
-        let Some(request) = decision.set_status_request() else {
+        let Some(mut request) = decision.set_status_request() else {
             tracing::debug!(order = %decision.order_id, action = %event.action, "no stock change");
             return Ok(());
         };
         // One key per order: a redelivered event re-sends the verdict, and
         // the queue hands back the first message instead of a second one.
         let key = causation::stock_verdict(&decision.order_id);
+        // Read after the order's event, so they cover the order: the order
+        // service catches up to them instead of asking for the heads.
+        request["after"] = json!(delivery.heads);
         self.queue
             .send(&self.set_status, &request.to_string(), &key)
             .await
