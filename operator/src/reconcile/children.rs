@@ -183,49 +183,57 @@ fn names_of<K: Resource>(children: &[K]) -> HashSet<String> {
     children.iter().map(|c| c.name_any()).collect()
 }
 
-/// Deletes the cached children of kind `K` controlled by `owner_uid` in
-/// `namespace` whose names are not in `keep`.
-async fn prune_kind<K, T>(
-    client: &Client,
-    store: &Store<T>,
-    namespace: &str,
-    owner_uid: &str,
-    keep: &HashSet<String>,
-    deleted: &mut Vec<String>,
-) -> Result<(), Error>
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug,
-    T: Resource + Clone + 'static,
-    T::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    for object in store.state() {
-        let controlled = object
-            .owner_references()
-            .iter()
-            .any(|o| o.uid == owner_uid && o.controller == Some(true));
-        let name = object.name_any();
-        if !controlled || object.namespace().as_deref() != Some(namespace) || keep.contains(&name) {
-            continue;
-        }
-        match api.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => deleted.push(format!("{} {name}", K::kind(&()))),
-            // Already gone: the cache was a step behind.
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(source) => {
-                return Err(Error::Kube {
-                    action: "delete",
-                    kind: K::kind(&()).into_owned(),
-                    name,
-                    source,
-                });
+/// Deletes owned children of one namespace that are no longer desired.
+struct Pruner<'a> {
+    client: &'a Client,
+    namespace: &'a str,
+    owner_uid: &'a str,
+    /// `Kind name` of each deleted child.
+    deleted: Vec<String>,
+}
+
+impl Pruner<'_> {
+    /// Deletes the cached children of kind `K` controlled by the owner in
+    /// the namespace whose names are not among `desired`'s.
+    async fn prune<K, T>(&mut self, store: &Store<T>, desired: &[K]) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+        T: Resource + Clone + 'static,
+        T::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let keep = names_of(desired);
+        let api: Api<K> = Api::namespaced(self.client.clone(), self.namespace);
+        for object in store.state() {
+            let controlled = object
+                .owner_references()
+                .iter()
+                .any(|o| o.uid == self.owner_uid && o.controller == Some(true));
+            let name = object.name_any();
+            if !controlled
+                || object.namespace().as_deref() != Some(self.namespace)
+                || keep.contains(&name)
+            {
+                continue;
+            }
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => self.deleted.push(format!("{} {name}", K::kind(&()))),
+                // Already gone: the cache was a step behind.
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(source) => {
+                    return Err(Error::Kube {
+                        action: "delete",
+                        kind: K::kind(&()).into_owned(),
+                        name,
+                        source,
+                    });
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Deletes owned children that `desired` no longer contains (an Ingress
@@ -238,69 +246,26 @@ pub(super) async fn prune(
     owner_uid: &str,
     desired: &Desired,
 ) -> Result<Vec<String>, Error> {
-    let mut deleted = Vec::new();
-    prune_kind::<Secret, _>(
+    let mut pruner = Pruner {
         client,
-        &stores.secrets,
         namespace,
         owner_uid,
-        &names_of(&desired.secrets),
-        &mut deleted,
-    )
-    .await?;
-    prune_kind::<Service, _>(
-        client,
-        &stores.services,
-        namespace,
-        owner_uid,
-        &names_of(&desired.services),
-        &mut deleted,
-    )
-    .await?;
-    prune_kind::<StatefulSet, _>(
-        client,
-        &stores.stateful_sets,
-        namespace,
-        owner_uid,
-        &names_of(&desired.stateful_sets),
-        &mut deleted,
-    )
-    .await?;
-    prune_kind::<PodDisruptionBudget, _>(
-        client,
-        &stores.disruption_budgets,
-        namespace,
-        owner_uid,
-        &names_of(&desired.disruption_budgets),
-        &mut deleted,
-    )
-    .await?;
-    prune_kind::<NetworkPolicy, _>(
-        client,
-        &stores.network_policies,
-        namespace,
-        owner_uid,
-        &names_of(&desired.network_policies),
-        &mut deleted,
-    )
-    .await?;
-    prune_kind::<Deployment, _>(
-        client,
-        &stores.deployments,
-        namespace,
-        owner_uid,
-        &names_of(&desired.deployments),
-        &mut deleted,
-    )
-    .await?;
-    prune_kind::<Ingress, _>(
-        client,
-        &stores.ingresses,
-        namespace,
-        owner_uid,
-        &names_of(&desired.ingresses),
-        &mut deleted,
-    )
-    .await?;
-    Ok(deleted)
+        deleted: Vec::new(),
+    };
+    pruner.prune(&stores.secrets, &desired.secrets).await?;
+    pruner.prune(&stores.services, &desired.services).await?;
+    pruner
+        .prune(&stores.stateful_sets, &desired.stateful_sets)
+        .await?;
+    pruner
+        .prune(&stores.disruption_budgets, &desired.disruption_budgets)
+        .await?;
+    pruner
+        .prune(&stores.network_policies, &desired.network_policies)
+        .await?;
+    pruner
+        .prune(&stores.deployments, &desired.deployments)
+        .await?;
+    pruner.prune(&stores.ingresses, &desired.ingresses).await?;
+    Ok(pruner.deleted)
 }
