@@ -352,6 +352,27 @@ mod tests {
     use crate::entity::Customer;
     use crate::testing::Shop;
 
+    fn update_customer(
+        shop: &Shop,
+        message: &str,
+        input: Value,
+    ) -> Result<Decision<bool>, DomainError> {
+        decide_update(EntityKind::Customer, &shop.view, message, &input)
+    }
+
+    fn delete_customer(
+        shop: &Shop,
+        message: &str,
+        id: &str,
+    ) -> Result<Decision<bool>, DomainError> {
+        decide_delete(
+            EntityKind::Customer,
+            &shop.view,
+            message,
+            &json!({ "entity_id": id }),
+        )
+    }
+
     #[test]
     fn function_names_round_trip() {
         for kind in EntityKind::ALL {
@@ -490,11 +511,10 @@ mod tests {
     fn update_replaces_the_whole_entity_with_the_expected_version() {
         let mut shop = Shop::new();
         shop.customer("c1", "Ann");
-        let d = decide_update(
-            EntityKind::Customer,
-            &shop.view,
+        let d = update_customer(
+            &shop,
             "m1",
-            &json!({"entity_id": "c1", "name": "Anna", "email": "anna@example.org"}),
+            json!({"entity_id": "c1", "name": "Anna", "email": "anna@example.org"}),
         )
         .unwrap();
         assert!(d.reply);
@@ -503,11 +523,10 @@ mod tests {
         shop.append(&d.events).unwrap();
         assert_eq!(shop.view.get::<Customer>("c1").unwrap().name, "Anna");
         // Redelivered: nothing new.
-        let again = decide_update(
-            EntityKind::Customer,
-            &shop.view,
+        let again = update_customer(
+            &shop,
             "m1",
-            &json!({"entity_id": "c1", "name": "Anna", "email": "anna@example.org"}),
+            json!({"entity_id": "c1", "name": "Anna", "email": "anna@example.org"}),
         )
         .unwrap();
         assert!(again.events.is_empty());
@@ -517,11 +536,10 @@ mod tests {
     fn an_update_that_changes_nothing_appends_nothing() {
         let mut shop = Shop::new();
         shop.customer("c1", "Ann");
-        let d = decide_update(
-            EntityKind::Customer,
-            &shop.view,
+        let d = update_customer(
+            &shop,
             "m1",
-            &json!({"entity_id": "c1", "name": "Ann", "email": "ann@example.org", "extra": 1}),
+            json!({"entity_id": "c1", "name": "Ann", "email": "ann@example.org", "extra": 1}),
         )
         .unwrap();
         assert!(d.reply);
@@ -542,21 +560,9 @@ mod tests {
         }
         // A deleted entity is unknown too.
         shop.customer("c1", "Ann");
-        let d = decide_delete(
-            EntityKind::Customer,
-            &shop.view,
-            "m1",
-            &json!({"entity_id": "c1"}),
-        )
-        .unwrap();
+        let d = delete_customer(&shop, "m1", "c1").unwrap();
         shop.append(&d.events).unwrap();
-        let err = decide_delete(
-            EntityKind::Customer,
-            &shop.view,
-            "m2",
-            &json!({"entity_id": "c1"}),
-        )
-        .unwrap_err();
+        let err = delete_customer(&shop, "m2", "c1").unwrap_err();
         assert_eq!(err, DomainError::NotFound(EntityKind::Customer));
     }
 
@@ -564,24 +570,12 @@ mod tests {
     fn delete_carries_the_last_state_and_a_redelivery_is_a_success() {
         let mut shop = Shop::new();
         shop.customer("c1", "Ann");
-        let d = decide_delete(
-            EntityKind::Customer,
-            &shop.view,
-            "m1",
-            &json!({"entity_id": "c1"}),
-        )
-        .unwrap();
+        let d = delete_customer(&shop, "m1", "c1").unwrap();
         assert_eq!(d.events[0].action, EventAction::EntityDeleted);
         assert_eq!(d.events[0].data["name"], json!("Ann"));
         assert_eq!(d.events[0].expected_version, Some(1));
         shop.append(&d.events).unwrap();
-        let again = decide_delete(
-            EntityKind::Customer,
-            &shop.view,
-            "m1",
-            &json!({"entity_id": "c1"}),
-        )
-        .unwrap();
+        let again = delete_customer(&shop, "m1", "c1").unwrap();
         assert!(again.reply);
         assert!(again.events.is_empty());
     }
@@ -590,27 +584,24 @@ mod tests {
     fn a_stale_decision_loses_the_race_and_the_retry_sees_the_winner() {
         let mut shop = Shop::new();
         shop.customer("c1", "Ann");
-        let a = decide_update(
-            EntityKind::Customer,
-            &shop.view,
+        let a = update_customer(
+            &shop,
             "ma",
-            &json!({"entity_id": "c1", "name": "A", "email": "a@example.org"}),
+            json!({"entity_id": "c1", "name": "A", "email": "a@example.org"}),
         )
         .unwrap();
-        let b = decide_update(
-            EntityKind::Customer,
-            &shop.view,
+        let b = update_customer(
+            &shop,
             "mb",
-            &json!({"entity_id": "c1", "name": "B", "email": "b@example.org"}),
+            json!({"entity_id": "c1", "name": "B", "email": "b@example.org"}),
         )
         .unwrap();
         shop.append(&a.events).unwrap();
         assert!(shop.append(&b.events).is_err());
-        let b = decide_update(
-            EntityKind::Customer,
-            &shop.view,
+        let b = update_customer(
+            &shop,
             "mb",
-            &json!({"entity_id": "c1", "name": "B", "email": "b@example.org"}),
+            json!({"entity_id": "c1", "name": "B", "email": "b@example.org"}),
         )
         .unwrap();
         assert_eq!(b.events[0].expected_version, Some(2));
