@@ -57,7 +57,6 @@ async fn a_queue_backlog_scales_only_its_consumer_and_falls_after_the_window() {
         ],
     )
     .await;
-    shop.wait_scaling("True", "BacklogMeasured").await;
     shop.wait_replicas(Role::Inventory, 1, Instant::now(), support::SETTLE)
         .await;
     let mut redis = shop.redis().await;
@@ -201,7 +200,6 @@ async fn stream_lag_and_pending_count_and_work_in_flight_blocks_scale_in() {
         ],
     )
     .await;
-    shop.wait_scaling("True", "BacklogMeasured").await;
     let mut redis = shop.redis().await;
 
     // Stream: 25 undelivered events for inventory's group → 3 replicas;
@@ -281,7 +279,6 @@ async fn a_lag_redis_cannot_report_is_counted_and_said_so() {
         &[(Role::Inventory, autoscaling(1, 6, 10, WINDOW_S))],
     )
     .await;
-    shop.wait_scaling("True", "BacklogMeasured").await;
     let mut redis = shop.redis().await;
     // 40 events, 2 delivered, then one undelivered entry deleted: Redis 7
     // reports the group's lag as nil (KEDA reads 0 and goes inactive).
@@ -413,7 +410,6 @@ async fn a_redis_that_stops_answering_holds_the_last_decision_and_says_why() {
         &[(Role::Inventory, autoscaling(1, 6, 10, WINDOW_S))],
     )
     .await;
-    shop.wait_scaling("True", "BacklogMeasured").await;
     let mut redis = shop.redis().await;
     support::push_waiting(&mut redis, Role::Inventory, 45).await;
     shop.wait_replicas(Role::Inventory, 5, Instant::now(), REACTION_BOUND)
@@ -488,7 +484,6 @@ async fn a_restarted_operator_keeps_the_stabilization_window() {
         &[(Role::Customer, autoscaling(1, 6, 10, LONG_WINDOW_S))],
     )
     .await;
-    shop.wait_scaling("True", "BacklogMeasured").await;
     let mut redis = shop.redis().await;
     support::push_waiting(&mut redis, Role::Customer, 45).await;
     shop.wait_replicas(Role::Customer, 5, Instant::now(), REACTION_BOUND)
@@ -617,7 +612,6 @@ async fn push_backlog(redis: &mut redis::aio::MultiplexedConnection, role: Role,
 async fn benchmark_reaction_time() {
     let consumers = all_consumers(&autoscaling(1, 10, 10, 600));
     let shop = Shop::start("as-bench-react", 1000, &consumers).await;
-    shop.wait_scaling("True", "BacklogMeasured").await;
     let mut redis = shop.redis().await;
     // (poll interval, units pushed, replicas expected after the push)
     for (poll_ms, push, expected) in [(1000u64, 15, 2), (500, 20, 4)] {

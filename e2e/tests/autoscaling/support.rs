@@ -90,6 +90,7 @@ impl Shop {
             ns,
         };
         shop.create(poll_ms, consumers).await;
+        shop.wait_scaling("True", "BacklogMeasured").await;
         shop
     }
 
