@@ -8,24 +8,23 @@
 //! - [`LiveView::catch_up`] asks the store for its heads (one round trip)
 //!   and waits for the view to reach them; what the stream has not brought
 //!   within [`ViewSettings::follow_grace`] (or everything, without follow)
-//!   it reads itself. Concurrent callers share one catch-up: a caller is
-//!   satisfied by any heads request that *started after it arrived*, so
-//!   under load the number of heads calls stays at one per round trip,
-//!   however many handlers wait.
+//!   it reads itself. Concurrent callers share heads requests
+//!   ([`SharedHeads`]): a caller is satisfied by any request that *started
+//!   after it arrived*, so under load the number of heads calls stays at
+//!   one per round trip, however many handlers wait.
 //!
 //! Events are folded strictly in stream order: a page is folded only past
 //! the topic's cursor, so the stream and a direct read racing over the same
 //! range fold every event once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::future::try_join_all;
-use ordershop_client::{ClientError, EventStore, Recorded};
+use ordershop_client::{ClientError, EventStore, Recorded, SharedHeads};
 use ordershop_core::{Topic, View};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -87,10 +86,8 @@ pub(crate) struct LiveView {
     folded: RwLock<Folded>,
     /// Mirrors `folded.cursors` for waiters.
     positions: HashMap<Topic, watch::Sender<EntryId>>,
-    /// Serialises heads requests (see the module doc).
-    fetching: Mutex<()>,
-    fetches_started: AtomicU64,
-    fetches_done: AtomicU64,
+    /// The heads of `topics`, one request shared by concurrent callers.
+    heads: SharedHeads,
 }
 
 impl std::fmt::Debug for LiveView {
@@ -111,7 +108,9 @@ impl LiveView {
         let mut topics = topics.to_vec();
         topics.sort();
         topics.dedup();
+        let names: Vec<&str> = topics.iter().map(|t| t.name()).collect();
         Arc::new(LiveView {
+            heads: SharedHeads::new(store.clone(), &names),
             store,
             folded: RwLock::new(Folded {
                 view: View::new(&topics),
@@ -123,9 +122,6 @@ impl LiveView {
                 .collect(),
             topics,
             settings,
-            fetching: Mutex::new(()),
-            fetches_started: AtomicU64::new(0),
-            fetches_done: AtomicU64::new(0),
         })
     }
 
@@ -202,16 +198,7 @@ impl LiveView {
 
     /// Brings the view up to the store's current heads.
     pub(crate) async fn catch_up(&self) -> Result<(), ClientError> {
-        let arrived = self.fetches_started.load(Ordering::SeqCst);
-        let _turn = self.fetching.lock().await;
-        if self.fetches_done.load(Ordering::SeqCst) > arrived {
-            // A heads request that started after we arrived has been
-            // waited for completely: the view is at least that fresh.
-            return Ok(());
-        }
-        let number = self.fetches_started.fetch_add(1, Ordering::SeqCst) + 1;
-        let names: Vec<&str> = self.topics.iter().map(|t| t.name()).collect();
-        let heads = self.store.heads(&names).await?;
+        let heads = self.heads.current().await?;
         try_join_all(self.topics.iter().map(|topic| {
             let head = heads
                 .get(topic.name())
@@ -220,7 +207,6 @@ impl LiveView {
             self.reach(*topic, head)
         }))
         .await?;
-        self.fetches_done.store(number, Ordering::SeqCst);
         Ok(())
     }
 

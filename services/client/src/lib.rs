@@ -23,6 +23,7 @@ mod event_store;
 mod follow;
 mod health;
 mod queue;
+mod shared_heads;
 
 pub use backoff::{Backoff, retry_until_cancelled};
 pub use clients::Clients;
@@ -32,3 +33,4 @@ pub use event_store::{Append, Delivery, EventStore, Recorded, Stored, SubscribeO
 pub use follow::Follow;
 pub use ordershop_proto::eventstore::v1::StartPosition;
 pub use queue::{Message, Queue, ServeOptions};
+pub use shared_heads::{Heads, SharedHeads};

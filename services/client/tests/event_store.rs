@@ -472,3 +472,43 @@ async fn redis_down_is_unavailable_and_publishing_recovers() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn shared_heads_are_read_after_the_call_and_shared_by_waiting_callers() {
+    let infra = support::infra().await;
+    let store = infra.event_store();
+    let (a, b) = (unique("shared"), unique("sharedb"));
+    let shared = ordershop_client::SharedHeads::new(store.clone(), &[&a, &b]);
+    assert_eq!(shared.current().await.unwrap()[&a], "0-0");
+    // Published after that read: the next call must not answer from it.
+    let stored = store
+        .publish(&a, vec![event("e", json!({}))])
+        .await
+        .unwrap();
+    assert_eq!(shared.current().await.unwrap()[&a], stored[0].entry_id);
+
+    let mut conn = infra.redis_conn().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let answers = futures::future::join_all((0..50).map(|_| shared.current())).await;
+    for heads in answers {
+        assert_eq!(heads.unwrap()[&a], stored[0].entry_id);
+    }
+    // The first caller's read, then one more for everybody who arrived
+    // while it was in flight: two reads of two topics, not fifty.
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let reads = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_xrevrange:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse::<u32>().ok())
+        .expect("XREVRANGE in INFO commandstats");
+    assert!(reads <= 4, "{reads} XREVRANGE for 50 concurrent callers");
+}

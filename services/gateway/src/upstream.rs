@@ -6,10 +6,10 @@
 //! the read model answers only once it has applied them. So a read sees
 //! every write that completed before it started, whichever replica took it.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures::future::{try_join, try_join_all};
-use ordershop_client::{Clients, EventStore};
+use ordershop_client::{Clients, EventStore, SharedHeads};
 use ordershop_core::{
     CommandOp, EntityKind, Topic,
     query::{EntityMap, EntitySnapshot, orders_report, report},
@@ -93,11 +93,15 @@ pub(crate) fn query_channel(query: &Query) -> String {
 pub(crate) struct Upstream {
     clients: Clients,
     call_timeout: Duration,
+    /// Every topic's head, one request shared by the reads waiting for it.
+    heads: Arc<SharedHeads>,
 }
 
 impl Upstream {
     pub(crate) fn new(clients: Clients, call_timeout: Duration) -> Self {
+        let topics: Vec<&str> = Topic::ALL.iter().map(|t| t.name()).collect();
         Self {
+            heads: Arc::new(SharedHeads::new(clients.event_store.clone(), &topics)),
             clients,
             call_timeout,
         }
@@ -140,13 +144,13 @@ impl Upstream {
 
     /// A read-model query that sees every write completed before it.
     pub(crate) async fn query(&self, query: &Query) -> Result<Value, ApiError> {
-        let heads = self.heads(&query.topics()).await?;
+        let heads = self.heads().await?;
         self.query_after(query, &heads).await
     }
 
     /// The `/report` object: every entity list and the mails.
     pub(crate) async fn report(&self) -> Result<Value, ApiError> {
-        let heads = self.heads(&Topic::ALL).await?;
+        let heads = self.heads().await?;
         let (snapshot, mails) = try_join(
             self.snapshot(&EntityKind::ALL, &heads),
             self.query_after(&Query::Mails, &heads),
@@ -169,8 +173,7 @@ impl Upstream {
             EntityKind::Billing,
             EntityKind::Shipping,
         ];
-        let topics: Vec<Topic> = KINDS.iter().map(|k| k.topic()).collect();
-        let heads = self.heads(&topics).await?;
+        let heads = self.heads().await?;
         let snapshot = self.snapshot(&KINDS, &heads).await?;
         Ok(Value::Array(orders_report(&snapshot)))
     }
@@ -191,10 +194,10 @@ impl Upstream {
         probe(Dependency::Queue, within, self.clients.queue.healthy()).await
     }
 
-    /// The current heads of `topics` ("0-0" for an empty topic).
-    async fn heads(&self, topics: &[Topic]) -> Result<Heads, ApiError> {
-        let names: Vec<&str> = topics.iter().map(|t| t.name()).collect();
-        let heads = tokio::time::timeout(self.call_timeout, self.clients.event_store.heads(&names))
+    /// The current heads of every topic ("0-0" for an empty topic), read
+    /// after this call began; concurrent reads share one request.
+    async fn heads(&self) -> Result<Heads, ApiError> {
+        let heads = tokio::time::timeout(self.call_timeout, self.heads.current())
             .await
             .map_err(|_| {
                 unavailable(
@@ -211,8 +214,8 @@ impl Upstream {
                 )
             })?;
         Ok(heads
-            .into_iter()
-            .map(|(topic, head)| (topic, Value::String(head)))
+            .iter()
+            .map(|(topic, head)| (topic.clone(), Value::String(head.clone())))
             .collect())
     }
 
