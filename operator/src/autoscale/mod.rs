@@ -69,7 +69,6 @@ use tracing::info;
 
 pub use report::status_patch;
 
-use crate::crd::condition::SCALING;
 use crate::crd::{AutoscalingSpec, OrderShop, OrderShopSpec};
 use crate::metrics::Metrics;
 use shop::{Shared, ShopScaler};
@@ -138,12 +137,7 @@ fn wants_scaler(shop: &OrderShop) -> bool {
     if shop.metadata.deletion_timestamp.is_some() {
         return false;
     }
-    let leftovers = shop.status.as_ref().is_some_and(|s| {
-        s.backlog.is_some()
-            || s.conditions.iter().any(|c| c.type_ == SCALING)
-            || s.services.iter().any(|e| e.autoscaling.is_some())
-    });
-    leftovers || !autoscaled_consumers(&shop.spec).is_empty()
+    shop::has_autoscaler_status(shop) || !autoscaled_consumers(&shop.spec).is_empty()
 }
 
 /// The autoscaler of every OrderShop this operator reconciles.

@@ -579,7 +579,9 @@ fn status_entry(shop: &OrderShop, role: Role) -> Option<&ServiceStatus> {
         .find(|s| s.name == role.slug())
 }
 
-fn has_autoscaler_status(shop: &OrderShop) -> bool {
+/// Whether the status still holds what the autoscaler wrote (its fields are
+/// cleaned up when autoscaling is switched off).
+pub(super) fn has_autoscaler_status(shop: &OrderShop) -> bool {
     shop.status.as_ref().is_some_and(|s| {
         s.backlog.is_some()
             || s.conditions.iter().any(|c| c.type_ == SCALING)
