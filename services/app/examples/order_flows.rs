@@ -113,12 +113,7 @@ async fn main() {
     let statuses: Statuses = Arc::default();
     tokio::spawn(watch_orders(api.store.clone(), statuses.clone()));
 
-    let mut redis = infra.redis_conn().await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    infra.redis_admin(&["CONFIG", "RESETSTAT"]).await;
 
     // 2. Full flows, `clients` at a time.
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -163,11 +158,7 @@ async fn main() {
     report("sync command under that load", &mut commands);
 
     saga_delays(&api.store).await;
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let stats = infra.redis_info("commandstats").await;
     report_redis(&stats, per_flow.len());
 
     for role in roles {

@@ -239,12 +239,7 @@ async fn redis_commands(infra: &Infra) -> u64 {
 
 /// One numeric field of an `INFO` section.
 async fn redis_info(infra: &Infra, section: &str, field: &str) -> Option<u64> {
-    let mut conn = infra.redis_conn().await;
-    let info: String = redis::cmd("INFO")
-        .arg(section)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let info = infra.redis_info(section).await;
     info.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|value| value.trim().parse().ok())

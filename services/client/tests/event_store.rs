@@ -487,23 +487,14 @@ async fn shared_heads_are_read_after_the_call_and_shared_by_waiting_callers() {
         .unwrap();
     assert_eq!(shared.current().await.unwrap()[&a], stored[0].entry_id);
 
-    let mut conn = infra.redis_conn().await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    infra.redis_admin(&["CONFIG", "RESETSTAT"]).await;
     let answers = futures::future::join_all((0..50).map(|_| shared.current())).await;
     for heads in answers {
         assert_eq!(heads.unwrap()[&a], stored[0].entry_id);
     }
     // The first caller's read, then one more for everybody who arrived
     // while it was in flight: two reads of two topics, not fifty.
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let stats = infra.redis_info("commandstats").await;
     let reads = stats
         .lines()
         .find_map(|l| l.strip_prefix("cmdstat_xrevrange:calls="))

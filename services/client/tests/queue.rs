@@ -261,12 +261,7 @@ async fn expired_leases_come_back_after_redis_forgets_the_scripts() {
         .unwrap();
     // As after a Redis restart: the housekeeping pass must load its script
     // again rather than fail on every pass from now on.
-    let mut conn = infra.redis_conn().await;
-    let _: () = redis::cmd("SCRIPT")
-        .arg("FLUSH")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    infra.redis_admin(&["SCRIPT", "FLUSH"]).await;
     let again = infra
         .queue("alive")
         .receive(&channel, Duration::from_secs(10), Duration::from_secs(30))

@@ -83,6 +83,27 @@ impl Infra {
             .await
             .expect("Redis answers")
     }
+
+    /// Runs an administrative command that answers OK, such as
+    /// `CONFIG RESETSTAT` or `SCRIPT FLUSH`.
+    pub async fn redis_admin(&self, args: &[&str]) {
+        let mut conn = self.redis_conn().await;
+        let () = redis::cmd(args[0])
+            .arg(&args[1..])
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    }
+
+    /// `INFO <section>`, as text.
+    pub async fn redis_info(&self, section: &str) -> String {
+        let mut conn = self.redis_conn().await;
+        redis::cmd("INFO")
+            .arg(section)
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("INFO {section}: {e}"))
+    }
 }
 
 impl Drop for Infra {
