@@ -111,24 +111,10 @@ impl StreamStore {
             validate::topic(topic)?;
         }
         let mut pipe = redis::pipe();
-        for topic in topics {
-            pipe.cmd("XREVRANGE")
-                .arg(stream_key(topic))
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1);
-        }
+        add_heads(&mut pipe, topics);
         let mut conn = self.redis.conn();
         let replies: Vec<StreamRangeReply> = pipe.query_async(&mut conn).await?;
-        Ok(topics
-            .iter()
-            .zip(replies)
-            .map(|(topic, reply)| {
-                let head = reply.ids.first().map(|e| e.id.clone());
-                (topic.clone(), head.unwrap_or_else(|| "0-0".into()))
-            })
-            .collect())
+        Ok(parse_heads(topics, replies))
     }
 
     /// Creates the group if it does not exist yet (and the stream with it).
@@ -402,7 +388,9 @@ impl StreamStore {
         Ok(out)
     }
 
-    /// New entries for the group, blocking up to `block`.
+    /// New entries for the group, blocking up to `block`, each with the
+    /// heads of `heads_of` read right after the entries were (in the same
+    /// round trip: Redis runs the head reads once the blocking read returns).
     pub async fn read_new(
         &self,
         topics: &[String],
@@ -410,6 +398,7 @@ impl StreamStore {
         consumer: &str,
         count: usize,
         block: Duration,
+        heads_of: &[String],
     ) -> Result<Vec<Delivered>, StoreError> {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
@@ -426,17 +415,53 @@ impl StreamStore {
         for _ in topics {
             cmd.arg(">");
         }
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd);
+        add_heads(&mut pipe, heads_of);
         let mut conn = self.redis.blocking().await?;
-        let reply: Option<StreamReadReply> = conn.query(&cmd).await?;
-        Ok(flatten(reply)
+        let replies: Vec<redis::Value> = conn.query_pipeline(&pipe).await?;
+        let mut replies = replies.into_iter();
+        let entries: Option<StreamReadReply> =
+            redis::from_redis_value(replies.next().unwrap_or(redis::Value::Nil))
+                .map_err(redis::RedisError::from)?;
+        let ranges = replies
+            .map(redis::from_redis_value)
+            .collect::<Result<Vec<StreamRangeReply>, _>>()
+            .map_err(redis::RedisError::from)?;
+        let heads = Arc::new(parse_heads(heads_of, ranges));
+        Ok(flatten(entries)
             .into_iter()
             .map(|event| Delivered {
                 event,
                 delivery_count: 1,
-                heads: Arc::default(),
+                heads: heads.clone(),
             })
             .collect())
     }
+}
+
+/// Adds one `XREVRANGE <stream> + - COUNT 1` per topic: its head.
+fn add_heads(pipe: &mut redis::Pipeline, topics: &[String]) {
+    for topic in topics {
+        pipe.cmd("XREVRANGE")
+            .arg(stream_key(topic))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
+    }
+}
+
+/// The heads [`add_heads`] asked for, "0-0" for an empty topic.
+fn parse_heads(topics: &[String], replies: Vec<StreamRangeReply>) -> Vec<(String, String)> {
+    topics
+        .iter()
+        .zip(replies)
+        .map(|(topic, reply)| {
+            let head = reply.ids.first().map(|e| e.id.clone());
+            (topic.clone(), head.unwrap_or_else(|| "0-0".into()))
+        })
+        .collect()
 }
 
 /// Stream read replies name streams by key; records name them by topic.

@@ -118,7 +118,14 @@ async fn deliver(
             .min(next_claim.saturating_duration_since(Instant::now()))
             .max(Duration::from_millis(1));
         let fresh = store
-            .read_new(&spec.topics, &spec.group, &spec.consumer, spec.batch, block)
+            .read_new(
+                &spec.topics,
+                &spec.group,
+                &spec.consumer,
+                spec.batch,
+                block,
+                &spec.heads_of,
+            )
             .await?;
         if !send_all(store, spec, tx, fresh).await? {
             return Ok(());
@@ -126,9 +133,10 @@ async fn deliver(
     }
 }
 
-/// Sends a batch with the heads the subscriber asked for, read now: after
-/// the batch was, so they cover everything published before its events.
-/// False when the subscriber is gone.
+/// Sends a batch with the heads the subscriber asked for: those read with
+/// the batch (new entries), else read now. Either way after the batch was,
+/// so they cover everything published before its events. False when the
+/// subscriber is gone.
 async fn send_all(
     store: &StreamStore,
     spec: &SubscriptionSpec,
@@ -138,8 +146,10 @@ async fn send_all(
     if batch.is_empty() {
         return Ok(true);
     }
-    let heads = if spec.heads_of.is_empty() {
-        Arc::default()
+    // A batch read with its heads has one per asked topic; the others have
+    // none (and nothing to read when none were asked for).
+    let heads = if batch[0].heads.len() == spec.heads_of.len() {
+        batch[0].heads.clone()
     } else {
         Arc::new(store.heads(&spec.heads_of).await?)
     };

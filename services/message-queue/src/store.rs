@@ -6,6 +6,7 @@ use std::{
 
 use ordershop_redis::Redis;
 use ordershop_topology::{CHANNELS_SET, QueueKeys};
+use redis::AsyncCommands;
 use tokio::time::Instant;
 
 use crate::{
@@ -293,33 +294,55 @@ impl QueueStore {
         id: &str,
         timeout: Duration,
     ) -> Result<String, QueueError> {
+        self.wait_for_reply(channel, id, timeout, true).await
+    }
+
+    /// Waits for the reply to message `id`. `stored_already`: whether it may
+    /// have been answered before this call (not for a message just
+    /// enqueued: the signal list would wake the wait at once anyway).
+    async fn wait_for_reply(
+        &self,
+        channel: &str,
+        id: &str,
+        timeout: Duration,
+        stored_already: bool,
+    ) -> Result<String, QueueError> {
         validate::channel(channel)?;
         validate::message_id(id)?;
         let keys = QueueKeys::new(channel);
         let reply_key = format!("{}{id}", keys.reply_prefix);
         let signal_key = format!("{}{id}", keys.signal_prefix);
-        let deadline = Instant::now() + timeout;
-        loop {
+        if stored_already {
             let mut conn = self.redis.conn();
-            let reply: Option<String> = redis::cmd("GET")
-                .arg(&reply_key)
-                .query_async(&mut conn)
-                .await?;
+            let reply: Option<String> = conn.get(&reply_key).await?;
             if let Some(reply) = reply {
                 return Ok(reply);
             }
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Err(QueueError::Timeout(timeout));
             }
-            let mut blocking = self.redis.blocking().await?;
-            let mut cmd = redis::cmd("BLMOVE");
-            cmd.arg(&signal_key)
+            // The responder pushes onto the signal list after storing the
+            // reply; rotating it (not popping) lets a retried caller wake
+            // too. The GET runs as soon as the wait returns, in the same
+            // round trip.
+            let mut pipe = redis::pipe();
+            pipe.cmd("BLMOVE")
+                .arg(&signal_key)
                 .arg(&signal_key)
                 .arg("RIGHT")
                 .arg("LEFT")
-                .arg(remaining.as_secs_f64().max(0.001));
-            let _: Option<String> = blocking.query(&cmd).await?;
+                .arg(remaining.as_secs_f64().max(0.001))
+                .ignore()
+                .get(&reply_key);
+            let mut blocking = self.redis.blocking().await?;
+            let (reply,): (Option<String>,) = blocking.query_pipeline(&pipe).await?;
+            if let Some(reply) = reply {
+                return Ok(reply);
+            }
         }
     }
 
@@ -335,7 +358,7 @@ impl QueueStore {
             .enqueue(channel, payload, idempotency_key, timeout)
             .await?;
         let reply = self
-            .await_response(channel, &sent.message_id, timeout)
+            .wait_for_reply(channel, &sent.message_id, timeout, sent.duplicate)
             .await?;
         Ok((sent.message_id, reply))
     }

@@ -83,6 +83,20 @@ impl BlockingConnection {
         self.healthy = result.is_ok();
         result
     }
+
+    /// Runs a pipeline that starts with a blocking command: Redis runs the
+    /// rest only once that command returns, so what follows sees the state
+    /// right after it, without a round trip of its own.
+    pub async fn query_pipeline<T: redis::FromRedisValue>(
+        &mut self,
+        pipe: &redis::Pipeline,
+    ) -> redis::RedisResult<T> {
+        self.healthy = false;
+        let conn = self.conn.as_mut().expect("connection present until drop");
+        let result = pipe.query_async(conn).await;
+        self.healthy = result.is_ok();
+        result
+    }
 }
 
 impl Drop for BlockingConnection {
