@@ -278,20 +278,22 @@ async fn a_retried_call_gets_the_first_answer_without_a_second_run() {
     let runs = Arc::new(AtomicU32::new(0));
     let cancel = CancellationToken::new();
     let counter = runs.clone();
-    let tasks = infra.queue("worker").serve(
-        ServeOptions::new(&channel),
-        cancel.clone(),
-        move |_| {
-            let run = counter.fetch_add(1, Ordering::SeqCst) + 1;
-            async move { Ok(Some(format!("{{\"run\":{run}}}"))) }
-        },
-    );
+    let tasks =
+        infra
+            .queue("worker")
+            .serve(ServeOptions::new(&channel), cancel.clone(), move |_| {
+                let run = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                async move { Ok(Some(format!("{{\"run\":{run}}}"))) }
+            });
     let caller = infra.queue("caller");
     let wait = Duration::from_secs(5);
     let first = caller.call(&channel, "{}", "order-7", wait).await.unwrap();
     // As after a lost reply: the same key again, answered long ago.
     let again = caller.call(&channel, "{}", "order-7", wait).await.unwrap();
-    assert_eq!((first.as_str(), again.as_str()), ("{\"run\":1}", "{\"run\":1}"));
+    assert_eq!(
+        (first.as_str(), again.as_str()),
+        ("{\"run\":1}", "{\"run\":1}")
+    );
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     cancel.cancel();
     for t in tasks {

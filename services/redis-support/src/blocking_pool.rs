@@ -77,16 +77,16 @@ impl BlockingConnection {
         &mut self,
         cmd: &redis::Cmd,
     ) -> redis::RedisResult<T> {
-        self.healthy = false;
-        let conn = self.conn.as_mut().expect("connection present until drop");
-        let result = cmd.query_async(conn).await;
-        self.healthy = result.is_ok();
-        result
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd.clone());
+        let (value,): (T,) = self.query_pipeline(&pipe).await?;
+        Ok(value)
     }
 
     /// Runs a pipeline that starts with a blocking command: Redis runs the
     /// rest only once that command returns, so what follows sees the state
-    /// right after it, without a round trip of its own.
+    /// right after it, without a round trip of its own. Not reused after a
+    /// failure or an interruption, like [`Self::query`].
     pub async fn query_pipeline<T: redis::FromRedisValue>(
         &mut self,
         pipe: &redis::Pipeline,
