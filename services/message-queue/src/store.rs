@@ -6,7 +6,6 @@ use std::{
 
 use ordershop_redis::Redis;
 use ordershop_topology::{CHANNELS_SET, QueueKeys};
-use redis::AsyncCommands;
 use tokio::time::Instant;
 
 use crate::{
@@ -294,41 +293,22 @@ impl QueueStore {
         id: &str,
         timeout: Duration,
     ) -> Result<String, QueueError> {
-        self.wait_for_reply(channel, id, timeout, true).await
-    }
-
-    /// Waits for the reply to message `id`. `stored_already`: whether it may
-    /// have been answered before this call (not for a message just
-    /// enqueued: the signal list would wake the wait at once anyway).
-    async fn wait_for_reply(
-        &self,
-        channel: &str,
-        id: &str,
-        timeout: Duration,
-        stored_already: bool,
-    ) -> Result<String, QueueError> {
         validate::channel(channel)?;
         validate::message_id(id)?;
         let keys = QueueKeys::new(channel);
         let reply_key = format!("{}{id}", keys.reply_prefix);
         let signal_key = format!("{}{id}", keys.signal_prefix);
-        if stored_already {
-            let mut conn = self.redis.conn();
-            let reply: Option<String> = conn.get(&reply_key).await?;
-            if let Some(reply) = reply {
-                return Ok(reply);
-            }
-        }
+        // No look for a stored reply first: the responder stores the reply
+        // and pushes the signal with the same TTL, so an answered message
+        // has a signal and the wait below returns at once.
         let deadline = Instant::now() + timeout;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Err(QueueError::Timeout(timeout));
             }
-            // The responder pushes onto the signal list after storing the
-            // reply; rotating it (not popping) lets a retried caller wake
-            // too. The GET runs as soon as the wait returns, in the same
-            // round trip.
+            // The GET runs as soon as the wait returns, in the same round
+            // trip.
             let mut pipe = redis::pipe();
             pipe.cmd("BLMOVE")
                 .arg(&signal_key)
@@ -358,7 +338,7 @@ impl QueueStore {
             .enqueue(channel, payload, idempotency_key, timeout)
             .await?;
         let reply = self
-            .wait_for_reply(channel, &sent.message_id, timeout, sent.duplicate)
+            .await_response(channel, &sent.message_id, timeout)
             .await?;
         Ok((sent.message_id, reply))
     }
