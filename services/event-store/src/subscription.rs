@@ -91,7 +91,8 @@ async fn deliver(
                 .await?;
             let Some(last) = batch.last() else { break };
             after = last.event.entry_id.clone();
-            if !send_all(store, spec, tx, batch).await? {
+            let batch = with_heads(store, spec, batch).await?;
+            if !send_all(tx, batch).await {
                 return Ok(());
             }
         }
@@ -107,7 +108,8 @@ async fn deliver(
                 let claimed = store
                     .claim_abandoned(topic, &spec.group, &spec.consumer, spec.batch)
                     .await?;
-                if !send_all(store, spec, tx, claimed).await? {
+                let claimed = with_heads(store, spec, claimed).await?;
+                if !send_all(tx, claimed).await {
                     return Ok(());
                 }
             }
@@ -127,39 +129,39 @@ async fn deliver(
                 &spec.heads_of,
             )
             .await?;
-        if !send_all(store, spec, tx, fresh).await? {
+        // New entries come with their heads, read in the same round trip.
+        if !send_all(tx, fresh).await {
             return Ok(());
         }
     }
 }
 
-/// Sends a batch with the heads the subscriber asked for: those read with
-/// the batch (new entries), else read now. Either way after the batch was,
-/// so they cover everything published before its events. False when the
-/// subscriber is gone.
-async fn send_all(
+/// Gives a replayed or claimed batch the heads the subscriber asked for,
+/// read now: after the batch was, so they cover everything published before
+/// its events.
+async fn with_heads(
     store: &StreamStore,
     spec: &SubscriptionSpec,
-    tx: &mpsc::Sender<Delivered>,
-    batch: Vec<Delivered>,
-) -> Result<bool, StoreError> {
-    if batch.is_empty() {
-        return Ok(true);
+    mut batch: Vec<Delivered>,
+) -> Result<Vec<Delivered>, StoreError> {
+    if batch.is_empty() || spec.heads_of.is_empty() {
+        return Ok(batch);
     }
-    // A batch read with its heads has one per asked topic; the others have
-    // none (and nothing to read when none were asked for).
-    let heads = if batch[0].heads.len() == spec.heads_of.len() {
-        batch[0].heads.clone()
-    } else {
-        Arc::new(store.heads(&spec.heads_of).await?)
-    };
-    for mut delivery in batch {
+    let heads = Arc::new(store.heads(&spec.heads_of).await?);
+    for delivery in &mut batch {
         delivery.heads = heads.clone();
+    }
+    Ok(batch)
+}
+
+/// Sends a batch; false when the subscriber is gone.
+async fn send_all(tx: &mpsc::Sender<Delivered>, batch: Vec<Delivered>) -> bool {
+    for delivery in batch {
         if tx.send(delivery).await.is_err() {
-            return Ok(false);
+            return false;
         }
     }
-    Ok(true)
+    true
 }
 
 /// Exponential backoff from 50 ms to 2 s.
