@@ -1,28 +1,39 @@
 #!/usr/bin/env bash
-# e2e/cluster.sh — a real, local Kubernetes control plane without Docker.
+# e2e/cluster.sh — a real, local Kubernetes cluster without Docker.
 #
 # etcd + kube-apiserver + kube-controller-manager + kube-scheduler run as plain
-# local processes, started by `kwokctl --runtime binary`; kwok fakes the nodes
-# and moves Pods to Running/Ready. Deployments get ReplicaSets and Pods,
-# StatefulSets get Pods, garbage collection, scaling and status all work; the
-# containers themselves never run.
+# processes started by `kwokctl --runtime binary`, plus ONE REAL NODE: kubelet,
+# containerd + runc + CNI bridge, kube-proxy (iptables), CoreDNS and
+# local-path-provisioner (see e2e/cluster/node.sh). Everything runs in a
+# network namespace of its own; the API server is forwarded to 127.0.0.1 of
+# this machine. One kwok fake node stays for scale tests; it carries the taint
+# kwok.x-k8s.io/node=fake:NoSchedule, so only pods that tolerate it (the
+# OrderShop spec's `scheduling`) land there and real workloads go to the real
+# node.
 #
 # Every binary is built from source through the Go module proxy (the only
 # place, besides crates.io/PyPI/npm/apt, this machine can download from) and
 # cached by version under ${ORDERSHOP_CACHE:-~/.cache/ordershop}/k8s/<version>/bin.
+# The node's runtime pieces come from Debian (containerd, runc, CNI plugins,
+# iptables, socat, busybox-static, buildah).
 #
 # Usage:
 #   e2e/cluster.sh build   build every binary once (idempotent, ~tens of minutes cold)
-#   e2e/cluster.sh up      build if needed, start the cluster, wait for a Ready node
-#   e2e/cluster.sh down    delete the cluster; no process is left behind
+#   e2e/cluster.sh up      build if needed, start the cluster, wait for Ready nodes
+#   e2e/cluster.sh images  release-build OrderShop and import localhost/*:dev images
+#   e2e/cluster.sh down    delete the cluster; no process, mount, namespace,
+#                          bridge, iptables rule or container is left behind
 #   e2e/cluster.sh env     print `export KUBECONFIG=... PATH=...` lines for eval
-#   e2e/cluster.sh status  show kwokctl's view of the components
-#   e2e/cluster.sh smoke   check the running cluster really works (~10s)
+#   e2e/cluster.sh status  show the components
+#   e2e/cluster.sh smoke   check the running cluster really works (~30s)
+#   e2e/cluster.sh diagnose  nodes, unready pods, events and node logs
 #
 # Knobs (environment):
-#   ORDERSHOP_CACHE        cache root (default ~/.cache/ordershop)
-#   ORDERSHOP_GO_PARALLEL  go build -p (default 2: the machine has 2 shared cores)
-#   ORDERSHOP_UP_TIMEOUT   seconds to wait for API server / node (default 180)
+#   ORDERSHOP_CACHE          cache root (default ~/.cache/ordershop)
+#   ORDERSHOP_GO_PARALLEL    go build -p (default 2: the machine has 2 shared cores)
+#   ORDERSHOP_UP_TIMEOUT     seconds to wait for API server / node (default 180)
+#   ORDERSHOP_APISERVER_PORT the API server's port (default 36443)
+#   ORDERSHOP_NODE_DIR       the node's state (default /var/lib/ordershop-node)
 set -euo pipefail
 
 # ---- versions ---------------------------------------------------------------
@@ -33,6 +44,10 @@ KUBE_VERSION=1.36.1
 ETCD_VERSION=3.6.16
 KWOK_VERSION=0.8.0
 HELM_VERSION=3.22.0
+# The real node's add-ons (see e2e/node.sh): both have no replace directives,
+# so a plain `go install MODULE@VERSION` builds them.
+COREDNS_VERSION=1.15.0
+LOCAL_PATH_VERSION=0.0.30
 # Bump when the way a binary is built changes, so stamps invalidate.
 RECIPE_REV=1
 
@@ -51,6 +66,16 @@ KWOK_CLUSTER_DIR=${KWOK_WORKDIR:-$HOME/.kwok}/clusters/$CLUSTER_NAME
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=e2e/cluster/node.sh
+source "$HERE/cluster/node.sh"
+# shellcheck source=e2e/cluster/images.sh
+source "$HERE/cluster/images.sh"
+# shellcheck source=e2e/cluster/smoke.sh
+source "$HERE/cluster/smoke.sh"
+# shellcheck source=e2e/cluster/diagnose.sh
+source "$HERE/cluster/diagnose.sh"
 
 # ---- build ------------------------------------------------------------------
 
@@ -110,7 +135,9 @@ build_one() {
 # from the real go.mod, so it follows whatever the version ships.
 prepare_kube_module() {
   local dir=$SRC/kube mod
-  [[ -f $dir/.ready && "$(cat "$dir/.ready")" == "v$KUBE_VERSION" ]] && return 0
+  # "node": the module also resolves kubelet's and kube-proxy's packages
+  # (their go.sum entries are not needed by the control plane's binaries).
+  [[ -f $dir/.ready && "$(cat "$dir/.ready")" == "v$KUBE_VERSION node" ]] && return 0
   log "kube wrapper module: generating from k8s.io/kubernetes@v$KUBE_VERSION go.mod"
   go_env
   local t0=$SECONDS
@@ -139,8 +166,10 @@ prepare_kube_module() {
       "k8s.io/kubernetes/cmd/kube-apiserver@v$KUBE_VERSION" \
       "k8s.io/kubernetes/cmd/kube-controller-manager@v$KUBE_VERSION" \
       "k8s.io/kubernetes/cmd/kube-scheduler@v$KUBE_VERSION" \
-      "k8s.io/kubernetes/cmd/kubectl@v$KUBE_VERSION")
-  echo "v$KUBE_VERSION" >"$dir/.ready"
+      "k8s.io/kubernetes/cmd/kubectl@v$KUBE_VERSION" \
+      "k8s.io/kubernetes/cmd/kubelet@v$KUBE_VERSION" \
+      "k8s.io/kubernetes/cmd/kube-proxy@v$KUBE_VERSION")
+  echo "v$KUBE_VERSION node" >"$dir/.ready"
   log "kube wrapper module: ready in $((SECONDS - t0))s"
 }
 
@@ -213,6 +242,13 @@ build_helm() {
     "$p/cmd/helm@v$HELM_VERSION"
 }
 
+# build_plain MODULE VERSION NAME: a module whose main package is its root
+# and that has no replace directives; `go install` names the binary after
+# the module's last path element, which is NAME.
+build_plain() {
+  GOBIN=$BIN gorun install -ldflags "-s -w" "$1@v$2"
+}
+
 cmd_build() {
   mkdir -p "$BIN" "$STAMPS" "$SRC"
   # Two concurrent callers (e.g. parallel test jobs) must not build twice.
@@ -221,7 +257,7 @@ cmd_build() {
   local t0=$SECONDS r
   log "build: Kubernetes v$KUBE_VERSION, etcd v$ETCD_VERSION, kwok v$KWOK_VERSION, helm v$HELM_VERSION -> $BIN"
 
-  local kube_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl) need=0 b
+  local kube_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy) need=0 b
   for b in "${kube_bins[@]}"; do is_built "$b" "k8s.io/kubernetes@v$KUBE_VERSION rev$RECIPE_REV" || need=1; done
   if ((need)); then prepare_kube_module; fi
   for b in "${kube_bins[@]}"; do
@@ -236,6 +272,10 @@ cmd_build() {
   build_one kwok "sigs.k8s.io/kwok@v$KWOK_VERSION rev$RECIPE_REV" build_kwok kwok
   build_one kwokctl "sigs.k8s.io/kwok@v$KWOK_VERSION rev$RECIPE_REV" build_kwok kwokctl
   build_one helm "helm.sh/helm/v3@v$HELM_VERSION rev$RECIPE_REV" build_helm
+  build_one coredns "github.com/coredns/coredns@v$COREDNS_VERSION rev$RECIPE_REV" \
+    build_plain github.com/coredns/coredns "$COREDNS_VERSION" coredns
+  build_one local-path-provisioner "github.com/rancher/local-path-provisioner@v$LOCAL_PATH_VERSION rev$RECIPE_REV" \
+    build_plain github.com/rancher/local-path-provisioner "$LOCAL_PATH_VERSION" local-path-provisioner
 
   write_kwokctl_config
   flock -u 9
@@ -257,8 +297,13 @@ options:
   kubeVersion: v$KUBE_VERSION
   etcdVersion: $ETCD_VERSION
   kwokVersion: v$KWOK_VERSION
-  # Listen on loopback only (kwokctl's default is 0.0.0.0).
+  # Loopback of the cluster's network namespace (kwokctl's default is
+  # 0.0.0.0); the API server alone also listens on the node's address, for
+  # pods (below).
   bindAddress: 127.0.0.1
+  kubeApiserverPort: $APISERVER_PORT
+  # Pods reach the API server as the \`kubernetes\` Service or the node IP.
+  kubeApiserverCertSANs: [$NODE_IP, $KUBERNETES_SERVICE_IP]
   kubeApiserverBinary: $BIN/kube-apiserver
   kubeControllerManagerBinary: $BIN/kube-controller-manager
   kubeSchedulerBinary: $BIN/kube-scheduler
@@ -268,6 +313,24 @@ options:
   etcdctlBinary: $BIN/etcdctl
   etcdutlBinary: $BIN/etcdutl-not-built
   kectlBinary: $BIN/kectl-not-built
+componentsPatches:
+- name: kube-apiserver
+  extraArgs:
+  # Inside the cluster's own network namespace: reachable from pods, never
+  # from outside this machine.
+  - {key: bind-address, value: 0.0.0.0, override: true}
+  - {key: advertise-address, value: $NODE_IP}
+  # kubectl logs/exec/port-forward: the kubelet trusts the cluster CA.
+  - {key: kubelet-client-certificate, value: $KWOK_CLUSTER_DIR/pki/admin.crt}
+  - {key: kubelet-client-key, value: $KWOK_CLUSTER_DIR/pki/admin.key}
+  # A namespace's annotations can send all of its pods to the fake node
+  # (scale tests with made-up images) without touching their specs.
+  - {key: enable-admission-plugins, value: "PodNodeSelector,PodTolerationRestriction"}
+- name: kwok-controller
+  extraArgs:
+  # Fake only kwok's own nodes, never the real one.
+  - {key: manage-all-nodes, value: "false", override: true}
+  - {key: manage-nodes-with-label-selector, value: type=kwok}
 EOF
   mv "$KWOKCTL_CONFIG.tmp" "$KWOKCTL_CONFIG"
 }
@@ -287,8 +350,10 @@ EOF
 kwokctl() {
   local conf=()
   [[ -f $KWOKCTL_CONFIG ]] && conf=(--config "$KWOKCTL_CONFIG")
+  # Inside the cluster's network namespace: every component it starts
+  # inherits it.
   { PATH="$BIN:$PATH" HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY='' \
-      "$BIN/kwokctl" "${conf[@]}" --name "$CLUSTER_NAME" "$@" 2>&1 1>&3 3>&- |
+      in_ns "$BIN/kwokctl" "${conf[@]}" --name "$CLUSTER_NAME" "$@" 2>&1 1>&3 3>&- |
       kwok_log >&2; } 3>&1
 }
 kwok_log() {
@@ -308,6 +373,7 @@ wait_for() {
   done
 }
 
+KWOK_TAINT=kwok.x-k8s.io/node=fake:NoSchedule
 has_kwok_node() { [[ -n "$(kc get nodes -l type=kwok -o name 2>/dev/null)" ]]; }
 
 write_kubeconfig() {
@@ -339,6 +405,7 @@ sanitize_pid_files() {
 # Does the existing cluster answer, with the binaries of this cache?
 existing_cluster_ok() {
   [[ -f $KWOK_CLUSTER_DIR/kwok.yaml ]] || return 1
+  [[ -e /run/netns/$NODE_NS ]] || { log "up: the cluster's network namespace is gone"; return 1; }
   if ! grep -qF "$BIN/kube-apiserver" "$KWOK_CLUSTER_DIR/kwok.yaml"; then
     log "up: existing cluster '$CLUSTER_NAME' was made with other binaries"
     return 1
@@ -373,6 +440,9 @@ cmd_up() {
       cmd_down
     fi
   fi
+  node_require_tools
+  netns_up
+  forwarder_up
   if [[ ! -d $KWOK_CLUSTER_DIR ]]; then
     log "up: creating cluster '$CLUSTER_NAME' (kwokctl --runtime binary, state in $KWOK_CLUSTER_DIR)"
     # --kubeconfig= keeps kwokctl from editing ~/.kube/config; we write our
@@ -384,14 +454,17 @@ cmd_up() {
   log "up: waiting for the API server"
   wait_for "kube-apiserver /readyz" kc get --raw /readyz
   # kwokctl creates no node by itself; one fake node (32 CPU, 256Gi, 110
-  # pods, no taints) is enough for pods to schedule. Its address is loopback
-  # so nothing ever dials a made-up IP for it.
+  # pods) holds the pods of scale tests. Its address is loopback so nothing
+  # ever dials a made-up IP for it.
   if ! has_kwok_node; then
     log "up: creating a kwok fake node"
     kwokctl scale node --replicas 1 --param '.nodeIPs=["127.0.0.1"]' </dev/null
   fi
+  # Only pods that ask for the fake node (tolerate this taint) land there.
+  kc taint nodes -l type=kwok --overwrite "$KWOK_TAINT" >/dev/null
   log "up: waiting for the fake node to be Ready"
   wait_for "a Ready kwok node" kc wait --for=condition=Ready node -l type=kwok --timeout=5s
+  node_up
   # The controller-manager creates the default ServiceAccount; until it
   # exists, creating a Pod in the namespace is refused.
   wait_for "default ServiceAccount" kc get serviceaccount default -n default
@@ -412,6 +485,8 @@ wait_gone() {
 
 cmd_down() {
   local pids
+  # The node first: its pods and daemons, while the API server still answers.
+  node_stop
   pids=$(cluster_pids)
   if [[ -x $BIN/kwokctl && -f $KWOK_CLUSTER_DIR/kwok.yaml ]]; then
     log "down: deleting cluster '$CLUSTER_NAME'"
@@ -435,6 +510,8 @@ cmd_down() {
   fi
   rm -rf "$KWOK_CLUSTER_DIR"
   rm -f "$KUBECONFIG_PATH"
+  netns_down
+  node_leftovers || die "down: the cluster left something behind (see above)"
   log "down: done"
 }
 
@@ -443,83 +520,24 @@ cmd_env() {
   echo "export PATH=$BIN:\$PATH"
 }
 
-# A quick proof that the control plane really works: controllers, scheduler,
-# kwok, garbage collector, scaling. Runs in its own namespace, ~10s.
-cmd_smoke() {
-  [[ -s $KUBECONFIG_PATH ]] || die "no cluster: run e2e/cluster.sh up first"
-  local ns=cluster-smoke t0=$SECONDS uid
-  ok() { log "smoke: ok - $*"; }
-  # until_true DESCRIPTION CMD...: CMD must succeed within 60s.
-  until_true() {
-    local what=$1 i; shift
-    for ((i = 0; i < 60; i++)); do "$@" >/dev/null 2>&1 && { ok "$what"; return 0; }; sleep 1; done
-    die "smoke: FAILED - $what"
-  }
-  count_is() { [[ "$(kc -n "$ns" get "$2" -l "$3" -o name 2>/dev/null | wc -l)" == "$1" ]]; }
-  ready_pods_are() { [[ "$(kc -n "$ns" get pods -l "$2" --no-headers 2>/dev/null | awk '$2 == "1/1" && $3 == "Running"' | wc -l)" == "$1" ]]; }
-  cm_gone() { ! kc -n "$ns" get configmap "$1" >/dev/null 2>&1; }
-
-  kc delete namespace "$ns" --ignore-not-found --wait=true >/dev/null
-  kc create namespace "$ns" >/dev/null
-  until_true "a kwok node is Ready" kc wait --for=condition=Ready node -l type=kwok --timeout=1s
-  until_true "default ServiceAccount exists in $ns" kc -n "$ns" get serviceaccount default
-  kc -n "$ns" apply -f - >/dev/null <<'EOF'
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: nginx, image: nginx:1.27}]}
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: db}
-spec:
-  replicas: 2
-  serviceName: db
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec: {containers: [{name: redis, image: redis:7}]}
-EOF
-  until_true "Deployment made one ReplicaSet" count_is 1 replicasets app=web
-  until_true "Deployment's 2 Pods are Running and Ready (kwok)" ready_pods_are 2 app=web
-  until_true "StatefulSet's 2 Pods are Running and Ready" ready_pods_are 2 app=db
-  kc -n "$ns" scale deployment web --replicas=3 >/dev/null
-  until_true "kubectl scale to 3 gives 3 Ready Pods" ready_pods_are 3 app=web
-  kc -n "$ns" delete deployment web --wait=false >/dev/null
-  until_true "deleting the Deployment garbage-collects its ReplicaSet" count_is 0 replicasets app=web
-  until_true "... and its Pods" count_is 0 pods app=web
-  kc -n "$ns" create configmap owner >/dev/null
-  uid=$(kc -n "$ns" get configmap owner -o jsonpath='{.metadata.uid}')
-  kc -n "$ns" apply -f - >/dev/null <<EOF
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: owned
-  ownerReferences: [{apiVersion: v1, kind: ConfigMap, name: owner, uid: $uid}]
-EOF
-  kc -n "$ns" delete configmap owner >/dev/null
-  until_true "an object owned by a deleted owner is garbage-collected" cm_gone owned
-  until_true "helm runs ($("$BIN/helm" version --template '{{.Version}}' 2>/dev/null))" "$BIN/helm" version
-  kc delete namespace "$ns" --wait=false >/dev/null
-  log "smoke: all checks passed in $((SECONDS - t0))s"
-}
-
 cmd_status() {
   [[ -x $BIN/kwokctl ]] || die "not built yet: run e2e/cluster.sh build"
   kwokctl get components
+  local d p
+  for d in containerd kubelet kube-proxy coredns local-path-provisioner apiserver-forwarder; do
+    p=$(cat "$NODE_RUN/$d.pid" 2>/dev/null || true)
+    if [[ -n $p ]] && kill -0 "$p" 2>/dev/null; then echo "$d running (pid $p)"; else echo "$d stopped"; fi
+  done
 }
 
 case "${1:-}" in
   build) cmd_build ;;
   up) cmd_up ;;
+  images) cmd_images ;;
+  diagnose) cmd_diagnose ;;
   down) cmd_down ;;
   env) cmd_env ;;
   status) cmd_status ;;
   smoke) cmd_smoke ;;
-  *) echo "usage: $0 {build|up|down|env|status|smoke}" >&2; exit 2 ;;
+  *) echo "usage: $0 {build|up|images|down|env|status|smoke|diagnose}" >&2; exit 2 ;;
 esac
