@@ -31,6 +31,7 @@ pub mod install;
 pub mod namespace;
 pub mod objects;
 pub mod operator;
+pub mod real;
 pub mod tools;
 pub mod volumes;
 

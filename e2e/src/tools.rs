@@ -43,6 +43,11 @@ pub fn kubectl(args: &[&str]) -> String {
     out.stdout
 }
 
+/// Runs helm; returns its output whether it failed or not.
+pub fn helm_output(args: &[&str]) -> Finished {
+    run("helm", args)
+}
+
 /// Runs helm and panics with its stderr when it fails.
 pub fn helm(args: &[&str]) -> String {
     let out = run("helm", args);

@@ -1,9 +1,10 @@
-//! Volumes for the managed Redis on clusters without a dynamic provisioner.
+//! Volumes for the managed Redis where no provisioner can make them.
 //!
-//! kind ships a default StorageClass with a provisioner; the local control
-//! plane (kwok) has none, so a Redis PVC would stay Pending and its pod
-//! unscheduled. There the tests pre-provision a static PersistentVolume bound
-//! to the exact claim the StatefulSet will make.
+//! kind and the local cluster's real node have a default StorageClass with a
+//! dynamic provisioner. A provisioner cannot serve kwok's fake node (its
+//! helper pods never run), and a cluster may have no provisioner at all:
+//! there the tests pre-provision a static PersistentVolume bound to the exact
+//! claim the StatefulSet will make.
 
 use std::collections::BTreeMap;
 
@@ -17,24 +18,30 @@ use kube::{Api, Client};
 
 use crate::namespace::TestNamespace;
 
-/// Whether some StorageClass is marked default (then claims provision themselves).
-pub async fn has_default_storage_class(client: &Client) -> bool {
+/// The StorageClass marked default, if any (then claims without a class get
+/// it, and provision themselves on real nodes).
+pub async fn default_storage_class(client: &Client) -> Option<String> {
     let classes = Api::<StorageClass>::all(client.clone())
         .list(&ListParams::default())
         .await
         .expect("listing StorageClasses");
-    classes.items.iter().any(|c| {
-        c.metadata.annotations.as_ref().is_some_and(|a| {
-            a.get("storageclass.kubernetes.io/is-default-class")
-                .is_some_and(|v| v == "true")
+    classes
+        .items
+        .into_iter()
+        .find(|c| {
+            c.metadata.annotations.as_ref().is_some_and(|a| {
+                a.get("storageclass.kubernetes.io/is-default-class")
+                    .is_some_and(|v| v == "true")
+            })
         })
-    })
+        .and_then(|c| c.metadata.name)
 }
 
 /// Makes sure the managed Redis of OrderShop `shop` in `ns` can bind its
 /// data claim (`data-<shop>-redis-0`) of `size`.
 pub async fn provide_redis_volume(client: &Client, ns: &mut TestNamespace, shop: &str, size: &str) {
-    if has_default_storage_class(client).await {
+    let default_class = default_storage_class(client).await;
+    if default_class.is_some() && !ns.fake_pods {
         return;
     }
     let name = format!("{}-{shop}-redis", ns.name);
@@ -53,6 +60,9 @@ pub async fn provide_redis_volume(client: &Client, ns: &mut TestNamespace, shop:
                 Quantity(size.into()),
             )])),
             access_modes: Some(vec!["ReadWriteOnce".into()]),
+            // The claim gets the default class at admission; a PV binds
+            // only to a claim of its own class.
+            storage_class_name: default_class,
             persistent_volume_reclaim_policy: Some("Retain".into()),
             // Pre-bound: only this claim may take it.
             claim_ref: Some(ObjectReference {

@@ -2,9 +2,10 @@
 //! developers and CI run exactly the same thing.
 //!
 //! - `test`: format check, clippy, every workspace test (real redis-server
-//!   per test binary), then the operator's end-to-end tests on a local
-//!   Kubernetes control plane (`e2e/cluster.sh`), which is always torn down.
-//! - `e2e`: only the control-plane part.
+//!   per test binary), then the end-to-end tests on a local Kubernetes
+//!   cluster with a real node (`e2e/cluster.sh`): images of this checkout
+//!   are built and imported, and the cluster is always torn down.
+//! - `e2e`: only the cluster part.
 //!
 //! Std only, so the task runner itself builds in seconds.
 
@@ -193,16 +194,37 @@ fn e2e(root: &Path) -> Result<(), String> {
 fn e2e_counted(root: &Path, tally: &mut Tally) -> Result<(), String> {
     let cluster = root.join("e2e/cluster.sh");
     let cluster = cluster.to_str().ok_or("non-UTF-8 path")?;
-    // The e2e tests run the operator binary out of cluster.
-    run(root, "cargo", &["build", "-p", "ordershop-operator"], &[])?;
-    run(root, "bash", &[cluster, "up"], &[])?;
-    let env = cluster_env(root, cluster)?;
-    let outcome = cargo_test(
+    // The API-behaviour tests run the operator binary out of cluster; the
+    // real-pod scenario drives flows with the load generator.
+    run(
         root,
-        &["test", "-p", "ordershop-e2e", "--", "--test-threads=1"],
-        &env,
-        tally,
-    );
+        "cargo",
+        &[
+            "build",
+            "-p",
+            "ordershop-operator",
+            "-p",
+            "ordershop-loadgen",
+        ],
+        &[],
+    )?;
+    let outcome = run(root, "bash", &[cluster, "up"], &[])
+        // Release builds of this checkout, imported into the real node.
+        .and_then(|()| run(root, "bash", &[cluster, "images"], &[]))
+        .and_then(|()| cluster_env(root, cluster))
+        .and_then(|env| {
+            let tested = cargo_test(
+                root,
+                &["test", "-p", "ordershop-e2e", "--", "--test-threads=1"],
+                &env,
+                tally,
+            );
+            if tested.is_err() {
+                // What the cluster looked like, before `down` removes it.
+                let _ = run(root, "bash", &[cluster, "diagnose"], &[]);
+            }
+            tested
+        });
     let down = run(root, "bash", &[cluster, "down"], &[]);
     outcome.and(down)
 }

@@ -7,12 +7,12 @@ mod support;
 use ordershop_testkit::eventually_async;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{DEADLINE, Shop, seed, stock_of};
+use support::{DEADLINE, Shop};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_services_finish_the_flow_without_double_effects() {
     let shop = Shop::start().await;
-    let (products, customers) = seed(&shop, 1, 10).await;
+    let (products, customers) = shop.seed(1, 10).await;
     let cart = shop
         .create_one("cart", json!({"customer_id": customers[0], "product_ids": [products[0], products[0], products[0]]}))
         .await;
@@ -56,7 +56,7 @@ async fn killed_services_finish_the_flow_without_double_effects() {
         .count();
     assert_eq!(for_cart, 1, "one order for the cart");
     assert_eq!(
-        stock_of(&shop, &products[0]).await,
+        shop.stock_of(&products[0]).await,
         7,
         "stock taken exactly once"
     );
@@ -71,5 +71,5 @@ async fn killed_services_finish_the_flow_without_double_effects() {
     })
     .await;
     assert_eq!(before, after, "read model state changed across a restart");
-    assert_eq!(stock_of(&shop, &products[0]).await, 7);
+    assert_eq!(shop.stock_of(&products[0]).await, 7);
 }

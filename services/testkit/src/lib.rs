@@ -11,8 +11,11 @@ mod infra;
 mod poll;
 mod ports;
 mod redis_server;
+pub mod scenarios;
+pub mod shop_api;
 
 pub use infra::Infra;
 pub use poll::{eventually, eventually_async};
 pub use ports::free_port;
 pub use redis_server::{RedisServer, RedisServerError};
+pub use shop_api::ShopApi;
