@@ -4,7 +4,9 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use ordershop_scaling::{Cause, Decision, Observation, Policy, Sample, ScalerState, UnixMillis};
+use ordershop_scaling::{
+    Cause, Decision, Observation, Policy, Recommendation, Sample, ScalerState, UnixMillis,
+};
 use ordershop_topology::Role;
 
 use super::memory;
@@ -31,6 +33,9 @@ pub struct ConsumerScaler {
     /// The last failure to scale, until a scale succeeds: a failure that
     /// lasts is reported once, not on every poll.
     scale_failure: Option<String>,
+    /// No memory to resume from (autoscaling was just switched on): the
+    /// first decision seeds the window with the current count.
+    fresh: bool,
 }
 
 fn count(n: u64) -> i64 {
@@ -73,6 +78,7 @@ impl ConsumerScaler {
                 .and_then(|e| Some((e.last_scale_time.clone()?, e.last_scale_reason.clone()?))),
             applied: None,
             scale_failure: None,
+            fresh: scaling.is_none(),
         }
     }
 
@@ -112,6 +118,17 @@ impl ConsumerScaler {
         if let Sample::Measured(observation) = sample {
             self.measured = Some(parts(observation));
             self.backlog = Some(observation.backlog());
+        }
+        if std::mem::take(&mut self.fresh) && self.state.window.is_empty() {
+            // The count the consumer ran at before autoscaling (handed over
+            // as it was) counts as a recommendation made now: a consumer
+            // switched to autoscaling with no backlog is scaled in after a
+            // full stabilization window, not at the first poll, as it would
+            // be had the scaler been recommending all along.
+            self.state.window.push(Recommendation {
+                at: now,
+                replicas: current,
+            });
         }
         let decision = ordershop_scaling::decide(policy, &mut self.state, sample, current, now);
         let previous = self.decision.take();
@@ -336,6 +353,30 @@ mod tests {
         assert_eq!(held.desired, 4);
         assert_eq!(scaler.backlog(), Some(35));
         assert_eq!(scaler.gauges().unwrap().waiting, 35);
+    }
+
+    #[test]
+    fn a_fresh_scaler_holds_the_handed_over_count_for_a_window() {
+        let policy = Policy {
+            target_per_replica: 10,
+            scale_down_stabilization_ms: 60_000,
+            ..Policy::default()
+        };
+        let mut scaler = ConsumerScaler::resume(Role::Order, None, UnixMillis(0));
+        let (held, _) = scaler.decide(&policy, &waiting(0), 3, UnixMillis(1_000), t(1));
+        assert_eq!(held.cause, Cause::Stabilizing, "{}", held.reason);
+        assert_eq!(held.desired, 3);
+        let (still, _) = scaler.decide(&policy, &waiting(0), 3, UnixMillis(60_000), t(60));
+        assert_eq!(still.desired, 3, "{}", still.reason);
+        let (after, _) = scaler.decide(&policy, &waiting(0), 3, UnixMillis(61_500), t(61));
+        assert_eq!(after.cause, Cause::ScaledDown, "{}", after.reason);
+        assert!(after.desired < 3);
+
+        // Memory from the status is resumed as it is, not seeded.
+        let entry = scaler.status_entry();
+        let mut resumed = ConsumerScaler::resume(Role::Order, Some(&entry), UnixMillis(62_000));
+        let _ = resumed.decide(&policy, &waiting(0), 3, UnixMillis(62_000), t(62));
+        assert_eq!(resumed.state.window.first().map(|r| r.replicas), Some(1));
     }
 
     #[test]

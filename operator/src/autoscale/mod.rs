@@ -30,6 +30,13 @@
 //!   `autoscaling.enabled`). A hand `kubectl scale` is taken as the current
 //!   count at the next poll: too low, it is raised at once; too high, it is
 //!   brought down by the scale-in rules (window, step, interval);
+//! - `false` → `true` on a running consumer: before the reconcile's apply
+//!   drops `replicas`, it makes the autoscaler's manager own the field at
+//!   the current count ([`handover`]), so the count never falls to the API
+//!   default of 1, also with `dryRun` or `paused` (the autoscaler then owns
+//!   a count it never changes). A scaler that starts without memory counts
+//!   the current replicas as a recommendation, so scale-in waits a full
+//!   stabilization window after the switch;
 //! - `spec.stopped: true` → the reconcile applies `replicas: 0` for every
 //!   role, taking the field over (forced apply); the autoscaler must not act
 //!   ([`may_actuate`] is false) and takes the field back after a restart.
@@ -48,6 +55,7 @@
 
 pub mod consumer;
 pub mod events;
+pub mod handover;
 pub mod memory;
 pub mod policy;
 pub mod redis_target;

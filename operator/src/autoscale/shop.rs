@@ -380,7 +380,16 @@ impl ShopScaler {
         }
 
         let related = deployment.object_ref(&());
-        if may_actuate(&shop.spec, shop.spec.suspend, role) && decision.should_apply(current) {
+        // The spec as the cache has it now, not as it was when this poll
+        // started (a measurement can take seconds): once autoscaling is
+        // switched off the reconcile owns the count, and a forced scale
+        // from a stale spec would take it back.
+        let allowed = self
+            .shared
+            .shops
+            .get(&self.key)
+            .is_some_and(|now| may_actuate(&now.spec, now.spec.suspend, role));
+        if allowed && decision.should_apply(current) {
             match scale(
                 &self.shared.client,
                 &namespace,
@@ -540,12 +549,8 @@ async fn scale(
     replicas: u32,
 ) -> Result<(), kube::Error> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let body = json!({
-        "apiVersion": "autoscaling/v1",
-        "kind": "Scale",
-        "metadata": { "name": name, "namespace": namespace },
-        "spec": { "replicas": replicas },
-    });
+    let replicas = i32::try_from(replicas).unwrap_or(i32::MAX);
+    let body = super::handover::scale_body(namespace, name, replicas, None);
     api.patch_scale(
         name,
         &PatchParams::apply(AUTOSCALER_FIELD_MANAGER).force(),

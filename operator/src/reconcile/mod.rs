@@ -25,6 +25,7 @@ pub use backoff::FailureBackoff;
 pub use children::ChildStores;
 
 use crate::FIELD_MANAGER;
+use crate::autoscale;
 use crate::children::{self as build, BuildError, RedisConnection, Settings};
 use crate::crd::condition::{self, DEGRADED, READY, SUSPENDED};
 use crate::crd::{GROUP, OrderShop, OrderShopStatus, VERSION};
@@ -282,6 +283,9 @@ async fn apply_children(
         }
     };
     let desired = build::desired(shop, password.as_ref(), &ctx.settings)?;
+    // Before any Deployment apply that leaves `replicas` out for the first
+    // time: otherwise the count drops to 1 until the autoscaler writes.
+    hand_over_replicas(ctx, shop, namespace, names).await?;
     let created = children::apply_all(&ctx.client, &ctx.stores, &desired).await?;
     futures::future::join_all(created.into_iter().map(|child| async move {
         let note = format!(
@@ -314,6 +318,38 @@ async fn apply_children(
             .expect("prune bookkeeping poisoned")
             .insert(uid, generation);
     }
+    Ok(())
+}
+
+/// Makes the autoscaler own `replicas` of every newly autoscaled consumer
+/// at its current count ([`autoscale::handover`]). A failure fails the
+/// pass before any Deployment is applied, so no apply drops the field
+/// while no one else owns it.
+async fn hand_over_replicas(
+    ctx: &Context,
+    shop: &OrderShop,
+    namespace: &str,
+    names: &Names,
+) -> Result<(), Error> {
+    let pending = autoscale::handover::pending(&shop.spec, |role| {
+        ctx.stores.deployment(namespace, &names.service(role))
+    });
+    futures::future::try_join_all(pending.into_iter().map(|(role, autoscaling)| async move {
+        let name = names.service(role);
+        let count = autoscale::handover::hand_over(&ctx.client, namespace, &name, autoscaling)
+            .await
+            .map_err(|source| Error::Kube {
+                action: "hand the replicas over to the autoscaler of",
+                kind: "Deployment".into(),
+                name: name.clone(),
+                source,
+            })?;
+        if let Some(count) = count {
+            info!(ordershop = %key(shop), deployment = %name, replicas = count, "replicas handed over to the autoscaler");
+        }
+        Ok::<_, Error>(())
+    }))
+    .await?;
     Ok(())
 }
 
