@@ -1,6 +1,12 @@
 //! The gRPC server every OrderShop role runs: its own services (if any),
 //! plus `grpc.health.v1.Health` for Kubernetes probes and server reflection
 //! for grpcurl, with graceful shutdown.
+//!
+//! Health answers two questions under two service names: `""` (the overall
+//! health) is readiness, set by the role from its dependencies;
+//! [`LIVENESS_SERVICE`] is liveness, SERVING from the server's start to the
+//! process' end, so only a process that no longer answers at all is
+//! restarted.
 
 use std::future::Future;
 
@@ -9,7 +15,10 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-/// Reports the overall health (service name "") that probes ask for.
+pub use ordershop_topology::LIVENESS_SERVICE;
+
+/// Reports the overall health (service name "") that readiness probes and
+/// clients ask for.
 #[derive(Clone)]
 pub struct Health(HealthReporter);
 
@@ -31,8 +40,9 @@ impl Health {
 }
 
 /// Serves `routes` with health and reflection on `listener` until
-/// `shutdown` resolves; in-flight calls finish first. Health starts as
-/// NOT_SERVING: the caller flips it once its dependencies answer.
+/// `shutdown` resolves; in-flight calls finish first. The overall health
+/// starts as NOT_SERVING: the caller flips it once its dependencies answer.
+/// [`LIVENESS_SERVICE`] is SERVING from the start and never changes.
 pub async fn serve(
     listener: TcpListener,
     routes: Option<Routes>,
@@ -47,6 +57,9 @@ pub async fn serve(
     let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter
         .set_service_status("", ServingStatus::NotServing)
+        .await;
+    reporter
+        .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
@@ -66,6 +79,7 @@ pub async fn serve(
 
 /// Flips `health` with the outcome of `check` every `every`, until
 /// `shutdown` resolves; then reports NOT_SERVING so load balancers drain.
+/// Liveness is left alone: a stopping process is still alive.
 pub async fn track_readiness<F, Fut>(
     health: Health,
     every: std::time::Duration,
@@ -125,4 +139,55 @@ where
     ));
     server.await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus as Status,
+        health_client::HealthClient,
+    };
+
+    use super::*;
+
+    async fn check(client: &mut HealthClient<tonic::transport::Channel>, service: &str) -> Status {
+        client
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health answers")
+            .into_inner()
+            .status()
+    }
+
+    #[tokio::test]
+    async fn liveness_serves_from_the_start_whatever_readiness_says() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let (health, server) = serve(listener, None, stop.clone().cancelled_owned())
+            .await
+            .unwrap();
+        let server = tokio::spawn(server);
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = HealthClient::new(channel);
+
+        // Not ready yet (dependencies unchecked), but alive.
+        assert_eq!(check(&mut client, "").await, Status::NotServing);
+        assert_eq!(check(&mut client, LIVENESS_SERVICE).await, Status::Serving);
+        health.set(true).await;
+        assert_eq!(check(&mut client, "").await, Status::Serving);
+        // A dependency went away: out of the Service, not restarted.
+        health.set(false).await;
+        assert_eq!(check(&mut client, "").await, Status::NotServing);
+        assert_eq!(check(&mut client, LIVENESS_SERVICE).await, Status::Serving);
+
+        stop.cancel();
+        server.await.unwrap().unwrap();
+    }
 }

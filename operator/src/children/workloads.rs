@@ -12,12 +12,37 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use ordershop_topology::Role;
+use ordershop_topology::{LIVENESS_SERVICE, Role};
 
 use super::{Owner, RedisConnection, Settings, security};
 use crate::autoscale::{self, ReplicaOwner};
 use crate::crd::OrderShop;
 use crate::names::{GATEWAY_HTTP_PORT, GRPC_PORT, Names, uses_redis};
+
+/// The gateway's process-only health endpoint (no upstream is asked).
+const GATEWAY_LIVENESS_PATH: &str = "/healthz";
+/// The gateway's readiness endpoint (the event store and the queue answer).
+const GATEWAY_READINESS_PATH: &str = "/readyz";
+const PROBE_TIMEOUT_SECONDS: i32 = 2;
+const PROBE_PERIOD_SECONDS: i32 = 10;
+/// Three missed liveness checks (30 s) of a process that no longer answers
+/// at all: that is a hung process, worth a restart.
+const LIVENESS_FAILURES: i32 = 3;
+const READINESS_PERIOD_SECONDS: i32 = 5;
+const READINESS_FAILURES: i32 = 2;
+const STARTUP_PERIOD_SECONDS: i32 = 5;
+/// How long a container may take to answer its liveness check at all
+/// before the kubelet restarts it: generous, so a slow node or image start
+/// is waited for rather than killed in a loop.
+const STARTUP_BUDGET_SECONDS: i32 = 300;
+
+/// The probes of one OrderShop container.
+#[derive(Debug, Clone)]
+struct Probes {
+    liveness: Probe,
+    readiness: Probe,
+    startup: Probe,
+}
 
 pub(super) struct Workloads<'a> {
     shop: &'a OrderShop,
@@ -109,32 +134,50 @@ impl<'a> Workloads<'a> {
         env
     }
 
-    fn probes(role: Role) -> (Probe, Probe) {
-        let grpc = || Probe {
-            grpc: Some(GRPCAction {
-                port: GRPC_PORT,
-                service: None,
-            }),
-            period_seconds: Some(10),
-            timeout_seconds: Some(2),
-            failure_threshold: Some(3),
-            ..Probe::default()
+    /// Liveness, readiness and startup probes of `role`'s container.
+    ///
+    /// Liveness asks only whether the process answers (the gRPC health
+    /// service [`LIVENESS_SERVICE`], the gateway's `/healthz`): a Redis
+    /// outage or a long view replay makes pods unready, never restarts
+    /// them in waves. Readiness is the role's own verdict (the overall gRPC
+    /// health, the gateway's `/readyz`): caught up and its dependencies
+    /// answering. The startup probe holds liveness off while the process
+    /// starts, for up to [`STARTUP_BUDGET_SECONDS`].
+    fn probes(role: Role) -> Probes {
+        let probe = |handler: Probe, period: i32, failures: i32| Probe {
+            period_seconds: Some(period),
+            timeout_seconds: Some(PROBE_TIMEOUT_SECONDS),
+            failure_threshold: Some(failures),
+            ..handler
         };
-        if role == Role::ApiGateway {
+        let (alive, ready) = if role == Role::ApiGateway {
             let http = |path: &str| Probe {
                 http_get: Some(HTTPGetAction {
                     path: Some(path.into()),
                     port: IntOrString::String("http".into()),
                     ..HTTPGetAction::default()
                 }),
-                period_seconds: Some(10),
-                timeout_seconds: Some(2),
-                failure_threshold: Some(3),
                 ..Probe::default()
             };
-            (http("/healthz"), http("/readyz"))
+            (http(GATEWAY_LIVENESS_PATH), http(GATEWAY_READINESS_PATH))
         } else {
-            (grpc(), grpc())
+            let grpc = |service: Option<&str>| Probe {
+                grpc: Some(GRPCAction {
+                    port: GRPC_PORT,
+                    service: service.map(String::from),
+                }),
+                ..Probe::default()
+            };
+            (grpc(Some(LIVENESS_SERVICE)), grpc(None))
+        };
+        Probes {
+            liveness: probe(alive.clone(), PROBE_PERIOD_SECONDS, LIVENESS_FAILURES),
+            readiness: probe(ready, READINESS_PERIOD_SECONDS, READINESS_FAILURES),
+            startup: probe(
+                alive,
+                STARTUP_PERIOD_SECONDS,
+                STARTUP_BUDGET_SECONDS / STARTUP_PERIOD_SECONDS,
+            ),
         }
     }
 
@@ -159,7 +202,7 @@ impl<'a> Workloads<'a> {
     pub(super) fn deployment(&self, role: Role) -> Deployment {
         let slug = role.slug();
         let view = self.shop.spec.services.get(role);
-        let (liveness, readiness) = Self::probes(role);
+        let probes = Self::probes(role);
         let image = &self.shop.spec.image;
         let container = Container {
             name: "ordershop".into(),
@@ -168,8 +211,9 @@ impl<'a> Workloads<'a> {
             args: Some(vec![slug.into()]),
             env: Some(self.env(role)),
             ports: Some(Self::ports(role)),
-            liveness_probe: Some(liveness),
-            readiness_probe: Some(readiness),
+            liveness_probe: Some(probes.liveness),
+            readiness_probe: Some(probes.readiness),
+            startup_probe: Some(probes.startup),
             resources: Some(
                 view.resources
                     .cloned()
@@ -360,22 +404,56 @@ mod tests {
         );
     }
 
+    fn grpc_service(probe: &Option<Probe>) -> Option<Option<String>> {
+        let grpc = probe.as_ref()?.grpc.as_ref()?;
+        assert_eq!(grpc.port, 50051);
+        Some(grpc.service.clone())
+    }
+
+    fn http_path(probe: &Option<Probe>) -> Option<String> {
+        probe.as_ref()?.http_get.as_ref()?.path.clone()
+    }
+
+    /// Readiness is the role's verdict (caught up, dependencies answering);
+    /// liveness and startup only ask whether the process answers, so a
+    /// Redis outage or a long replay never restarts pods.
     #[test]
-    fn probes_are_grpc_except_the_gateways_http_endpoints() {
+    fn liveness_is_the_process_readiness_the_roles_verdict() {
         let ds = deployments(OrderShopSpec::default());
-        let customer = container(&ds["shop-customer"]);
-        let grpc_port = |probe: &Option<Probe>| probe.as_ref()?.grpc.as_ref().map(|g| g.port);
-        assert_eq!(grpc_port(&customer.readiness_probe), Some(50051));
-        assert_eq!(grpc_port(&customer.liveness_probe), Some(50051));
+        for role in Role::ALL.into_iter().filter(|r| *r != Role::ApiGateway) {
+            let c = container(&ds[&format!("shop-{}", role.slug())]);
+            let liveness = Some(Some(LIVENESS_SERVICE.to_string()));
+            assert_eq!(grpc_service(&c.liveness_probe), liveness, "{role:?}");
+            assert_eq!(grpc_service(&c.startup_probe), liveness, "{role:?}");
+            assert_eq!(grpc_service(&c.readiness_probe), Some(None), "{role:?}");
+        }
         let gateway = container(&ds["shop-api-gateway"]);
-        let readiness = gateway
-            .readiness_probe
-            .as_ref()
-            .unwrap()
-            .http_get
-            .as_ref()
-            .unwrap();
-        assert_eq!(readiness.path.as_deref(), Some("/readyz"));
+        assert_eq!(
+            http_path(&gateway.liveness_probe).as_deref(),
+            Some("/healthz")
+        );
+        assert_eq!(
+            http_path(&gateway.startup_probe).as_deref(),
+            Some("/healthz")
+        );
+        assert_eq!(
+            http_path(&gateway.readiness_probe).as_deref(),
+            Some("/readyz")
+        );
+    }
+
+    #[test]
+    fn a_slow_start_gets_five_minutes_before_liveness_counts() {
+        for d in deployments(OrderShopSpec::default()).values() {
+            let c = container(d);
+            let startup = c.startup_probe.as_ref().unwrap();
+            let budget = startup.period_seconds.unwrap() * startup.failure_threshold.unwrap();
+            assert!(budget >= 300, "{budget} s");
+            // Liveness restarts a process that stopped answering, but not
+            // on one slow answer.
+            let liveness = c.liveness_probe.as_ref().unwrap();
+            assert!(liveness.period_seconds.unwrap() * liveness.failure_threshold.unwrap() >= 30);
+        }
     }
 
     #[test]

@@ -39,3 +39,13 @@ pub const ENTITY_TOPICS: &[&str] = &[
     "billing",
     "shipping",
 ];
+
+/// The gRPC health service name (`grpc.health.v1.Health`) every role reports
+/// SERVING for as long as its process runs, whatever its dependencies do.
+///
+/// Kubernetes' liveness and startup probes ask for this name; readiness asks
+/// for the overall health (service name `""`), which follows Redis, the event
+/// store and the queue and whether the role has caught up. Were liveness the
+/// readiness check, a Redis outage or a long view replay would restart every
+/// pod in waves instead of only taking them out of their Services.
+pub const LIVENESS_SERVICE: &str = "liveness";
