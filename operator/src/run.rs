@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{ListParams, PartialObjectMeta};
@@ -253,7 +253,9 @@ async fn run_controller(
     let (deployments, deployment_events) = watch_full::<Deployment>(api(client, scope));
     let (stateful_sets, stateful_set_events) = watch_full::<StatefulSet>(api(client, scope));
     let (services, service_events) = watch_meta::<Service>(api(client, scope));
-    let (secrets, secret_events) = watch_meta::<Secret>(api(client, scope));
+    // No watch of Secrets: it would need list/watch on every Secret in
+    // scope (RBAC cannot narrow that to the operator's own), for one
+    // Secret per shop that the reconcile reads with a get anyway.
     let (disruption_budgets, pdb_events) = watch_meta::<PodDisruptionBudget>(api(client, scope));
     let (network_policies, netpol_events) = watch_meta::<NetworkPolicy>(api(client, scope));
     let (ingresses, ingress_events) = watch_meta::<Ingress>(api(client, scope));
@@ -261,7 +263,6 @@ async fn run_controller(
         deployments,
         stateful_sets,
         services,
-        secrets,
         disruption_budgets,
         network_policies,
         ingresses,
@@ -324,7 +325,6 @@ async fn run_controller(
         .owns_stream(deployment_events)
         .owns_stream(stateful_set_events)
         .owns_stream(service_events)
-        .owns_stream(secret_events)
         .owns_stream(pdb_events)
         .owns_stream(netpol_events)
         .owns_stream(ingress_events)

@@ -94,3 +94,40 @@ fn chart_and_plain_manifests_grant_the_same_rules() {
         );
     }
 }
+
+/// Least privilege where it matters most: the operator reads Secrets one by
+/// one (its own and the external Redis' password), never lists or watches
+/// them (that would expose every Secret in scope), and never deletes them
+/// (garbage collection does). No wildcard anywhere.
+#[test]
+fn secrets_are_only_read_created_and_patched() {
+    let (_, plain) = repo_file("deploy/02-rbac.yaml");
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&plain).expect("deploy/02-rbac.yaml is YAML");
+    let mut secret_verbs = Vec::new();
+    for role in docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+    {
+        for rule in role["rules"].as_array().expect("rules") {
+            let strings = |key: &str| -> Vec<String> {
+                rule[key]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{key} in {rule}"))
+                    .iter()
+                    .map(|v| v.as_str().expect("a string").to_string())
+                    .collect()
+            };
+            let (resources, verbs) = (strings("resources"), strings("verbs"));
+            assert!(
+                !resources.contains(&"*".to_string()) && !verbs.contains(&"*".to_string()),
+                "wildcard in {rule}"
+            );
+            if resources.iter().any(|r| r == "secrets") {
+                assert_eq!(resources, ["secrets"], "Secrets share a rule: {rule}");
+                secret_verbs.extend(verbs);
+            }
+        }
+    }
+    assert_eq!(secret_verbs, ["get", "create", "patch"]);
+}

@@ -1,33 +1,38 @@
-{{/* The operator's rules on OrderShops and their children. */}}
+{{/* The operator's rules on OrderShops and their children: exactly the
+     calls it makes (operator/README.md, "Permissions"). */}}
 {{- define "ordershop-operator.rules" -}}
-# The resource it reconciles, and its status (server-side apply).
+# The resource it reconciles (watched), and its status (server-side apply).
 - apiGroups: ["ordershop.io"]
   resources: ["ordershops"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 - apiGroups: ["ordershop.io"]
   resources: ["ordershops/status"]
-  verbs: ["get", "patch"]
-# Children: watched (list/watch), applied (create/patch), pruned (delete).
+  verbs: ["patch"]
+# Children: watched (list/watch), applied (patch; an apply that creates
+# also needs create), pruned (delete). Nothing reads them one by one.
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# The autoscaler sets consumer replicas through the scale subresource.
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# The autoscaler reads and sets consumer replicas through the scale subresource.
 - apiGroups: ["apps"]
   resources: ["deployments/scale"]
   verbs: ["get", "patch"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# get: read back the generated Redis password and check external ones.
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# Secrets are neither listed nor watched: get reads back the generated Redis
+# password and checks (and, for the autoscaler, reads) an external one;
+# create/patch apply the generated one. No delete: garbage collection
+# removes it with its OrderShop.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "create", "patch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies", "ingresses"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

@@ -21,14 +21,14 @@ use crate::children::Desired;
 
 /// The operator's caches of its children, fed by the same watches that
 /// trigger reconciliations. Only Deployments and StatefulSets are kept whole
-/// (their status is read); of the rest only metadata is watched, so no
-/// Secret content sits in the operator's memory.
+/// (their status is read); of the rest only metadata is watched. Secrets
+/// are not watched at all: the operator may only get, create and patch them
+/// (least privilege), and reads its one Secret per shop with a get.
 #[derive(Clone)]
 pub struct ChildStores {
     pub deployments: Store<Deployment>,
     pub stateful_sets: Store<StatefulSet>,
     pub services: Store<PartialObjectMeta<Service>>,
-    pub secrets: Store<PartialObjectMeta<Secret>>,
     pub disruption_budgets: Store<PartialObjectMeta<PodDisruptionBudget>>,
     pub network_policies: Store<PartialObjectMeta<NetworkPolicy>>,
     pub ingresses: Store<PartialObjectMeta<Ingress>>,
@@ -51,7 +51,6 @@ impl ChildStores {
         self.deployments.wait_until_ready().await.is_ok()
             && self.stateful_sets.wait_until_ready().await.is_ok()
             && self.services.wait_until_ready().await.is_ok()
-            && self.secrets.wait_until_ready().await.is_ok()
             && self.disruption_budgets.wait_until_ready().await.is_ok()
             && self.network_policies.wait_until_ready().await.is_ok()
             && self.ingresses.wait_until_ready().await.is_ok()
@@ -136,16 +135,35 @@ where
     Ok(())
 }
 
+/// Applies the desired Secrets; `existing` names those the reconcile has
+/// just read (there is no cache of Secrets), so the others are created.
+async fn apply_secrets(
+    client: &Client,
+    secrets: &[Secret],
+    existing: &HashSet<String>,
+    created: &mut Vec<ObjectReference>,
+) -> Result<(), Error> {
+    for secret in secrets {
+        let applied = apply_one(client, secret).await?;
+        if !existing.contains(&secret.name_any()) {
+            created.push(applied.object_ref(&()));
+        }
+    }
+    Ok(())
+}
+
 /// Applies every desired child, kind by kind, Redis first (the services
-/// need it), and returns references to the children that were not in the caches before:
+/// need it), and returns references to the children that did not exist
+/// before (not in the caches, or for Secrets not in `existing_secrets`):
 /// the ones this pass created.
 pub(super) async fn apply_all(
     client: &Client,
     stores: &ChildStores,
     desired: &Desired,
+    existing_secrets: &HashSet<String>,
 ) -> Result<Vec<ObjectReference>, Error> {
     let mut created = Vec::new();
-    apply_kind(client, &stores.secrets, &desired.secrets, &mut created).await?;
+    apply_secrets(client, &desired.secrets, existing_secrets, &mut created).await?;
     apply_kind(client, &stores.services, &desired.services, &mut created).await?;
     apply_kind(
         client,
@@ -239,6 +257,10 @@ impl Pruner<'_> {
 /// Deletes owned children that `desired` no longer contains (an Ingress
 /// removed from the spec, the managed Redis after a switch to an external
 /// one, a disabled NetworkPolicy). Returns `Kind name` of each deleted child.
+///
+/// The generated password Secret is kept (the operator has no right to
+/// delete Secrets): garbage collection removes it with the OrderShop, and a
+/// switch back to a managed Redis reuses it.
 pub(super) async fn prune(
     client: &Client,
     stores: &ChildStores,
@@ -252,7 +274,6 @@ pub(super) async fn prune(
         owner_uid,
         deleted: Vec::new(),
     };
-    pruner.prune(&stores.secrets, &desired.secrets).await?;
     pruner.prune(&stores.services, &desired.services).await?;
     pruner
         .prune(&stores.stateful_sets, &desired.stateful_sets)

@@ -7,7 +7,7 @@ mod children;
 mod redis_auth;
 pub mod status;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -273,8 +273,15 @@ async fn apply_children(
     names: &Names,
     secrets: &Api<Secret>,
 ) -> Result<(), Error> {
+    let mut existing_secrets = HashSet::new();
     let password = match &shop.spec.redis.external {
-        None => Some(redis_auth::managed_password(secrets, &names.redis_secret()).await?),
+        None => {
+            let managed = redis_auth::managed_password(secrets, &names.redis_secret()).await?;
+            if managed.secret_exists {
+                existing_secrets.insert(names.redis_secret());
+            }
+            Some(managed.password)
+        }
         Some(external) => {
             if let Some(reference) = &external.password_secret_ref {
                 redis_auth::check_external(secrets, reference).await?;
@@ -286,7 +293,8 @@ async fn apply_children(
     // Before any Deployment apply that leaves `replicas` out for the first
     // time: otherwise the count drops to 1 until the autoscaler writes.
     hand_over_replicas(ctx, shop, namespace, names).await?;
-    let created = children::apply_all(&ctx.client, &ctx.stores, &desired).await?;
+    let created =
+        children::apply_all(&ctx.client, &ctx.stores, &desired, &existing_secrets).await?;
     futures::future::join_all(created.into_iter().map(|child| async move {
         let note = format!(
             "created {} {}",

@@ -26,24 +26,35 @@ pub(super) fn generate() -> RedisPassword {
     )
 }
 
+/// The managed Redis' password, and whether its Secret exists already.
+#[derive(Debug)]
+pub(super) struct ManagedPassword {
+    pub(super) password: RedisPassword,
+    pub(super) secret_exists: bool,
+}
+
 /// The managed Redis' password: the one in its Secret if there is one,
 /// else a new one (which the caller then applies).
 pub(super) async fn managed_password(
     secrets: &Api<Secret>,
     name: &str,
-) -> Result<RedisPassword, Error> {
+) -> Result<ManagedPassword, Error> {
     let existing = secrets.get_opt(name).await.map_err(|source| Error::Kube {
         action: "get",
         kind: "Secret".into(),
         name: name.into(),
         source,
     })?;
+    let secret_exists = existing.is_some();
     let stored = existing
         .and_then(|s| s.data)
         .and_then(|mut data| data.remove(REDIS_PASSWORD_KEY))
         .and_then(|bytes| String::from_utf8(bytes.0).ok())
         .filter(|p| !p.is_empty());
-    Ok(stored.map(RedisPassword).unwrap_or_else(generate))
+    Ok(ManagedPassword {
+        password: stored.map(RedisPassword).unwrap_or_else(generate),
+        secret_exists,
+    })
 }
 
 /// Checks that the external Redis' password Secret and key exist, so a typo
