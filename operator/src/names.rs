@@ -33,6 +33,19 @@ pub const REDIS_PORT: i32 = 6379;
 /// Key of the password in the managed Redis' Secret.
 pub const REDIS_PASSWORD_KEY: &str = "password";
 
+/// Each pod's consumer name in the event store's consumer groups and the
+/// queue (the pod's name). A value shared by several pods would make them
+/// one consumer, taking over each other's in-flight work.
+pub const ENV_INSTANCE: &str = "ORDERSHOP_INSTANCE";
+/// The gRPC address; its port is the one the Services and probes use.
+pub const ENV_LISTEN: &str = "ORDERSHOP_LISTEN";
+/// The gateway's HTTP address; its port is the one its Service and probes use.
+pub const ENV_HTTP_LISTEN: &str = "ORDERSHOP_HTTP_LISTEN";
+/// Variables the operator sets that `services.<role>.env` may not name (the
+/// CRD refuses them): overriding them would break the shop's wiring. Every
+/// other operator variable may be overridden by name.
+pub const RESERVED_ENV: [&str; 3] = [ENV_INSTANCE, ENV_LISTEN, ENV_HTTP_LISTEN];
+
 /// Names of one OrderShop's children.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {

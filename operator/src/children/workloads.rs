@@ -17,7 +17,9 @@ use ordershop_topology::{LIVENESS_SERVICE, Role};
 use super::{Owner, RedisConnection, Settings, security};
 use crate::autoscale::{self, ReplicaOwner};
 use crate::crd::OrderShop;
-use crate::names::{GATEWAY_HTTP_PORT, GRPC_PORT, Names, uses_redis};
+use crate::names::{
+    ENV_HTTP_LISTEN, ENV_INSTANCE, ENV_LISTEN, GATEWAY_HTTP_PORT, GRPC_PORT, Names, uses_redis,
+};
 
 /// The gateway's process-only health endpoint (no upstream is asked).
 const GATEWAY_LIVENESS_PATH: &str = "/healthz";
@@ -79,7 +81,7 @@ impl<'a> Workloads<'a> {
     }
 
     /// The container's environment: the contract's flags as env vars, then
-    /// the user's extra variables (later entries win in Kubernetes).
+    /// the user's extra variables merged in by name (see [`merge_env`]).
     fn env(&self, role: Role) -> Vec<EnvVar> {
         let plain = |name: &str, value: String| EnvVar {
             name: name.into(),
@@ -87,9 +89,9 @@ impl<'a> Workloads<'a> {
             ..EnvVar::default()
         };
         let mut env = vec![
-            plain("ORDERSHOP_LISTEN", format!("0.0.0.0:{GRPC_PORT}")),
+            plain(ENV_LISTEN, format!("0.0.0.0:{GRPC_PORT}")),
             EnvVar {
-                name: "ORDERSHOP_INSTANCE".into(),
+                name: ENV_INSTANCE.into(),
                 value_from: Some(EnvVarSource {
                     field_ref: Some(ObjectFieldSelector {
                         field_path: "metadata.name".into(),
@@ -126,11 +128,11 @@ impl<'a> Workloads<'a> {
         }
         if role == Role::ApiGateway {
             env.push(plain(
-                "ORDERSHOP_HTTP_LISTEN",
+                ENV_HTTP_LISTEN,
                 format!("0.0.0.0:{GATEWAY_HTTP_PORT}"),
             ));
         }
-        env.extend(self.shop.spec.services.get(role).env.iter().cloned());
+        merge_env(&mut env, self.shop.spec.services.get(role).env);
         env
     }
 
@@ -299,6 +301,22 @@ impl<'a> Workloads<'a> {
                 ..ServiceSpec::default()
             }),
             status: None,
+        }
+    }
+}
+
+/// Merges the user's variables into the operator's by name: a user entry
+/// replaces the entry of the same name in place (the user's value wins),
+/// any other is appended in the user's order. Each name then appears once —
+/// a container's `env` is a list keyed by name, and server-side apply
+/// refuses the whole Deployment when a name repeats. Replacing in place
+/// keeps `$(VAR)` references working: a variable can refer only to those
+/// before it, and the operator's URL refers to its password variable.
+fn merge_env(env: &mut Vec<EnvVar>, user: &[EnvVar]) {
+    for var in user {
+        match env.iter_mut().find(|e| e.name == var.name) {
+            Some(existing) => *existing = var.clone(),
+            None => env.push(var.clone()),
         }
     }
 }
@@ -500,21 +518,80 @@ mod tests {
         }
     }
 
-    #[test]
-    fn user_env_comes_after_the_operators() {
-        let mut spec = OrderShopSpec::default();
-        spec.services.mail.env.push(EnvVar {
-            name: "RUST_LOG".into(),
-            value: Some("debug".into()),
+    fn var(name: &str, value: &str) -> EnvVar {
+        EnvVar {
+            name: name.into(),
+            value: Some(value.into()),
             ..EnvVar::default()
-        });
+        }
+    }
+
+    fn names_of(vars: &[EnvVar]) -> Vec<&str> {
+        vars.iter().map(|e| e.name.as_str()).collect()
+    }
+
+    #[test]
+    fn user_env_overrides_the_operators_by_name_without_duplicates() {
+        let mut spec = OrderShopSpec::default();
+        spec.services.event_store.env = vec![
+            var("EXTRA", "1"),
+            var("RUST_LOG", "debug"),
+            var("ORDERSHOP_REDIS_URL", "redis://other:6379/0"),
+            // Named twice by the user: the later value wins, still once.
+            var("EXTRA", "2"),
+        ];
         let ds = deployments(spec);
-        let vars = container(&ds["shop-mail"]).env.clone().unwrap();
-        let last = vars.last().unwrap();
+        let vars = container(&ds["shop-event-store"]).env.clone().unwrap();
+        let names = names_of(&vars);
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "duplicate names: {names:?}");
+
+        let operator_only = container(&deployments(OrderShopSpec::default())["shop-event-store"])
+            .env
+            .clone()
+            .unwrap();
+        // The operator's variables keep their places; new ones follow.
+        let mut expected = names_of(&operator_only);
+        expected.push("EXTRA");
+        assert_eq!(names, expected);
+        let value = |name: &str| {
+            vars.iter()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value.clone())
+        };
+        assert_eq!(value("RUST_LOG").as_deref(), Some("debug"));
         assert_eq!(
-            (last.name.as_str(), last.value.as_deref()),
-            ("RUST_LOG", Some("debug"))
+            value("ORDERSHOP_REDIS_URL").as_deref(),
+            Some("redis://other:6379/0")
         );
+        assert_eq!(value("EXTRA").as_deref(), Some("2"));
+        // The password still precedes the URL that may refer to it.
+        let position = |name: &str| names.iter().position(|n| *n == name).unwrap();
+        assert!(position("REDIS_PASSWORD") < position("ORDERSHOP_REDIS_URL"));
+    }
+
+    /// The names the CRD refuses in `env` are the operator's wiring: the
+    /// gateway gets all of them (every role all but the HTTP listener).
+    #[test]
+    fn the_reserved_names_are_ones_the_operator_sets() {
+        let ds = deployments(OrderShopSpec::default());
+        let gateway = env(&ds["shop-api-gateway"]);
+        for name in crate::names::RESERVED_ENV {
+            assert!(gateway.contains_key(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn merge_env_replaces_a_value_source_too() {
+        let mut env = vec![EnvVar {
+            name: "A".into(),
+            value_from: Some(EnvVarSource::default()),
+            ..EnvVar::default()
+        }];
+        merge_env(&mut env, &[var("A", "plain")]);
+        assert_eq!(env, vec![var("A", "plain")]);
     }
 
     #[test]

@@ -102,6 +102,41 @@ mod tests {
         assert!(s["properties"]["spec"]["properties"]["suspend"]["description"].is_string());
     }
 
+    fn rules_of(schema: &Value) -> Vec<String> {
+        schema["x-kubernetes-validations"]
+            .as_array()
+            .map(|rules| {
+                rules
+                    .iter()
+                    .map(|r| r["rule"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn every_services_env_refuses_the_reserved_names_and_is_bounded() {
+        let s = schema();
+        let services = s["properties"]["spec"]["properties"]["services"]["properties"]
+            .as_object()
+            .unwrap();
+        assert_eq!(services.len(), ordershop_topology::Role::ALL.len());
+        let rule = super::super::reserved_env_rule();
+        for (role, service) in services {
+            let env = &service["properties"]["env"];
+            assert_eq!(rules_of(env), std::slice::from_ref(&rule.rule), "{role}");
+            // Bounds the API server's cost estimate of the rule.
+            assert_eq!(env["maxItems"], 256, "{role}");
+            let message = env["x-kubernetes-validations"][0]["message"]
+                .as_str()
+                .unwrap();
+            for name in crate::names::RESERVED_ENV {
+                assert!(rule.rule.contains(&format!("'{name}'")), "{name}");
+                assert!(message.contains(name), "{name}");
+            }
+        }
+    }
+
     #[test]
     fn cel_rules_and_merge_keys_are_in_the_schema() {
         let json = serde_json::to_string(&schema()).unwrap();

@@ -15,9 +15,9 @@ pub use scaling::{
 };
 pub use spec::{
     AutoscalingSpec, ConsumerServiceSpec, ExternalRedisSpec, GatewayServiceType, GatewaySpec,
-    GlobalAutoscalingSpec, ImageSpec, IngressSpec, LogFormat, LogSpec, NetworkPolicySpec,
-    OrderShop, OrderShopSpec, PullPolicy, RedisSpec, RedisStorageSpec, SecretKeyRef, ServiceSpec,
-    ServiceView, ServicesSpec,
+    GlobalAutoscalingSpec, ImageSpec, IngressSpec, LogFormat, LogSpec, MAX_EXTRA_ENV,
+    NetworkPolicySpec, OrderShop, OrderShopSpec, PullPolicy, RedisSpec, RedisStorageSpec,
+    SecretKeyRef, ServiceSpec, ServiceView, ServicesSpec, reserved_env_rule,
 };
 pub use status::{OrderShopStatus, RedisMode, RedisStatus, ServiceStatus, condition};
 

@@ -12,12 +12,32 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::core::{Message, Rule};
 use kube::{CustomResource, KubeSchema};
 use ordershop_topology::Role;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::status::OrderShopStatus;
+use crate::names::RESERVED_ENV;
+
+/// Most extra environment variables one service takes. Far more than any
+/// real use; it bounds the CEL cost of the reserved-names rule, which the
+/// API server estimates from the largest list the schema admits.
+pub const MAX_EXTRA_ENV: usize = 256;
+
+/// CEL rule on `services.<role>.env`: none of [`RESERVED_ENV`]. The
+/// operator merges every other name (the user's value wins); these carry
+/// the shop's wiring, so the API server refuses them outright.
+pub fn reserved_env_rule() -> Rule {
+    let quoted: Vec<String> = RESERVED_ENV.iter().map(|n| format!("'{n}'")).collect();
+    Rule::new(format!("self.all(e, !(e.name in [{}]))", quoted.join(", "))).message(
+        Message::Message(format!(
+            "must not set {}: the operator sets them (each pod's consumer name, and the ports its Service and probes use); other variables it sets may be overridden",
+            RESERVED_ENV.join(", ")
+        )),
+    )
+}
 
 /// One OrderShop installation: Redis (managed or external), a Deployment and
 /// Service per OrderShop service, the gateway's exposure, and per-consumer
@@ -250,7 +270,7 @@ fn default_password_key() -> String {
 
 /// Replicas, resources and environment of a service that does not consume
 /// queued work (event store, message queue, API gateway).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSpec {
     /// Number of pods (1 when unset).
@@ -259,8 +279,13 @@ pub struct ServiceSpec {
     pub replicas: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
-    /// Extra environment variables (after the operator's own).
+    /// Extra environment variables. One named like a variable the operator
+    /// sets replaces it (RUST_LOG, ORDERSHOP_REDIS_URL, ...), except
+    /// ORDERSHOP_INSTANCE, ORDERSHOP_LISTEN and ORDERSHOP_HTTP_LISTEN, which
+    /// are refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_EXTRA_ENV))]
+    #[x_kube(validation = reserved_env_rule())]
     pub env: Vec<EnvVar>,
 }
 
@@ -275,8 +300,13 @@ pub struct ConsumerServiceSpec {
     pub replicas: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
-    /// Extra environment variables (after the operator's own).
+    /// Extra environment variables. One named like a variable the operator
+    /// sets replaces it (RUST_LOG, ORDERSHOP_REDIS_URL, ...), except
+    /// ORDERSHOP_INSTANCE, ORDERSHOP_LISTEN and ORDERSHOP_HTTP_LISTEN, which
+    /// are refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_EXTRA_ENV))]
+    #[x_kube(validation = reserved_env_rule())]
     pub env: Vec<EnvVar>,
     #[serde(default)]
     pub autoscaling: AutoscalingSpec,
