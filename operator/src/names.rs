@@ -32,6 +32,9 @@ pub const GATEWAY_HTTP_PORT: i32 = 5000;
 pub const REDIS_PORT: i32 = 6379;
 /// Key of the password in the managed Redis' Secret.
 pub const REDIS_PASSWORD_KEY: &str = "password";
+/// Key of the same Secret holding the config line `requirepass <password>`,
+/// which Redis includes from a file, so the password is never in argv.
+pub const REDIS_AUTH_CONF_KEY: &str = "redis-auth.conf";
 
 /// Each pod's consumer name in the event store's consumer groups and the
 /// queue (the pod's name). A value shared by several pods would make them

@@ -8,6 +8,7 @@
 mod connection;
 mod ingress;
 mod network_policy;
+mod quantity;
 mod redis;
 mod security;
 mod workloads;
@@ -24,6 +25,7 @@ use crate::crd::OrderShop;
 use crate::names::Names;
 
 pub use connection::RedisConnection;
+pub use redis::keep_live_claim_templates;
 
 /// Operator-wide inputs to the build that are not in the OrderShop.
 #[derive(Debug, Clone)]

@@ -138,6 +138,32 @@ mod tests {
     }
 
     #[test]
+    fn redis_storage_is_immutable_while_managed() {
+        let s = schema();
+        let redis = &s["properties"]["spec"]["properties"]["redis"];
+        let rules = rules_of(redis);
+        assert_eq!(rules, [super::super::redis_storage_rule().rule]);
+        let rule = &rules[0];
+        // A transition rule (oldSelf) on the object that also sees
+        // `external`; both fields of the claim template are covered.
+        for part in [
+            "has(self.external) || has(oldSelf.external)",
+            "self.storage.size == oldSelf.storage.size",
+            "self.storage.storageClassName == oldSelf.storage.storageClassName",
+            "has(self.storage.storageClassName) == has(oldSelf.storage.storageClassName)",
+        ] {
+            assert!(rule.contains(part), "{part} in {rule}");
+        }
+        assert!(
+            !rule.contains('\n'),
+            "a rule with a line break needs no message"
+        );
+        // oldSelf always has a storage: the schema defaults it.
+        assert!(redis["properties"]["storage"]["default"]["size"].is_string());
+        assert!(redis["default"].is_object());
+    }
+
+    #[test]
     fn cel_rules_and_merge_keys_are_in_the_schema() {
         let json = serde_json::to_string(&schema()).unwrap();
         assert!(json.contains("self.minReplicas <= self.maxReplicas"));

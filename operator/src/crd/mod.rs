@@ -17,7 +17,7 @@ pub use spec::{
     AutoscalingSpec, ConsumerServiceSpec, ExternalRedisSpec, GatewayServiceType, GatewaySpec,
     GlobalAutoscalingSpec, ImageSpec, IngressSpec, LogFormat, LogSpec, MAX_EXTRA_ENV,
     NetworkPolicySpec, OrderShop, OrderShopSpec, PullPolicy, RedisSpec, RedisStorageSpec,
-    SecretKeyRef, ServiceSpec, ServiceView, ServicesSpec, reserved_env_rule,
+    SecretKeyRef, ServiceSpec, ServiceView, ServicesSpec, redis_storage_rule, reserved_env_rule,
 };
 pub use status::{OrderShopStatus, RedisMode, RedisStatus, ServiceStatus, condition};
 

@@ -166,8 +166,9 @@ impl PullPolicy {
 
 /// Redis: managed by the operator (StatefulSet with persistence) unless
 /// `external` is set.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = redis_storage_rule())]
 pub struct RedisSpec {
     /// Use an existing Redis (managed Redis, or a test Redis) instead of
     /// running one. The managed Redis objects are then removed; a retained
@@ -195,6 +196,27 @@ impl Default for RedisSpec {
             resources: None,
         }
     }
+}
+
+/// CEL transition rule on `spec.redis`: the volume's size and class stay
+/// as they were while a managed Redis runs. They are its StatefulSet's
+/// `volumeClaimTemplates`, which Kubernetes never lets change: an operator
+/// applying the new ones would be refused on every pass from then on, so
+/// the API server refuses the edit instead, where the user sees why.
+/// Switching to or from an external Redis may set them (there is then no
+/// StatefulSet to disagree with). The rule sits on `redis`, not `storage`,
+/// to see `external`; `storage` always exists (schema default), in the old
+/// object too (defaults apply on read).
+pub fn redis_storage_rule() -> Rule {
+    Rule::new(
+        "has(self.external) || has(oldSelf.external) || \
+         (self.storage.size == oldSelf.storage.size && \
+         has(self.storage.storageClassName) == has(oldSelf.storage.storageClassName) && \
+         (!has(self.storage.storageClassName) || self.storage.storageClassName == oldSelf.storage.storageClassName))",
+    )
+    .message(
+        "storage.size and storage.storageClassName cannot change while the managed Redis runs: they are its StatefulSet's volumeClaimTemplates, which Kubernetes keeps immutable. To grow the volume, expand the PersistentVolumeClaim data-<name>-redis-0 (if its StorageClass allows expansion) and leave these fields as they are",
+    )
 }
 
 // 7.2 is the last BSD-licensed Redis line and matches the Redis 7 semantics

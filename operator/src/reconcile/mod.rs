@@ -289,7 +289,8 @@ async fn apply_children(
             None
         }
     };
-    let desired = build::desired(shop, password.as_ref(), &ctx.settings)?;
+    let mut desired = build::desired(shop, password.as_ref(), &ctx.settings)?;
+    keep_immutable_storage(ctx, shop, namespace, &mut desired).await;
     // Before any Deployment apply that leaves `replicas` out for the first
     // time: otherwise the count drops to 1 until the autoscaler writes.
     hand_over_replicas(ctx, shop, namespace, names).await?;
@@ -359,6 +360,34 @@ async fn hand_over_replicas(
     }))
     .await?;
     Ok(())
+}
+
+/// Keeps the live volume claim templates of StatefulSets whose desired ones
+/// differ ([`build::keep_live_claim_templates`]): the apply would be refused
+/// on every pass. Says so in a Warning Event.
+async fn keep_immutable_storage(
+    ctx: &Context,
+    shop: &OrderShop,
+    namespace: &str,
+    desired: &mut build::Desired,
+) {
+    for stateful_set in &mut desired.stateful_sets {
+        let Some(live) = ctx.stores.stateful_set(namespace, &stateful_set.name_any()) else {
+            continue;
+        };
+        if let Some(note) = build::keep_live_claim_templates(stateful_set, &live) {
+            warn!(ordershop = %key(shop), "{note}");
+            publish(
+                ctx,
+                shop,
+                EventType::Warning,
+                "StorageChangeNotApplied",
+                &note,
+                None,
+            )
+            .await;
+        }
+    }
 }
 
 /// Writes the reconcile's share of the status, unless it says nothing new.
