@@ -3,6 +3,9 @@
 //!
 //! - Connections are lazy and reconnect by themselves: a service can start
 //!   before the infrastructure and survives its restarts.
+//! - A host name is resolved every few seconds and calls are spread over
+//!   all its addresses ([`Connector`]): behind a headless Service, every
+//!   replica of the event store or queue gets a share, new ones included.
 //! - Every call has a deadline; calls that are safe to repeat are retried
 //!   on `Unavailable` with backoff until that deadline (publishes carry
 //!   client-made event ids, sends carry idempotency keys, so a retry never
@@ -27,7 +30,7 @@ mod shared_heads;
 
 pub use backoff::{Backoff, retry_until_cancelled};
 pub use clients::Clients;
-pub use connect::connect;
+pub use connect::{Connector, Resolve, SystemResolver, connect};
 pub use error::{ClientError, HandlerError};
 pub use event_store::{Append, Delivery, EventStore, Recorded, Stored, SubscribeOptions};
 pub use follow::Follow;
