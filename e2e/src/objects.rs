@@ -64,6 +64,13 @@ pub fn expected_children(shop: &str, managed_redis: bool, ingress: bool) -> Vec<
             name: names.service(role),
         });
     }
+    // The headless Services the clients resolve, in either Redis mode.
+    for role in [Role::EventStore, Role::MessageQueue] {
+        out.push(Expected {
+            kind: "Service",
+            name: names.pods_service(role),
+        });
+    }
     if managed_redis {
         out.push(Expected {
             kind: "StatefulSet",

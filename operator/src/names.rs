@@ -72,6 +72,12 @@ impl Names {
         format!("{}-{}", self.instance, role.slug())
     }
 
+    /// The headless Service over the ready pods of `role` (the event store
+    /// and the queue), the name their clients resolve: `<name>-<role slug>-pods`.
+    pub fn pods_service(&self, role: Role) -> String {
+        format!("{}-pods", self.service(role))
+    }
+
     /// StatefulSet, client Service, PodDisruptionBudget and NetworkPolicy of Redis.
     pub fn redis(&self) -> String {
         format!("{}-redis", self.instance)

@@ -12,10 +12,20 @@
 //! for anything else that addresses the role (its clusterIP cannot be
 //! switched to None in place).
 //!
-//! NOT WIRED YET (`mod balancing;` in `children/mod.rs`): `desired` should
-//! push [`pods_service`] for [`BALANCED`] roles, and the consumers'
-//! `ORDERSHOP_EVENT_STORE_URL` / `ORDERSHOP_QUEUE_URL` should be
-//! [`pods_url`].
+//! `desired` builds [`pods_service`] for every [`BALANCED`] role, whatever
+//! the Redis mode, and the clients' `ORDERSHOP_EVENT_STORE_URL` /
+//! `ORDERSHOP_QUEUE_URL` are [`pods_url`].
+//!
+//! Only ready pods are published (`publishNotReadyAddresses: false`). While
+//! no replica of a role is ready its name resolves to nothing; the client
+//! then connects by the name itself, fails as `Unavailable` and retries, and
+//! takes the addresses at its first resolution that finds some (within 5 s
+//! plus the DNS TTL). That cannot wedge a start: the event store and the
+//! queue need only Redis to become ready, never another role's name.
+//! Publishing not-ready pods would buy nothing at start-up (an unready event
+//! store cannot serve anyway) and would send calls to replicas that cannot
+//! answer them: ones whose Redis is unreachable, and terminating ones, which
+//! would stay published for their whole grace period.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -27,21 +37,17 @@ use crate::names::{GRPC_PORT, Names};
 /// The roles whose clients balance over their pods: the two gRPC APIs.
 pub(crate) const BALANCED: [Role; 2] = [Role::EventStore, Role::MessageQueue];
 
-/// `<shop>-<role>-pods` (at most 40 + 14 + 5 characters: a valid DNS label).
-pub(crate) fn pods_service_name(names: &Names, role: Role) -> String {
-    format!("{}-pods", names.service(role))
-}
-
-/// The URL the clients of `role` are given: its headless Service.
+/// The URL the clients of `role` are given: its headless Service
+/// (`<shop>-<role>-pods`, at most 40 + 14 + 5 characters: a valid DNS label).
 pub(crate) fn pods_url(names: &Names, role: Role) -> String {
-    format!("http://{}:{GRPC_PORT}", pods_service_name(names, role))
+    format!("http://{}:{GRPC_PORT}", names.pods_service(role))
 }
 
 /// The headless Service of `role`'s pods.
 pub(crate) fn pods_service(names: &Names, owner: &Owner, role: Role) -> Service {
     let slug = role.slug();
     Service {
-        metadata: owner.meta(pods_service_name(names, role), names, slug),
+        metadata: owner.meta(names.pods_service(role), names, slug),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             // Only ready pods: a replica gets calls once its readiness
@@ -96,7 +102,7 @@ mod tests {
     fn the_longest_name_is_a_dns_label() {
         let names = Names::new("a".repeat(40));
         for role in BALANCED {
-            assert!(pods_service_name(&names, role).len() <= 63);
+            assert!(names.pods_service(role).len() <= 63);
         }
     }
 }

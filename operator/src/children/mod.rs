@@ -5,6 +5,7 @@
 //! The reconcile applies the result with server-side apply and prunes owned
 //! objects that are no longer desired.
 
+mod balancing;
 mod connection;
 mod ingress;
 mod network_policy;
@@ -105,6 +106,12 @@ pub fn desired(
         out.deployments.push(workloads.deployment(role));
         out.services.push(workloads.service(role));
     }
+    // The headless Services the clients of the event store and the queue
+    // resolve (whatever the Redis mode: they select the role's pods only).
+    for role in balancing::BALANCED {
+        out.services
+            .push(balancing::pods_service(&names, &owner, role));
+    }
     if let Some(ingress) = &shop.spec.gateway.ingress {
         out.ingresses
             .push(ingress::gateway(&names, &owner, ingress));
@@ -199,9 +206,9 @@ mod tests {
         });
         let d = desired(&shop(spec), Some(&password()), &settings()).unwrap();
         let metas = all_metas(&d);
-        // 13 Deployments + 13 Services + 2 Redis Services + StatefulSet +
-        // Secret + PDB + NetworkPolicy + Ingress.
-        assert_eq!(metas.len(), 13 + 13 + 2 + 1 + 1 + 1 + 1 + 1);
+        // 13 Deployments + 13 Services + 2 headless pods Services + 2 Redis
+        // Services + StatefulSet + Secret + PDB + NetworkPolicy + Ingress.
+        assert_eq!(metas.len(), 13 + 13 + 2 + 2 + 1 + 1 + 1 + 1 + 1);
         for meta in metas {
             let owners = meta.owner_references.as_ref().unwrap();
             assert_eq!(owners.len(), 1);
@@ -226,8 +233,44 @@ mod tests {
         assert!(d.secrets.is_empty());
         assert!(d.disruption_budgets.is_empty());
         assert!(d.network_policies.is_empty());
-        assert_eq!(d.services.len(), 13);
+        // 13 role Services and the 2 headless pods Services, which do not
+        // depend on Redis (so a switch to an external Redis keeps them).
+        assert_eq!(d.services.len(), 13 + 2);
+        let names: Vec<_> = d.services.iter().map(|s| s.name_any()).collect();
+        assert!(names.contains(&"shop-event-store-pods".to_string()));
+        assert!(names.contains(&"shop-message-queue-pods".to_string()));
         assert_eq!(d.deployments.len(), 13);
+    }
+
+    #[test]
+    fn the_headless_pods_services_are_desired_in_both_redis_modes() {
+        let managed = desired(
+            &shop(OrderShopSpec::default()),
+            Some(&password()),
+            &settings(),
+        )
+        .unwrap();
+        let mut spec = OrderShopSpec::default();
+        spec.redis.external = Some(ExternalRedisSpec {
+            url: "redis://redis.example:6379/0".into(),
+            password_secret_ref: None,
+        });
+        let external = desired(&shop(spec), None, &settings()).unwrap();
+        for d in [&managed, &external] {
+            let headless: Vec<_> = d
+                .services
+                .iter()
+                .filter(|s| {
+                    s.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None")
+                        && s.name_any().ends_with("-pods")
+                })
+                .map(|s| s.name_any())
+                .collect();
+            assert_eq!(
+                headless,
+                ["shop-event-store-pods", "shop-message-queue-pods"]
+            );
+        }
     }
 
     #[test]

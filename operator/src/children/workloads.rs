@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use ordershop_topology::{LIVENESS_SERVICE, Role};
 
-use super::{Owner, RedisConnection, Settings, security};
+use super::{Owner, RedisConnection, Settings, balancing, security};
 use crate::autoscale::{self, ReplicaOwner};
 use crate::crd::OrderShop;
 use crate::names::{
@@ -110,20 +110,18 @@ impl<'a> Workloads<'a> {
         if uses_redis(role) {
             env.extend(self.redis.env());
         }
+        // The clients resolve the headless Services of the event store and
+        // the queue, so their calls spread over every ready replica (see
+        // `balancing`). The two infrastructure roles need only Redis, so
+        // their readiness never waits on a name that resolves to ready pods.
         if !role.is_infrastructure() {
             env.push(plain(
                 "ORDERSHOP_EVENT_STORE_URL",
-                format!(
-                    "http://{}:{GRPC_PORT}",
-                    self.names.service(Role::EventStore)
-                ),
+                balancing::pods_url(self.names, Role::EventStore),
             ));
             env.push(plain(
                 "ORDERSHOP_QUEUE_URL",
-                format!(
-                    "http://{}:{GRPC_PORT}",
-                    self.names.service(Role::MessageQueue)
-                ),
+                balancing::pods_url(self.names, Role::MessageQueue),
             ));
         }
         if role == Role::ApiGateway {
@@ -404,12 +402,26 @@ mod tests {
         );
         assert_eq!(
             order["ORDERSHOP_EVENT_STORE_URL"].value.as_deref(),
-            Some("http://shop-event-store:50051")
+            Some("http://shop-event-store-pods:50051")
         );
         assert_eq!(
             order["ORDERSHOP_QUEUE_URL"].value.as_deref(),
-            Some("http://shop-message-queue:50051")
+            Some("http://shop-message-queue-pods:50051")
         );
+        let queue = env(&ds["shop-message-queue"]);
+        assert!(
+            !queue.contains_key("ORDERSHOP_EVENT_STORE_URL")
+                && !queue.contains_key("ORDERSHOP_QUEUE_URL"),
+            "the infrastructure roles depend on Redis only, so they start in any order"
+        );
+        for role in Role::ALL.into_iter().filter(|r| !r.is_infrastructure()) {
+            let vars = env(&ds[&format!("shop-{}", role.slug())]);
+            assert_eq!(
+                vars["ORDERSHOP_EVENT_STORE_URL"].value.as_deref(),
+                Some("http://shop-event-store-pods:50051"),
+                "{role:?}"
+            );
+        }
         let instance = order["ORDERSHOP_INSTANCE"].value_from.as_ref().unwrap();
         assert_eq!(
             instance.field_ref.as_ref().unwrap().field_path,
