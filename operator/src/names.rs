@@ -23,6 +23,9 @@ pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=ordershop-opera
 
 /// `app.kubernetes.io/component` of the managed Redis.
 pub const REDIS_COMPONENT: &str = "redis";
+/// The managed Redis' volume claim template (and volume) name; the
+/// StatefulSet names each claim `<template>-<statefulset>-<ordinal>`.
+pub const REDIS_DATA_VOLUME: &str = "data";
 
 /// Port every OrderShop service serves gRPC (and gRPC health) on.
 pub const GRPC_PORT: i32 = 50051;
@@ -86,6 +89,12 @@ impl Names {
     /// The headless Service that gives Redis pods stable DNS names.
     pub fn redis_headless(&self) -> String {
         format!("{}-redis-headless", self.instance)
+    }
+
+    /// The managed Redis' volume claim of pod `ordinal`, as the StatefulSet
+    /// controller names it: `data-<name>-redis-<ordinal>`.
+    pub fn redis_claim(&self, ordinal: u32) -> String {
+        format!("{REDIS_DATA_VOLUME}-{}-{ordinal}", self.redis())
     }
 
     /// The generated Redis password Secret.

@@ -14,7 +14,7 @@ use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::runtime::{Predicate, WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
@@ -268,14 +268,21 @@ async fn run_controller(
         ingresses,
     };
 
-    // Only spec changes (generation) trigger a reconcile from the OrderShop
-    // itself: its status writes must not trigger another pass.
+    // Only spec changes (generation) and finalizer changes trigger a
+    // reconcile from the OrderShop itself: its status writes must not
+    // trigger another pass. The finalizer helper ends the pass that adds
+    // the finalizer and counts on that update for the next one, which
+    // creates the children; it leaves the generation alone. A deletion
+    // does bump the generation, so it always gets through.
     let (shops, shop_writer) = reflector::store();
     let shop_events = watcher(api::<OrderShop>(client, scope), watcher::Config::default())
         .default_backoff()
         .reflect(shop_writer)
         .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
+        .predicate_filter(
+            predicates::generation.combine(predicates::finalizers),
+            Default::default(),
+        );
 
     let recorder = Recorder::new(
         client.clone(),
@@ -342,6 +349,11 @@ async fn run_controller(
                 Ok((object, _)) => tracing::debug!(ordershop = %object, "reconciled"),
                 Err(controller::Error::ReconcilerFailed(..)) => {
                     // Logged with its context by the error policy.
+                }
+                Err(controller::Error::ObjectNotFound(object)) => {
+                    // Garbage collection removing the children of a deleted
+                    // OrderShop triggers their owner, which is gone: expected.
+                    tracing::debug!(ordershop = %object, "change of a child of a deleted OrderShop");
                 }
                 Err(error) => error!(%error, "controller"),
             }

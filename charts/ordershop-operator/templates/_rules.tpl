@@ -1,10 +1,11 @@
 {{/* The operator's rules on OrderShops and their children: exactly the
      calls it makes (operator/README.md, "Permissions"). */}}
 {{- define "ordershop-operator.rules" -}}
-# The resource it reconciles (watched), and its status (server-side apply).
+# The resource it reconciles (watched; patched to add and remove its
+# finalizer), and its status (server-side apply).
 - apiGroups: ["ordershop.io"]
   resources: ["ordershops"]
-  verbs: ["list", "watch"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["ordershop.io"]
   resources: ["ordershops/status"]
   verbs: ["patch"]
@@ -27,6 +28,12 @@
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create", "patch"]
+# Listed once when an OrderShop is deleted, to report the Redis volume
+# claims it leaves behind (redis.storage.retainOnDelete). Never changed:
+# the StatefulSet controller makes and deletes them.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["list"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["list", "watch", "create", "patch", "delete"]

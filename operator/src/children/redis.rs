@@ -26,9 +26,11 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{Owner, RedisPassword, quantity, security};
 use crate::crd::OrderShop;
-use crate::names::{Names, REDIS_AUTH_CONF_KEY, REDIS_COMPONENT, REDIS_PASSWORD_KEY, REDIS_PORT};
+use crate::names::{
+    Names, REDIS_AUTH_CONF_KEY, REDIS_COMPONENT, REDIS_DATA_VOLUME as DATA_VOLUME,
+    REDIS_PASSWORD_KEY, REDIS_PORT,
+};
 
-const DATA_VOLUME: &str = "data";
 const DATA_DIR: &str = "/data";
 const AUTH_VOLUME: &str = "auth";
 const AUTH_DIR: &str = "/etc/redis-auth";
@@ -520,6 +522,40 @@ mod tests {
         let policy = spec.persistent_volume_claim_retention_policy.unwrap();
         assert_eq!(policy.when_deleted.as_deref(), Some("Retain"));
         assert_eq!(policy.when_scaled.as_deref(), Some("Retain"));
+    }
+
+    /// The deletion cleanup reports the claim by `Names::redis_claim`: it
+    /// must be the name the StatefulSet controller gives pod 0's claim,
+    /// `<template>-<statefulset>-<ordinal>`, and carry the labels the
+    /// cleanup lists claims by.
+    #[test]
+    fn the_claim_of_pod_0_is_the_one_names_gives() {
+        let sts = redis_of(OrderShopSpec::default());
+        let spec = sts.spec.clone().unwrap();
+        let template = &spec.volume_claim_templates.unwrap()[0];
+        let claim = format!(
+            "{}-{}-0",
+            template.metadata.name.as_deref().unwrap(),
+            sts.metadata.name.as_deref().unwrap()
+        );
+        assert_eq!(claim, Names::new("shop").redis_claim(0));
+        assert_eq!(claim, "data-shop-redis-0");
+        let labels = template.metadata.labels.clone().unwrap();
+        for (k, v) in Names::new("shop").selector(REDIS_COMPONENT) {
+            assert_eq!(labels.get(&k), Some(&v));
+        }
+    }
+
+    #[test]
+    fn retain_on_delete_false_lets_the_stateful_set_delete_the_claim() {
+        let mut spec = OrderShopSpec::default();
+        spec.redis.storage.retain_on_delete = false;
+        let policy = redis_of(spec)
+            .spec
+            .unwrap()
+            .persistent_volume_claim_retention_policy
+            .unwrap();
+        assert_eq!(policy.when_deleted.as_deref(), Some("Delete"));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! One reconciliation of an OrderShop: build the desired children, apply
 //! them (server-side apply, one field manager), prune what is no longer
-//! desired, and write the status and Events.
+//! desired, and write the status and Events. A deleted OrderShop gets one
+//! last pass, the finalizer's [`cleanup`].
 
 mod backoff;
 mod children;
+pub mod cleanup;
 mod redis_auth;
 pub mod status;
 
@@ -16,6 +18,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{self, Event as Finalizing, finalizer};
 use kube::{Api, Client, Resource, ResourceExt};
 use ordershop_topology::Role;
 use serde_json::json;
@@ -23,6 +26,7 @@ use tracing::{info, warn};
 
 pub use backoff::FailureBackoff;
 pub use children::ChildStores;
+pub use cleanup::FINALIZER;
 
 use crate::FIELD_MANAGER;
 use crate::autoscale;
@@ -77,6 +81,14 @@ impl Context {
             pruned_at: Mutex::new(HashMap::new()),
         }
     }
+
+    /// Drops the bookkeeping of a deleted OrderShop.
+    fn forget(&self, uid: &str) {
+        self.pruned_at
+            .lock()
+            .expect("prune bookkeeping poisoned")
+            .remove(uid);
+    }
 }
 
 /// Why a reconciliation failed.
@@ -96,6 +108,8 @@ pub enum Error {
     ExternalSecret(String),
     #[error("the child caches stopped (shutting down)")]
     CachesClosed,
+    #[error("the finalizer name {FINALIZER} is not a valid JSON pointer segment")]
+    InvalidFinalizer,
 }
 
 impl Error {
@@ -112,6 +126,25 @@ impl Error {
             },
             Error::ExternalSecret(_) => "external_secret",
             Error::CachesClosed => "caches_closed",
+            Error::InvalidFinalizer => "finalizer",
+        }
+    }
+
+    /// The reconcile's own error as it was, the finalizer helper's API
+    /// calls in the reconcile's terms.
+    fn from_finalizer(error: finalizer::Error<Error>, shop: &OrderShop) -> Self {
+        let kube = |action, source| Error::Kube {
+            action,
+            kind: "OrderShop".into(),
+            name: shop.name_any(),
+            source,
+        };
+        match error {
+            finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+            finalizer::Error::AddFinalizer(source) => kube("add the finalizer to", source),
+            finalizer::Error::RemoveFinalizer(source) => kube("remove the finalizer from", source),
+            finalizer::Error::UnnamedObject => Error::Build(BuildError::NotPersisted),
+            finalizer::Error::InvalidFinalizer => Error::InvalidFinalizer,
         }
     }
 }
@@ -125,10 +158,30 @@ fn key(shop: &OrderShop) -> String {
 }
 
 /// The controller's reconcile function.
+///
+/// Through kube's finalizer helper: an OrderShop without [`FINALIZER`] only
+/// gets it (the pass ends there, and the update it makes triggers the
+/// next), so no child exists before the finalizer does and every deletion
+/// reaches [`cleanup::cleanup`]; a deleted one is cleaned up and let go.
 pub async fn reconcile(shop: Arc<OrderShop>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconcile_started();
     let started = Instant::now();
-    let result = reconcile_inner(&shop, &ctx).await;
+    let result = match shop.namespace() {
+        // The shop's own namespace: works whether the operator watches one
+        // namespace or all.
+        Some(namespace) => {
+            let shops: Api<OrderShop> = Api::namespaced(ctx.client.clone(), &namespace);
+            finalizer(&shops, FINALIZER, shop.clone(), |event| async {
+                match event {
+                    Finalizing::Apply(shop) => reconcile_inner(&shop, &ctx).await,
+                    Finalizing::Cleanup(shop) => cleanup::cleanup(&shop, &ctx).await,
+                }
+            })
+            .await
+            .map_err(|error| Error::from_finalizer(error, &shop))
+        }
+        None => Err(BuildError::NotPersisted.into()),
+    };
     ctx.metrics.reconcile_finished(started.elapsed());
     if result.is_ok() {
         ctx.backoff.reset(&key(&shop));
@@ -146,7 +199,9 @@ pub fn error_policy(shop: Arc<OrderShop>, error: &Error, ctx: Arc<Context>) -> A
 }
 
 async fn reconcile_inner(shop: &OrderShop, ctx: &Context) -> Result<Action, Error> {
-    // Children are owned: garbage collection removes them; nothing to do.
+    // The finalizer helper hands a deleted shop to the cleanup, never here;
+    // should one come anyway, its children are owned: garbage collection
+    // removes them.
     if shop.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -421,8 +476,7 @@ async fn write_status(
     Ok(())
 }
 
-/// Publishes an Event about `shop`; a failure to record it is logged, never
-/// fatal (Events are best effort by design).
+/// Publishes an Event about `shop` (see [`record`]).
 async fn publish(
     ctx: &Context,
     shop: &OrderShop,
@@ -431,23 +485,31 @@ async fn publish(
     note: &str,
     related: Option<ObjectReference>,
 ) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.into()),
+        action: "Reconcile".into(),
+        secondary: related,
+    };
+    record(ctx, shop, event).await;
+}
+
+/// Records `event` about `shop`; a refusal is logged and otherwise ignored
+/// (Events are best effort by design), so neither a pass nor the deletion
+/// cleanup ever waits on the Events API.
+async fn record(ctx: &Context, shop: &OrderShop, mut event: Event) {
     // Events carry at most 1 kB of note.
-    let mut note = note.to_string();
-    if note.len() > 1000 {
+    if let Some(note) = event.note.as_mut()
+        && note.len() > 1000
+    {
         let mut cut = 1000;
         while !note.is_char_boundary(cut) {
             cut -= 1;
         }
         note.truncate(cut);
     }
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: "Reconcile".into(),
-        secondary: related,
-    };
     if let Err(error) = ctx.recorder.publish(&event, &shop.object_ref(&())).await {
-        warn!(ordershop = %key(shop), %error, reason, "could not record Event");
+        warn!(ordershop = %key(shop), %error, reason = %event.reason, "could not record Event");
     }
 }
