@@ -30,6 +30,9 @@ use crate::metrics::Metrics;
 use crate::names::MANAGED_SELECTOR;
 use crate::reconcile::{self, ChildStores, Context};
 
+/// How often the readiness task looks again whether the OrderShop cache
+/// has synced (see `run_controller`).
+const SYNC_REPOLL: Duration = Duration::from_millis(250);
 /// How long running reconciliations may take to finish after SIGTERM;
 /// below the pods' 30 s termination grace period, so the Lease is still
 /// released before the kubelet kills the process.
@@ -307,7 +310,20 @@ async fn run_controller(
     let ready_stores = stores.clone();
     let ready_shops = shops.clone();
     tokio::spawn(async move {
-        if ready_stores.wait_until_ready().await && ready_shops.wait_until_ready().await.is_ok() {
+        // The Controller waits on the OrderShop store too, and kube-runtime
+        // 5's readiness signal wakes only the waiter that polled it last
+        // (one oneshot receiver, one waker): a single long wait here could
+        // sleep forever, leaving the leader unready. A wait that is dropped
+        // and polled again always sees a signal already sent.
+        let shops_synced = async {
+            loop {
+                match tokio::time::timeout(SYNC_REPOLL, ready_shops.wait_until_ready()).await {
+                    Ok(synced) => return synced.is_ok(),
+                    Err(_elapsed) => continue,
+                }
+            }
+        };
+        if ready_stores.wait_until_ready().await && shops_synced.await {
             info!("caches synced; reconciling");
             ready_health.set_controller_running(true);
         }
