@@ -323,6 +323,8 @@ componentsPatches:
   # kubectl logs/exec/port-forward: the kubelet trusts the cluster CA.
   - {key: kubelet-client-certificate, value: $KWOK_CLUSTER_DIR/pki/admin.crt}
   - {key: kubelet-client-key, value: $KWOK_CLUSTER_DIR/pki/admin.key}
+  # The node's name resolves nowhere; its address is what to dial.
+  - {key: kubelet-preferred-address-types, value: InternalIP}
   # A namespace's annotations can send all of its pods to the fake node
   # (scale tests with made-up images) without touching their specs.
   - {key: enable-admission-plugins, value: "PodNodeSelector,PodTolerationRestriction"}
@@ -352,7 +354,9 @@ kwokctl() {
   [[ -f $KWOKCTL_CONFIG ]] && conf=(--config "$KWOKCTL_CONFIG")
   # Inside the cluster's network namespace: every component it starts
   # inherits it.
-  { PATH="$BIN:$PATH" HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY='' \
+  # The components inherit these: the API server's own connections to the
+  # kubelet (logs, exec, port-forward) go straight to the node.
+  { PATH="$BIN:$PATH" HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY="$NODE_IP,$CLUSTER_CIDR,$SERVICE_CIDR" \
       in_ns "$BIN/kwokctl" "${conf[@]}" --name "$CLUSTER_NAME" "$@" 2>&1 1>&3 3>&- |
       kwok_log >&2; } 3>&1
 }

@@ -31,8 +31,13 @@ buildah_() {
 copy_binary() {
   local rootfs=$1 src=$2 dest=$3 lib
   install -D -m 0755 "$src" "$rootfs$dest"
+  # The release profile keeps line tables for profiling; an image has no
+  # use for them (a third of the size).
+  strip --strip-debug "$rootfs$dest"
   for lib in $(ldd "$src" 2>/dev/null | awk '/=> \// {print $3} /^\t\/[^ ]+ \(/ {print $1}'); do
-    [[ -e $rootfs$lib ]] || install -D -m 0644 "$(realpath "$lib")" "$rootfs$lib"
+    # 0755: the kernel executes the ELF interpreter (ld-linux) as the
+    # image's user, which needs the execute bit.
+    [[ -e $rootfs$lib ]] || install -D -m 0755 "$(realpath "$lib")" "$rootfs$lib"
   done
 }
 

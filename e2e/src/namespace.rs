@@ -83,6 +83,21 @@ impl Drop for TestNamespace {
         if std::env::var("ORDERSHOP_E2E_KEEP").is_ok_and(|v| v == "1") {
             return;
         }
+        // The test's operator has stopped by now: an OrderShop still here
+        // would keep its cleanup finalizer, and the namespace Terminating.
+        let shops =
+            crate::tools::kubectl_output(&["get", "ordershops", "-n", &self.name, "-o", "name"]);
+        for shop in shops.stdout.lines().filter(|l| !l.is_empty()) {
+            let _ = crate::tools::kubectl_output(&[
+                "patch",
+                shop,
+                "-n",
+                &self.name,
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ]);
+        }
         let _ = crate::tools::kubectl_output(&["delete", "namespace", &self.name, "--wait=false"]);
         // The test operators' Lease (see `operator::Options::for_namespace`).
         let lease = format!("e2e-{}", self.name);

@@ -89,6 +89,7 @@ pub async fn require_real_node(client: &Client) -> String {
 pub struct InClusterOperator {
     pub release: String,
     pub namespace: String,
+    pub watch_namespace: String,
 }
 
 impl InClusterOperator {
@@ -101,6 +102,18 @@ impl InClusterOperator {
         images: &Images,
         extra: &[&str],
     ) -> Self {
+        let operator = Self {
+            release: release.into(),
+            namespace: namespace.into(),
+            watch_namespace: watch_namespace.into(),
+        };
+        operator.upgrade(images, extra);
+        operator
+    }
+
+    /// `helm upgrade` of the release with `extra` `--set` values (the
+    /// others as at install).
+    pub fn upgrade(&self, images: &Images, extra: &[&str]) {
         let chart = crate::repo_root().join("charts/ordershop-operator");
         let (repository, tag) = split_image(&images.operator);
         let (_, service_tag) = split_image(&images.services);
@@ -110,17 +123,17 @@ impl InClusterOperator {
             // Loaded into the node, never pulled.
             "image.pullPolicy=Never".to_string(),
             format!("defaultServiceImageTag={service_tag}"),
-            format!("watchNamespace={watch_namespace}"),
+            format!("watchNamespace={}", self.watch_namespace),
             "logFormat=text".to_string(),
         ];
         sets.extend(extra.iter().map(|s| s.to_string()));
         let mut args = vec![
             "upgrade".to_string(),
             "--install".into(),
-            release.into(),
+            self.release.clone(),
             chart.to_str().expect("UTF-8 path").into(),
             "--namespace".into(),
-            namespace.into(),
+            self.namespace.clone(),
             "--create-namespace".into(),
             "--wait".into(),
             "--timeout".into(),
@@ -132,10 +145,6 @@ impl InClusterOperator {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         helm(&args);
-        Self {
-            release: release.into(),
-            namespace: namespace.into(),
-        }
     }
 
     /// Who holds the operator's Lease (the chart names it after the release).
@@ -149,16 +158,27 @@ impl InClusterOperator {
             .holder_identity
     }
 
-    pub fn uninstall(&self) {
+    /// Removes the release (its cluster-scoped RBAC too) and its namespace;
+    /// also when the test fails, on drop.
+    fn uninstall(&self) {
         let _ = crate::tools::helm_output(&[
             "uninstall",
             &self.release,
             "--namespace",
             &self.namespace,
-            "--wait",
+            "--ignore-not-found",
         ]);
         let _ =
             crate::tools::kubectl_output(&["delete", "namespace", &self.namespace, "--wait=false"]);
+    }
+}
+
+impl Drop for InClusterOperator {
+    fn drop(&mut self) {
+        if std::env::var("ORDERSHOP_E2E_KEEP").is_ok_and(|v| v == "1") {
+            return;
+        }
+        self.uninstall();
     }
 }
 

@@ -113,6 +113,17 @@ async fn shop_ready(api: &Api<OrderShop>) -> bool {
         .is_ok_and(|s| condition_true(&s, "Ready"))
 }
 
+/// The last lines of a log file, for a failure message.
+fn log_tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    format!(
+        "--- {} (last 40 lines):\n{}",
+        path.display(),
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    )
+}
+
 fn loadgen_binary() -> std::path::PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
@@ -228,7 +239,7 @@ async fn the_product_loop_on_real_pods() {
     drop(forward);
     deleting_the_shop_removes_its_children(&client, &ns.name, &api, &mut measured).await;
 
-    operator.uninstall();
+    drop(operator);
     measured.write(&memory);
 }
 
@@ -325,6 +336,7 @@ async fn kill_pods_mid_flow(
     forward: &PortForward,
     measured: &mut Measured,
 ) {
+    let loadgen_log = ordershop_e2e::work_dir().join("real-pods-loadgen.log");
     let loadgen = Command::new(loadgen_binary())
         .args([
             "--url",
@@ -332,7 +344,7 @@ async fn kill_pods_mid_flow(
             "--clients",
             "2",
             "--duration",
-            "45s",
+            "120s",
         ])
         .args([
             "--wait-timeout",
@@ -341,10 +353,14 @@ async fn kill_pods_mid_flow(
             "50ms",
             "--settle",
             "60s",
+            // A client of a shop whose parts restart retries with an
+            // idempotency key; no try may apply twice (the stock check).
+            "--retry-for",
+            "120s",
         ])
         .args(["--products", "20", "--customers", "10", "--pause", "0s"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&loadgen_log).expect("creating the load generator's log"))
         .spawn()
         .expect("starting the load generator");
     let started = Instant::now();
@@ -355,14 +371,43 @@ async fn kill_pods_mid_flow(
         .into_iter()
         .filter(|r| *r != Role::ApiGateway)
         .collect::<Vec<_>>();
+    // One role at a time: kill its Ready pod, wait until a new one is Ready,
+    // then the next (a pod may be unready for a moment while the event
+    // store or the queue it uses restarts).
+    let mut recovery = Vec::new();
     for role in &victims {
-        let pods = real::pods(client, ns, &format!("{LABEL_COMPONENT}={}", role.slug())).await;
-        let Some(victim) = pods.iter().find(|p| real::pod_ready(p)) else {
-            panic!("no Ready pod of {} to kill", names.service(*role));
-        };
-        let name = victim.metadata.name.clone().unwrap_or_default();
-        real::kill_pod(client, ns, &name).await;
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        let selector = format!("{LABEL_COMPONENT}={}", role.slug());
+        let victim = eventually_async(
+            &format!("a Ready pod of {}", names.service(*role)),
+            SLOW,
+            || async {
+                let pods = real::pods(client, ns, &selector).await;
+                pods.iter()
+                    .find(|p| real::pod_ready(p))
+                    .and_then(|p| p.metadata.name.clone())
+            },
+        )
+        .await;
+        let killed = Instant::now();
+        real::kill_pod(client, ns, &victim).await;
+        eventually_async(
+            &format!("{} Ready again", names.service(*role)),
+            SLOW,
+            || async {
+                let pods = real::pods(client, ns, &selector).await;
+                pods.iter()
+                    .any(|p| {
+                        real::pod_ready(p) && p.metadata.name.as_deref() != Some(victim.as_str())
+                    })
+                    .then_some(())
+            },
+        )
+        .await;
+        recovery.push(format!(
+            "{} {:.1} s",
+            role.slug(),
+            killed.elapsed().as_secs_f64()
+        ));
     }
     let output = tokio::task::spawn_blocking(move || loadgen.wait_with_output())
         .await
@@ -371,7 +416,8 @@ async fn kill_pods_mid_flow(
     let report = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
-        "flows failed or the stock was off while pods were killed:\n{report}"
+        "flows failed or the stock was off while pods were killed:\n{report}\n{}",
+        log_tail(&loadgen_log)
     );
     measured.time(
         &format!(
@@ -380,6 +426,10 @@ async fn kill_pods_mid_flow(
         ),
         started.elapsed(),
     );
+    measured.notes.push(format!(
+        "Pod killed (SIGKILL) → a new Ready pod, per role: {}",
+        recovery.join(", ")
+    ));
     measured
         .notes
         .push(format!("Load run while pods were killed:\n\n{report}"));
@@ -558,10 +608,7 @@ async fn helm_upgrade_keeps_the_shop(
     measured: &mut Measured,
 ) {
     let started = Instant::now();
-    let upgraded = InClusterOperator::install(
-        &operator.release,
-        &operator.namespace,
-        ns,
+    operator.upgrade(
         images,
         &[
             "leaderElection.leaseDurationSeconds=8",
@@ -569,6 +616,7 @@ async fn helm_upgrade_keeps_the_shop(
             "logFilter=debug\\,kube=warn",
         ],
     );
+    let upgraded = operator;
     let deployment = Api::<Deployment>::namespaced(client.clone(), &upgraded.namespace)
         .get(&upgraded.release)
         .await

@@ -73,6 +73,13 @@ struct Args {
     /// A single HTTP request longer than this fails.
     #[arg(long, env = "ORDERSHOP_LOADGEN_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
     request_timeout: Duration,
+    /// Retry a call that failed in transport or with 502/503/504 for up to
+    /// this long, as a client of a restarting shop would; every write then
+    /// carries one `Idempotency-Key` across its tries, so a retry never
+    /// applies it twice. The default, 0s, never retries (a benchmark counts
+    /// every failure).
+    #[arg(long, env = "ORDERSHOP_LOADGEN_RETRY_FOR", value_parser = parse_duration, default_value = "0s")]
+    retry_for: Duration,
     /// How long the stock check waits for the read model to catch up.
     #[arg(long, env = "ORDERSHOP_LOADGEN_SETTLE", value_parser = parse_duration, default_value = "10s")]
     settle: Duration,
@@ -148,6 +155,7 @@ async fn run_all(args: Args) -> anyhow::Result<Report> {
         poll_interval,
         wait_timeout,
         request_timeout,
+        retry_for,
         settle,
         pause,
         seed,
@@ -173,7 +181,8 @@ async fn run_all(args: Args) -> anyhow::Result<Report> {
         max_cart_items,
         allow_out_of_stock,
     };
-    let shop = Shop::new(&url, request_timeout).context("cannot build the HTTP client")?;
+    let shop =
+        Shop::new(&url, request_timeout, retry_for).context("cannot build the HTTP client")?;
 
     let mut runs = Vec::with_capacity(clients.len());
     for (index, &count) in clients.iter().enumerate() {

@@ -76,10 +76,38 @@ fn chain(error: &dyn std::error::Error) -> String {
 pub(crate) struct Shop {
     http: Client,
     base: String,
+    /// How long a failed call is retried (0: never).
+    retry_for: Duration,
+}
+
+/// The gateway's header for a write that may be sent more than once.
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// Pauses between tries of a call, doubling up to the last.
+const RETRY_PAUSES: [Duration; 4] = [
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+];
+
+impl CallError {
+    /// Whether trying again may succeed: the shop (or the path to it) was
+    /// away, not the request wrong.
+    fn is_transient(&self) -> bool {
+        match self {
+            CallError::Transport { .. } => true,
+            CallError::Status { status, .. } => matches!(status, 502..=504),
+            CallError::ErrorBody { .. } | CallError::Malformed { .. } => false,
+        }
+    }
 }
 
 impl Shop {
-    pub(crate) fn new(base_url: &str, request_timeout: Duration) -> Result<Shop, reqwest::Error> {
+    pub(crate) fn new(
+        base_url: &str,
+        request_timeout: Duration,
+        retry_for: Duration,
+    ) -> Result<Shop, reqwest::Error> {
         let http = Client::builder()
             .timeout(request_timeout)
             .tcp_nodelay(true)
@@ -89,6 +117,7 @@ impl Shop {
         Ok(Shop {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
+            retry_for,
         })
     }
 
@@ -162,7 +191,24 @@ impl Shop {
         body: Option<&Value>,
     ) -> Result<Value, CallError> {
         let started = Instant::now();
-        let outcome = self.exchange(method, route, path, body).await;
+        // One key for every try of a write: the queue enqueues it once and
+        // a retry gets the first try's answer.
+        let key = (self.retry_for > Duration::ZERO && method != Method::GET)
+            .then(|| uuid::Uuid::new_v4().to_string());
+        let mut tries = 0;
+        let outcome = loop {
+            let outcome = self
+                .exchange(method.clone(), route, path, body, key.as_deref())
+                .await;
+            match outcome {
+                Err(error) if error.is_transient() && started.elapsed() < self.retry_for => {
+                    tracing::debug!(%error, tries, "retrying");
+                    tokio::time::sleep(RETRY_PAUSES[tries.min(RETRY_PAUSES.len() - 1)]).await;
+                    tries += 1;
+                }
+                outcome => break outcome,
+            }
+        };
         recorder.record(
             route,
             started.elapsed(),
@@ -178,6 +224,7 @@ impl Shop {
         route: &str,
         path: &str,
         body: Option<&Value>,
+        idempotency_key: Option<&str>,
     ) -> Result<Value, CallError> {
         let transport = |cause| CallError::Transport {
             route: route.to_owned(),
@@ -186,6 +233,9 @@ impl Shop {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
             request = request.json(body);
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header(IDEMPOTENCY_KEY, key);
         }
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
