@@ -313,7 +313,11 @@ pub fn pod_memory_mib(node: &str, namespace: &str) -> BTreeMap<String, f64> {
         .filter(|p| p["podRef"]["namespace"] == namespace)
         .filter_map(|p| {
             let name = p["podRef"]["name"].as_str()?.to_string();
-            let bytes = p["memory"]["workingSetBytes"].as_f64()?;
+            // A container the kubelet has not sampled yet reports nothing
+            // or 0: left out rather than shown as free.
+            let bytes = p["memory"]["workingSetBytes"]
+                .as_f64()
+                .filter(|b| *b > 0.0)?;
             Some((name, bytes / 1024.0 / 1024.0))
         })
         .collect()
