@@ -9,7 +9,7 @@ cmd_diagnose() {
   section "nodes"
   kc get nodes -o wide 2>&1 || true
   section "pods that are not Ready"
-  kc get pods -A -o wide 2>&1 | awk 'NR == 1 || $3 !~ /^([0-9]+)\/\1$/ || $4 != "Running"' || true
+  kc get pods -A -o wide 2>&1 | awk 'NR == 1 {print; next} {split($3, r, "/")} r[1] != r[2] || $4 != "Running"' || true
   section "OrderShops"
   kc get ordershops -A -o wide 2>&1 || true
   section "last 60 events"
@@ -19,6 +19,11 @@ cmd_diagnose() {
     section "node: $d (last 25 lines of $NODE_LOGS/$d.log)"
     tail -25 "$NODE_LOGS/$d.log" 2>/dev/null || true
   done
-  section "in-cluster operator logs"
-  kc logs -A -l app.kubernetes.io/name=ordershop-operator --tail=40 --prefix 2>&1 || true
+  # Logs of every pod that is not Ready (the operator's too), last lines.
+  local ns pod
+  while read -r ns pod; do
+    section "logs: $ns/$pod (last 30 lines)"
+    kc logs -n "$ns" "$pod" --all-containers --tail=30 2>&1 | cut -c1-400 || true
+  done < <(kc get pods -A --no-headers 2>/dev/null |
+    awk '{split($3, r, "/")} r[1] != r[2] || $2 ~ /ordershop-operator/ {print $1, $2}' | head -20)
 }

@@ -355,6 +355,8 @@ kill_containers() {
     local i
     for ((i = 0; i < 50; i++)); do
       ctr_node tasks delete "$t" >/dev/null 2>&1 && break
+      # CRI deletes the task of a container that exited by itself.
+      ctr_node tasks ls -q 2>/dev/null | grep -qxF "$t" || break
       sleep 0.2
     done
   done

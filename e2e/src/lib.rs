@@ -1,6 +1,6 @@
 //! End-to-end tests of the OrderShop operator against any Kubernetes API
 //! server (the one `KUBECONFIG` points at): the local control plane of
-//! `e2e/cluster.sh` (kwok fakes the pods) or kind in GitHub Actions (real pods).
+//! `e2e/cluster.sh` (a real node, and a tainted kwok node for fake pods) or kind in GitHub Actions.
 //!
 //! Every test binary:
 //! 1. checks that an API server answers, and fails with a clear message if not;
@@ -20,10 +20,10 @@
 //! The operator binary is `$ORDERSHOP_OPERATOR_BIN`, else the workspace's
 //! `target/debug/ordershop-operator` (build it first, as above).
 //!
-//! Real-pod scenarios (client flows through a port-forward to the gateway)
-//! are `#[ignore]`d and need `ORDERSHOP_E2E_REAL_PODS=1` and
-//! `cargo test -p ordershop-e2e -- --include-ignored` on a cluster that runs
-//! containers (kind).
+//! The real-pod scenario (`tests/real_pods.rs`: the operator installed by
+//! helm, an OrderShop of real containers, flows, scaling and faults) needs a
+//! node that runs containers and the images under test loaded into it:
+//! `e2e/cluster.sh images` here, `kind load` in GitHub Actions.
 
 pub mod cluster;
 pub mod identity;
@@ -55,9 +55,4 @@ pub fn work_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("target").join("e2e"));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     dir
-}
-
-/// Whether the cluster runs real containers (kind), so client flows work.
-pub fn real_pods() -> bool {
-    std::env::var("ORDERSHOP_E2E_REAL_PODS").is_ok_and(|v| v == "1")
 }

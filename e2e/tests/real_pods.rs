@@ -503,15 +503,7 @@ async fn redis_pod_deleted_keeps_acknowledged_data(
     )
     .await;
     assert_eq!(after, before);
-    let (products, customers) = shop.seed(1, 5).await;
-    let cart = shop
-        .create_one(
-            "cart",
-            json!({"customer_id": customers[0], "product_ids": [products[0]]}),
-        )
-        .await;
-    let order = shop.create_one("order", json!({"cart_id": cart})).await;
-    shop.wait_status(&order, "IN_STOCK").await;
+    shop.order_in_stock(5).await;
     let _ = client;
 }
 
@@ -557,15 +549,7 @@ async fn redis_unresponsive_causes_no_restart_storm(
         restarted.is_empty(),
         "pods restarted during a Redis outage: {restarted:?}"
     );
-    let (products, customers) = shop.seed(1, 5).await;
-    let cart = shop
-        .create_one(
-            "cart",
-            json!({"customer_id": customers[0], "product_ids": [products[0]]}),
-        )
-        .await;
-    let order = shop.create_one("order", json!({"cart_id": cart})).await;
-    shop.wait_status(&order, "IN_STOCK").await;
+    shop.order_in_stock(5).await;
 }
 
 /// Deleting the leading operator pod hands the Lease to the other replica

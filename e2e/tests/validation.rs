@@ -114,7 +114,12 @@ async fn the_plain_manifests_and_valid_examples_are_accepted() {
         "kubectl apply -f deploy/ refused:\n{}",
         out.stderr
     );
-    for example in ["minimal.yaml", "production.yaml", "external-redis.yaml"] {
+    for example in [
+        "minimal.yaml",
+        "production.yaml",
+        "external-redis.yaml",
+        "local.yaml",
+    ] {
         let path = root.join("deploy/examples").join(example);
         let out = kubectl_output(&[
             "apply",

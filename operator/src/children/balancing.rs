@@ -27,8 +27,7 @@
 //! answer them: ones whose Redis is unreachable, and terminating ones, which
 //! would stay published for their whole grace period.
 
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use ordershop_topology::Role;
 
 use super::Owner;
@@ -55,14 +54,7 @@ pub(crate) fn pods_service(names: &Names, owner: &Owner, role: Role) -> Service 
             // the pod terminates.
             publish_not_ready_addresses: Some(false),
             selector: Some(names.selector(slug)),
-            ports: Some(vec![ServicePort {
-                name: Some("grpc".into()),
-                port: GRPC_PORT,
-                target_port: Some(IntOrString::String("grpc".into())),
-                protocol: Some("TCP".into()),
-                app_protocol: Some("kubernetes.io/h2c".into()),
-                ..ServicePort::default()
-            }]),
+            ports: Some(vec![super::workloads::grpc_service_port()]),
             ..ServiceSpec::default()
         }),
         status: None,

@@ -266,14 +266,7 @@ impl<'a> Workloads<'a> {
 
     pub(super) fn service(&self, role: Role) -> Service {
         let slug = role.slug();
-        let mut ports = vec![ServicePort {
-            name: Some("grpc".into()),
-            port: GRPC_PORT,
-            target_port: Some(IntOrString::String("grpc".into())),
-            protocol: Some("TCP".into()),
-            app_protocol: Some("kubernetes.io/h2c".into()),
-            ..ServicePort::default()
-        }];
+        let mut ports = vec![grpc_service_port()];
         let mut type_ = "ClusterIP".to_string();
         if role == Role::ApiGateway {
             let gateway = &self.shop.spec.gateway;
@@ -330,6 +323,18 @@ fn default_service_resources() -> ResourceRequirements {
             Quantity("256Mi".into()),
         )])),
         claims: None,
+    }
+}
+
+/// The gRPC port of a role's Services (HTTP/2 without TLS).
+pub(super) fn grpc_service_port() -> ServicePort {
+    ServicePort {
+        name: Some("grpc".into()),
+        port: GRPC_PORT,
+        target_port: Some(IntOrString::String("grpc".into())),
+        protocol: Some("TCP".into()),
+        app_protocol: Some("kubernetes.io/h2c".into()),
+        ..ServicePort::default()
     }
 }
 

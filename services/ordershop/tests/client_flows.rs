@@ -41,15 +41,7 @@ async fn cancelling_an_in_stock_order_restores_its_stock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_billing_amount_is_a_client_error_and_writes_nothing() {
     let shop = Shop::shared().await;
-    let (products, customers) = shop.seed(1, 5).await;
-    let cart = shop
-        .create_one(
-            "cart",
-            json!({"customer_id": customers[0], "product_ids": [products[0]]}),
-        )
-        .await;
-    let order = shop.create_one("order", json!({"cart_id": cart})).await;
-    shop.wait_status(&order, "IN_STOCK").await;
+    let (_, _, order) = shop.order_in_stock(5).await;
     let (status, body) = shop
         .request(
             Method::POST,

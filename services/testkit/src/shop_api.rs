@@ -146,6 +146,22 @@ impl ShopApi {
         (product_ids, customer_ids)
     }
 
+    /// A fresh product (with `stock`) and customer, and an order of one
+    /// unit that the inventory saga has reserved: (product, customer, order).
+    pub async fn order_in_stock(&self, stock: i64) -> (String, String, String) {
+        let (mut products, mut customers) = self.seed(1, stock).await;
+        let (product, customer) = (products.remove(0), customers.remove(0));
+        let cart = self
+            .create_one(
+                "cart",
+                json!({"customer_id": customer, "product_ids": [product]}),
+            )
+            .await;
+        let order = self.create_one("order", json!({"cart_id": cart})).await;
+        self.wait_status(&order, "IN_STOCK").await;
+        (product, customer, order)
+    }
+
     pub async fn stock_of(&self, product_id: &str) -> i64 {
         let inventories = self.get("/inventories").await;
         inventories
