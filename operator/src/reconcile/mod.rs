@@ -345,6 +345,19 @@ async fn apply_children(
         }
     };
     let mut desired = build::desired(shop, password.as_ref(), &ctx.settings)?;
+    if shop.spec.redis.external.is_none() && !existing_secrets.contains(&names.redis_secret()) {
+        // A new password is created, never applied: of two passes racing
+        // (an outgoing leader still finishing one while the next leader
+        // starts), exactly one create wins and the other adopts its
+        // password. An apply by both would leave Redis with one password
+        // and the pods that start later with the other.
+        // When this pass created it, the apply below still reports it as
+        // created (the Event); an adopted one was created by the other.
+        if let Some(adopted) = redis_auth::create_once(secrets, &desired.secrets, names).await? {
+            desired = build::desired(shop, Some(&adopted), &ctx.settings)?;
+            existing_secrets.insert(names.redis_secret());
+        }
+    }
     keep_immutable_storage(ctx, shop, namespace, &mut desired).await;
     // Before any Deployment apply that leaves `replicas` out for the first
     // time: otherwise the count drops to 1 until the autoscaler writes.

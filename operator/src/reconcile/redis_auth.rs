@@ -4,13 +4,14 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
+use kube::api::PostParams;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
 use super::Error;
 use crate::children::RedisPassword;
 use crate::crd::SecretKeyRef;
-use crate::names::REDIS_PASSWORD_KEY;
+use crate::names::{Names, REDIS_PASSWORD_KEY};
 
 /// 32 alphanumerics ≈ 190 bits; alphanumeric keeps it URL-safe, since the
 /// services receive it inside a `redis://` URL.
@@ -55,6 +56,36 @@ pub(super) async fn managed_password(
         password: stored.map(RedisPassword).unwrap_or_else(generate),
         secret_exists,
     })
+}
+
+/// Creates the managed Redis' Secret from `desired` (POST, not apply).
+/// Returns `None` when this call created it, or the password already stored
+/// when another reconcile created it first.
+pub(super) async fn create_once(
+    secrets: &Api<Secret>,
+    desired: &[Secret],
+    names: &Names,
+) -> Result<Option<RedisPassword>, Error> {
+    let name = names.redis_secret();
+    let Some(secret) = desired
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(name.as_str()))
+    else {
+        return Ok(None);
+    };
+    match secrets.create(&PostParams::default(), secret).await {
+        Ok(_) => Ok(None),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let stored = managed_password(secrets, &name).await?;
+            Ok(stored.secret_exists.then_some(stored.password))
+        }
+        Err(source) => Err(Error::Kube {
+            action: "create",
+            kind: "Secret".into(),
+            name,
+            source,
+        }),
+    }
 }
 
 /// Checks that the external Redis' password Secret and key exist, so a typo
