@@ -155,10 +155,9 @@ async fn the_product_loop_on_real_pods() {
         &operator_ns,
         &ns.name,
         &images,
-        &[
-            "leaderElection.leaseDurationSeconds=8",
-            "leaderElection.leaseGraceSeconds=3",
-        ],
+        // The chart's Lease (15 s, renewed 5 s ahead): shorter ones flap
+        // on a busy 2-core machine.
+        &[],
     );
     let first_leader = eventually_async("an operator replica to lead", SLOW, || {
         let operator = &operator;
@@ -569,15 +568,17 @@ async fn leader_handover(
         first,
         "--wait=false",
     ]);
-    let next = eventually_async("another operator replica to lead", SLOW, || async {
-        operator.leader(client).await.filter(|l| l != first)
-    })
+    // Within the chart's lease duration (15 s) and a margin for the API
+    // server: a graceful stop releases the Lease, so it is usually at once.
+    let next = eventually_async(
+        "another operator replica to lead within the lease",
+        Duration::from_secs(15 + 15),
+        || async { operator.leader(client).await.filter(|l| l != first) },
+    )
     .await;
-    let took = started.elapsed();
-    measured.time(&format!("leader pod deleted → {next} leads"), took);
-    assert!(
-        took < Duration::from_secs(8 + 3 + 10),
-        "handover took {took:?}"
+    measured.time(
+        &format!("leader pod deleted → {next} leads"),
+        started.elapsed(),
     );
 }
 
@@ -592,14 +593,7 @@ async fn helm_upgrade_keeps_the_shop(
     measured: &mut Measured,
 ) {
     let started = Instant::now();
-    operator.upgrade(
-        images,
-        &[
-            "leaderElection.leaseDurationSeconds=8",
-            "leaderElection.leaseGraceSeconds=3",
-            "logFilter=debug\\,kube=warn",
-        ],
-    );
+    operator.upgrade(images, &["logFilter=debug\\,kube=warn"]);
     let upgraded = operator;
     let deployment = Api::<Deployment>::namespaced(client.clone(), &upgraded.namespace)
         .get(&upgraded.release)

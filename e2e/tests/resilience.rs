@@ -152,10 +152,22 @@ async fn a_second_replica_stays_standby_until_the_leaders_lease_lapses() {
         async move { (b.metric("ordershop_operator_leader").await == Some(1.0)).then_some(()) }
     })
     .await;
+    // The new leader must also finish the deletion (it removes the cleanup
+    // finalizer); applying before that would update the terminating object,
+    // which then disappears instead of coming back.
     shops(&client, &ns.name)
         .delete("shop-ext", &Default::default())
         .await
         .unwrap();
+    eventually_async(
+        "B finishes deleting shop-ext",
+        Duration::from_secs(60),
+        || {
+            let api = shops(&client, &ns.name);
+            async move { api.get_opt("shop-ext").await.ok()?.is_none().then_some(()) }
+        },
+    )
+    .await;
     apply_example(&ns.name, "external-redis.yaml");
     ready_and_complete(&client, &ns.name, "shop-ext", false).await;
 }
