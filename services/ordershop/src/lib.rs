@@ -5,6 +5,7 @@
 #![deny(warnings)]
 
 pub mod cli;
+mod listeners;
 mod local;
 mod parent_watch;
 mod roles;

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use ordershop_event_store::StoreConfig;
 use ordershop_message_queue::QueueConfig;
 use ordershop_proto::serving;
@@ -10,6 +9,7 @@ use ordershop_redis::Redis;
 use ordershop_topology::Role;
 use tokio::net::TcpListener;
 
+use crate::listeners::{self, Listeners};
 use crate::{cli::RoleArgs, parent_watch, shutdown};
 
 pub(crate) async fn run(role: Role, args: RoleArgs) -> anyhow::Result<()> {
@@ -17,10 +17,9 @@ pub(crate) async fn run(role: Role, args: RoleArgs) -> anyhow::Result<()> {
     if let Some(parent) = args.parent_pid {
         parent_watch::stop_when_parent_dies(parent, shutdown.clone());
     }
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(role = role.slug(), listen = %args.listen, "starting");
+    let mut listeners = Listeners::from_env();
+    let listener = listeners.take(listeners::GRPC, args.listen).await?;
+    tracing::info!(role = role.slug(), listen = %listener.local_addr()?, "starting");
     match role {
         Role::EventStore => {
             let redis = Redis::open(&args.redis_url)?;
@@ -39,7 +38,11 @@ pub(crate) async fn run(role: Role, args: RoleArgs) -> anyhow::Result<()> {
             };
             ordershop_message_queue::server::run(listener, redis, config, shutdown).await?;
         }
-        _ => run_service(role, &args, listener, shutdown).await?,
+        Role::ApiGateway => {
+            let http = listeners.take(listeners::HTTP, args.http_listen).await?;
+            run_service(role, &args, listener, Some(http), shutdown).await?;
+        }
+        _ => run_service(role, &args, listener, None, shutdown).await?,
     }
     tracing::info!(role = role.slug(), "stopped");
     Ok(())
@@ -53,6 +56,7 @@ async fn run_service(
     role: Role,
     args: &RoleArgs,
     listener: TcpListener,
+    http: Option<TcpListener>,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
     let clients = Arc::new(ordershop_client::Clients::connect(
@@ -69,26 +73,32 @@ async fn run_service(
         let caught_up = role == Role::ApiGateway || caught_up.is_ready();
         async move { caught_up && clients.event_store.healthy().await && clients.queue.healthy().await }
     }));
-    let work = work(role, args, (*clients).clone(), readiness, shutdown.clone()).await;
+    let work = work(
+        role,
+        args,
+        http,
+        (*clients).clone(),
+        readiness,
+        shutdown.clone(),
+    )
+    .await;
     // Whatever ended the work, the health server goes down with it.
     shutdown.cancel();
     health.await??;
     work
 }
 
-/// The role's own work, until `shutdown`.
+/// The role's own work, until `shutdown`; `http` is the gateway's listener.
 async fn work(
     role: Role,
     args: &RoleArgs,
+    http: Option<TcpListener>,
     clients: ordershop_client::Clients,
     readiness: ordershop_app::Readiness,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
-    if role == Role::ApiGateway {
-        let listener = TcpListener::bind(args.http_listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.http_listen))?;
-        tracing::info!(http = %args.http_listen, "API gateway listening");
+    if let Some(listener) = http {
+        tracing::info!(http = %listener.local_addr()?, "API gateway listening");
         let config = ordershop_gateway::GatewayConfig::default();
         ordershop_gateway::run(listener, clients, config, shutdown).await?;
         return Ok(());

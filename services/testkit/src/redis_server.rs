@@ -1,6 +1,5 @@
 use std::{
     io::{BufRead, BufReader},
-    net::TcpStream,
     path::PathBuf,
     process::{Child, Command, Stdio},
     thread,
@@ -60,16 +59,32 @@ impl RedisServer {
             .prefix("ordershop-redis-")
             .tempdir()
             .map_err(RedisServerError::TempDir)?;
-        let port = free_port();
-        let child = Self::launch(port, dir.path().to_path_buf(), extra_args)?;
-        let mut server = Self {
-            url: format!("redis://127.0.0.1:{port}/"),
-            port,
-            child: Some(child),
-            dir: Some(dir),
-        };
-        server.wait_ready()?;
-        Ok(server)
+        // Another process may bind the picked port first (an explicit bind:
+        // see `free_port`); then this server exits and another port is tried.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let port = free_port();
+            let child = Self::launch(port, dir.path().to_path_buf(), extra_args)?;
+            let mut server = Self {
+                url: format!("redis://127.0.0.1:{port}/"),
+                port,
+                child: Some(child),
+                dir: None,
+            };
+            match server.wait_ready(extra_args) {
+                Ok(()) => {
+                    server.dir = Some(dir);
+                    return Ok(server);
+                }
+                Err(RedisServerError::NotReady { ref log, .. })
+                    if attempt < 5 && log.contains("Address already in use") =>
+                {
+                    continue;
+                }
+                Err(err) => return Err(err),
+            }
+        }
     }
 
     fn launch(port: u16, dir: PathBuf, extra_args: &[&str]) -> Result<Child, RedisServerError> {
@@ -86,11 +101,16 @@ impl RedisServer {
             .map_err(|source| RedisServerError::Spawn { source })
     }
 
-    fn wait_ready(&mut self) -> Result<(), RedisServerError> {
+    /// Ready when the server on our port answers and is our child: a
+    /// connection alone could reach another process that owns the port.
+    fn wait_ready(&mut self, extra_args: &[&str]) -> Result<(), RedisServerError> {
         let waited = Duration::from_secs(10);
         let start = Instant::now();
+        let ours = self.child.as_ref().map(Child::id);
         while start.elapsed() < waited {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if let Some(pid) = self.answering_pid(extra_args)
+                && (ours.is_none() || ours == Some(pid))
+            {
                 return Ok(());
             }
             // A server that exited (bad argument, port taken) says why on stdout.
@@ -121,6 +141,26 @@ impl RedisServer {
             waited,
             log: "still not listening".into(),
         })
+    }
+
+    /// `process_id` from `INFO server` of whatever answers on the port.
+    fn answering_pid(&self, extra_args: &[&str]) -> Option<u32> {
+        let password = extra_args
+            .windows(2)
+            .find(|pair| pair[0] == "--requirepass")
+            .map(|pair| pair[1]);
+        let url = match password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}/", self.port),
+            None => self.url.clone(),
+        };
+        let client = redis::Client::open(url.as_str()).ok()?;
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_millis(500))
+            .ok()?;
+        let info: String = redis::cmd("INFO").arg("server").query(&mut conn).ok()?;
+        info.lines()
+            .find_map(|line| line.strip_prefix("process_id:"))
+            .and_then(|pid| pid.trim().parse().ok())
     }
 
     pub fn url(&self) -> &str {
@@ -155,7 +195,7 @@ impl RedisServer {
             .map(|d| d.path().to_path_buf())
             .unwrap_or_else(std::env::temp_dir);
         self.child = Some(Self::launch(self.port, dir, extra_args)?);
-        self.wait_ready()
+        self.wait_ready(extra_args)
     }
 }
 

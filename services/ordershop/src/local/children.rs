@@ -2,12 +2,14 @@ use std::{
     collections::HashMap,
     io::Write,
     net::{SocketAddr, TcpListener},
+    os::fd::OwnedFd,
     path::{Path, PathBuf},
     process::Stdio,
     time::Duration,
 };
 
 use anyhow::Context;
+use command_fds::{CommandFdExt, FdMapping};
 use nix::{sys::signal::Signal, unistd::Pid};
 use ordershop_topology::Role;
 use tokio::{
@@ -18,14 +20,18 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use super::LocalArgs;
+use crate::listeners;
 
 /// One child process per role, restarted when it dies unexpectedly.
 #[derive(Debug)]
 pub(super) struct Supervisor {
     exe: PathBuf,
     env: Vec<(&'static str, String)>,
-    ports: HashMap<Role, u16>,
-    http_listen: SocketAddr,
+    /// Every role's gRPC listener and the gateway's HTTP one, bound here and
+    /// kept for the supervisor's lifetime: each child (and each restart of
+    /// it) inherits its own (see `crate::listeners`).
+    grpc: HashMap<Role, TcpListener>,
+    http: TcpListener,
     run_dir: PathBuf,
     children: HashMap<Role, Child>,
     restarts: HashMap<Role, u32>,
@@ -34,21 +40,36 @@ pub(super) struct Supervisor {
 impl Supervisor {
     pub(super) fn new(args: &LocalArgs, redis_url: &str, data_dir: &Path) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find the ordershop executable")?;
-        let mut ports = HashMap::new();
+        let mut grpc = HashMap::new();
         for (offset, role) in Role::ALL.into_iter().enumerate() {
-            let port = if args.base_port == 0 {
-                free_port()?
-            } else {
-                args.base_port + offset as u16
+            let port = match args.base_port {
+                0 => 0,
+                base => base
+                    .checked_add(offset as u16)
+                    .context("--base-port leaves no room for every role")?,
             };
-            ports.insert(role, port);
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let listener = TcpListener::bind(addr).with_context(|| {
+                format!(
+                    "cannot listen on {addr} for {}; pick other ports with --base-port (0 picks free ones)",
+                    role.slug()
+                )
+            })?;
+            grpc.insert(role, listener);
         }
-        let event_store_url = format!("http://127.0.0.1:{}", ports[&Role::EventStore]);
-        let queue_url = format!("http://127.0.0.1:{}", ports[&Role::MessageQueue]);
+        let http = TcpListener::bind(args.http_listen).with_context(|| {
+            format!(
+                "cannot listen on {} for the UI and REST API; pick another address with --http-listen",
+                args.http_listen
+            )
+        })?;
+        let url = |role: Role| -> anyhow::Result<String> {
+            Ok(format!("http://{}", grpc[&role].local_addr()?))
+        };
         let env = vec![
             ("ORDERSHOP_REDIS_URL", redis_url.to_owned()),
-            ("ORDERSHOP_EVENT_STORE_URL", event_store_url),
-            ("ORDERSHOP_QUEUE_URL", queue_url),
+            ("ORDERSHOP_EVENT_STORE_URL", url(Role::EventStore)?),
+            ("ORDERSHOP_QUEUE_URL", url(Role::MessageQueue)?),
             ("ORDERSHOP_PARENT_PID", std::process::id().to_string()),
             ("ORDERSHOP_LEASE_MS", args.lease_ms.to_string()),
             ("ORDERSHOP_CLAIM_IDLE_MS", args.claim_idle_ms.to_string()),
@@ -56,11 +77,13 @@ impl Supervisor {
         let run_dir = data_dir.join("run");
         std::fs::create_dir_all(&run_dir)
             .with_context(|| format!("cannot create {}", run_dir.display()))?;
+        // An earlier run's address must not be mistaken for this one's.
+        let _ = std::fs::remove_file(run_dir.join("http.addr"));
         Ok(Self {
             exe,
             env,
-            ports,
-            http_listen: args.http_listen,
+            grpc,
+            http,
             run_dir,
             children: HashMap::new(),
             restarts: HashMap::new(),
@@ -68,19 +91,63 @@ impl Supervisor {
     }
 
     pub(super) fn url_of(&self, role: Role) -> String {
-        format!("http://127.0.0.1:{}", self.ports[&role])
+        format!("http://{}", self.grpc_addr(role))
+    }
+
+    fn grpc_addr(&self, role: Role) -> SocketAddr {
+        self.grpc[&role]
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Where the UI and REST API listen (the port `--http-listen …:0` got).
+    pub(super) fn http_addr(&self) -> SocketAddr {
+        self.http
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Writes the UI's address to `<data dir>/run/http.addr` (renamed into
+    /// place, so a reader never sees half of it): how a script or test
+    /// that asked for port 0 learns which one it got.
+    pub(super) fn publish_http_addr(&self) -> anyhow::Result<()> {
+        let path = self.run_dir.join("http.addr");
+        let partial = self.run_dir.join("http.addr.partial");
+        std::fs::write(&partial, self.http_addr().to_string())
+            .and_then(|()| std::fs::rename(&partial, &path))
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// The descriptors `role` inherits, in `crate::listeners` order.
+    fn inherited(&self, role: Role) -> anyhow::Result<Vec<FdMapping>> {
+        let mut sockets = vec![&self.grpc[&role]];
+        if role == Role::ApiGateway {
+            sockets.push(&self.http);
+        }
+        sockets
+            .into_iter()
+            .enumerate()
+            .map(|(index, listener)| {
+                Ok(FdMapping {
+                    parent_fd: OwnedFd::from(listener.try_clone()?),
+                    child_fd: listeners::FIRST_FD + index as i32,
+                })
+            })
+            .collect()
     }
 
     /// Starts `role`, forwarding its log lines prefixed with its name, and
     /// records its pid in `<data dir>/run/<role>.pid` (tests kill by it).
     pub(super) fn spawn(&mut self, role: Role) -> anyhow::Result<()> {
-        let listen = format!("127.0.0.1:{}", self.ports[&role]);
+        let listen = self.grpc_addr(role).to_string();
+        let inherited = self.inherited(role)?;
         let mut command = Command::new(&self.exe);
         command
             .arg(role.slug())
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("LISTEN_FDS", inherited.len().to_string())
             .env("ORDERSHOP_LISTEN", &listen)
-            .env("ORDERSHOP_HTTP_LISTEN", self.http_listen.to_string())
+            .env("ORDERSHOP_HTTP_LISTEN", self.http_addr().to_string())
             // A stable name: after a crash the restarted process picks up
             // the events it had received but not acknowledged at once.
             .env("ORDERSHOP_INSTANCE", format!("local-{}", role.slug()))
@@ -88,6 +155,9 @@ impl Supervisor {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        command
+            .fd_mappings(inherited)
+            .context("inherited descriptors collide")?;
         let mut child = command
             .spawn()
             .with_context(|| format!("cannot start {}", role.slug()))?;
@@ -191,8 +261,4 @@ impl Supervisor {
             let _ = std::fs::remove_file(self.run_dir.join(format!("{}.pid", role.slug())));
         }
     }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

@@ -22,14 +22,16 @@ pub(crate) struct LocalArgs {
     /// Use this Redis instead of starting one.
     #[arg(long)]
     redis_url: Option<String>,
-    /// Port of the Redis started here (not 6379, to leave a system Redis be).
+    /// Port of the Redis started here (not 6379, to leave a system Redis
+    /// be); 0 picks a free one.
     #[arg(long, default_value_t = 6399)]
     redis_port: u16,
     /// Where the local Redis keeps its data and the supervisor its pid files.
     #[arg(long, env = "ORDERSHOP_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// The UI and REST API. Loopback by default: a developer run is not
-    /// meant to be reachable from the network.
+    /// meant to be reachable from the network. Port 0 picks a free one; the
+    /// address taken is logged and written to `<data dir>/run/http.addr`.
     #[arg(long, default_value = "127.0.0.1:5000")]
     http_listen: SocketAddr,
     /// First gRPC port; each role takes the next one. 0 picks free ports.
@@ -84,11 +86,11 @@ pub(crate) async fn run(args: LocalArgs) -> anyhow::Result<()> {
     };
 
     let mut supervisor = Supervisor::new(&args, &redis_url, &data_dir)?;
-    let result = bring_up(&mut supervisor, &args, &shutdown).await;
+    let result = bring_up(&mut supervisor, &shutdown).await;
     if result.is_ok() {
         tracing::info!(
             "OrderShop is running: UI at http://{} (Ctrl-C to stop)",
-            display_addr(args.http_listen)
+            display_addr(supervisor.http_addr())
         );
         supervisor.watch(&shutdown).await;
     }
@@ -104,7 +106,6 @@ pub(crate) async fn run(args: LocalArgs) -> anyhow::Result<()> {
 /// starting in order keeps the first minute's logs quiet), then the rest.
 async fn bring_up(
     supervisor: &mut Supervisor,
-    args: &LocalArgs,
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
     for role in [Role::EventStore, Role::MessageQueue] {
@@ -114,7 +115,8 @@ async fn bring_up(
     for role in Role::ALL.into_iter().filter(|r| !r.is_infrastructure()) {
         supervisor.spawn(role)?;
     }
-    readiness::wait_http(args.http_listen, shutdown).await
+    readiness::wait_http(supervisor.http_addr(), shutdown).await?;
+    supervisor.publish_http_addr()
 }
 
 fn display_addr(addr: SocketAddr) -> String {

@@ -14,17 +14,42 @@ use tokio::{process::Child, time::Instant};
 pub(super) struct LocalRedis {
     child: Child,
     port: u16,
+    dir: PathBuf,
 }
+
+/// Redis's own log, in its data folder.
+const LOG_FILE: &str = "redis.log";
 
 const INSTALL_HINT: &str = "install it with `sudo apt-get install -y redis-server` \
      (Debian/Ubuntu), or pass --redis-url redis://HOST:PORT to use a Redis you already run";
 
 impl LocalRedis {
+    /// Starts Redis on `port`; 0 picks a free one, and another if some
+    /// other socket takes it before Redis binds it.
     pub(super) async fn start(dir: &Path, port: u16) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let binary = find_or_install()?;
         let pidfile = dir.join("redis.pid");
         stop_stale(&pidfile).await;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let candidate = if port == 0 { free_port()? } else { port };
+            let redis = Self::launch(&binary, dir, &pidfile, candidate)?;
+            match redis.ready().await {
+                Ok(redis) => return Ok(redis),
+                Err(Start::PortTaken(_)) if port == 0 && attempt < 5 => {
+                    tracing::info!(port = candidate, "port taken meanwhile; trying another");
+                }
+                Err(Start::PortTaken(port)) => bail!(
+                    "redis-server cannot listen on port {port} (taken); pick another with --redis-port (0 picks a free one)"
+                ),
+                Err(Start::Failed(err)) => return Err(err),
+            }
+        }
+    }
+
+    fn launch(binary: &Path, dir: &Path, pidfile: &Path, port: u16) -> anyhow::Result<Self> {
         tracing::info!(port, dir = %dir.display(), "starting redis-server (AOF on)");
         let child = tokio::process::Command::new(binary)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -32,45 +57,52 @@ impl LocalRedis {
             .arg("--dir")
             .arg(dir)
             .arg("--pidfile")
-            .arg(&pidfile)
+            .arg(pidfile)
+            .arg("--logfile")
+            .arg(dir.join(LOG_FILE))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
             .context("cannot start redis-server")?;
-        let mut redis = Self { child, port };
-        redis.wait_ready().await?;
-        Ok(redis)
+        Ok(Self {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub(super) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    async fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let client = redis::Client::open(self.url())?;
+    /// Ready once the server on the port answers as our child: a PING alone
+    /// could be answered by another Redis that owns the port.
+    async fn ready(mut self) -> Result<Self, Start> {
+        let client = redis::Client::open(self.url()).map_err(|e| Start::Failed(e.into()))?;
+        let ours = self.child.id();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok()
-            {
-                return Ok(());
+            if ours.is_some() && answering_pid(&client).await == ours {
+                return Ok(self);
             }
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "redis-server exited ({status}); is port {} taken? Try --redis-port",
-                    self.port
-                );
+            if let Some(status) = self.child.try_wait().map_err(|e| Start::Failed(e.into()))? {
+                let log = self.dir.join(LOG_FILE);
+                let tail = log_tail(&log);
+                if tail.contains("Address already in use") {
+                    return Err(Start::PortTaken(self.port));
+                }
+                return Err(Start::Failed(anyhow::anyhow!(
+                    "redis-server exited ({status}); its log ({}) ends:\n{tail}",
+                    log.display()
+                )));
             }
             if Instant::now() >= deadline {
-                bail!(
+                return Err(Start::Failed(anyhow::anyhow!(
                     "redis-server did not answer on port {} within 20 s",
                     self.port
-                );
+                )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -88,6 +120,40 @@ impl LocalRedis {
             let _ = self.child.kill().await;
         }
     }
+}
+
+enum Start {
+    /// The server exited before answering: most likely its port was taken.
+    PortTaken(u16),
+    Failed(anyhow::Error),
+}
+
+/// The last lines of Redis's log (it is appended to across runs).
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(10)..].join("\n")
+}
+
+/// `process_id` from `INFO server` of whatever answers.
+async fn answering_pid(client: &redis::Client) -> Option<u32> {
+    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
+        .await
+        .ok()?;
+    info.lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+}
+
+/// A loopback port free a moment ago. Redis cannot inherit a bound socket,
+/// so a race with another socket is possible: `start` then tries another.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// `redis-server` from PATH; when missing and we are root on Debian, the

@@ -10,7 +10,7 @@ use std::{
 
 use nix::{sys::signal::Signal, unistd::Pid};
 pub use ordershop_testkit::shop_api::DEADLINE;
-use ordershop_testkit::{ShopApi, eventually_async, free_port};
+use ordershop_testkit::{ShopApi, eventually_async};
 
 /// A running shop: the `ordershop local` supervisor and its children.
 pub struct Shop {
@@ -32,15 +32,16 @@ impl Shop {
     /// Starts a private shop: its own Redis (or `REDIS_URL`), free ports,
     /// short leases and claim timeouts so crash recovery is quick.
     pub async fn start() -> Shop {
-        let http_port = free_port();
         let data_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("shop-{}", uuid::Uuid::new_v4().simple()));
         let mut command = Command::new(env!("CARGO_BIN_EXE_ordershop"));
         command
             .arg("local")
             .arg("--watch-parent")
+            // Port 0 everywhere: the supervisor binds the ports itself and
+            // hands them to its children, so none can be taken in between.
             .args(["--base-port", "0"])
-            .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
+            .args(["--http-listen", "127.0.0.1:0"])
             // Short leases so a killed service's message comes back quickly; a
             // claim timeout well above the slowest saga backlog, so a busy
             // consumer's prefetched events are not taken from it.
@@ -52,10 +53,10 @@ impl Shop {
                 command.args(["--redis-url", &url]);
             }
             Err(_) => {
-                command.args(["--redis-port", &free_port().to_string()]);
+                command.args(["--redis-port", "0"]);
             }
         }
-        let child = command
+        let mut child = command
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -63,10 +64,27 @@ impl Shop {
             .stdin(Stdio::null())
             .spawn()
             .expect("starting `ordershop local`");
+        // The supervisor writes the UI's address once the shop is ready.
+        let addr_file = data_dir.join("run").join("http.addr");
+        let started = std::time::Instant::now();
+        let addr = loop {
+            if let Ok(addr) = std::fs::read_to_string(&addr_file) {
+                break addr;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("`ordershop local` exited ({status}) before it was ready; its log is above");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "`ordershop local` did not write {} within 90 s",
+                addr_file.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         let shop = Shop {
             child,
             data_dir,
-            api: ShopApi::new(format!("http://127.0.0.1:{http_port}")),
+            api: ShopApi::new(format!("http://{}", addr.trim())),
         };
         shop.wait_ready(Duration::from_secs(90)).await;
         shop
