@@ -300,3 +300,79 @@ async fn a_retried_call_gets_the_first_answer_without_a_second_run() {
         t.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_key_reused_for_another_request_is_refused_and_the_first_stands() {
+    let infra = support::infra().await;
+    let channel = channel();
+    let sender = infra.queue("sender");
+    let first = sender
+        .send(&channel, r#"{"amount":1000}"#, "pay-9")
+        .await
+        .unwrap();
+    // The same request again is the retry the key exists for.
+    let retry = sender
+        .send(&channel, r#"{"amount":1000}"#, "pay-9")
+        .await
+        .unwrap();
+    assert_eq!(retry, first);
+    // Another request under the same key is a client's mistake: refused
+    // with the reason, not silently answered with the first message.
+    let err = sender
+        .send(&channel, r#"{"amount":1}"#, "pay-9")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists, "{err}");
+    assert!(err.to_string().contains("pay-9"), "{err}");
+    let waiting: i64 = infra
+        .redis_conn()
+        .await
+        .llen(QueueKeys::new(&channel).waiting)
+        .await
+        .unwrap();
+    assert_eq!(waiting, 1, "only the first request is queued");
+}
+
+#[tokio::test]
+async fn a_reply_is_kept_as_long_as_its_idempotency_key() {
+    let infra = support::infra().await;
+    let channel = channel();
+    let cancel = CancellationToken::new();
+    let tasks = infra.queue("worker").serve(
+        ServeOptions::new(&channel),
+        cancel.clone(),
+        |m| async move { Ok(Some(m.payload)) },
+    );
+    let id = infra
+        .queue("caller")
+        .send(&channel, "{}", "keep-me")
+        .await
+        .unwrap();
+    let keys = QueueKeys::new(&channel);
+    let mut conn = infra.redis_conn().await;
+    let reply_key = format!("{}{id}", keys.reply_prefix);
+    eventually_async("the reply", DEADLINE, || {
+        let mut conn = conn.clone();
+        let reply_key = reply_key.clone();
+        async move {
+            let exists: bool = conn.exists(&reply_key).await.ok()?;
+            exists.then_some(())
+        }
+    })
+    .await;
+    let key_ttl: i64 = conn
+        .pttl(format!("{}keep-me", keys.idempotency_prefix))
+        .await
+        .unwrap();
+    let reply_ttl: i64 = conn.pttl(&reply_key).await.unwrap();
+    // A retry just before the key expires must still find the reply, or it
+    // gets the first message's id and then waits for a reply that is gone.
+    assert!(
+        reply_ttl >= key_ttl - 1_000,
+        "the reply expires in {reply_ttl} ms, its key in {key_ttl} ms"
+    );
+    cancel.cancel();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}

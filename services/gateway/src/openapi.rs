@@ -147,7 +147,9 @@ fn query_errors(responses: &mut Map<String, Value>) {
 
 /// The error answers a command can give.
 fn command_errors(responses: &mut Map<String, Value>) {
-    for code in ["400", "404", "409", "413", "500", "502", "503", "504"] {
+    for code in [
+        "400", "404", "409", "413", "422", "500", "502", "503", "504",
+    ] {
         responses.insert(code.into(), response_ref(code));
     }
 }
@@ -436,6 +438,7 @@ fn components() -> Value {
             "404": error("The entity to change does not exist"),
             "409": error("The current state refuses the command (out of stock, locked cart, ...)"),
             "413": error("The body is larger than the limit"),
+            "422": error("The Idempotency-Key was already used, within its window, for a different request"),
             "500": error("A bug in a service"),
             "502": error("A service or the infrastructure answered something unusable"),
             "503": error("The event store or the message queue is unavailable"),
@@ -447,7 +450,9 @@ fn components() -> Value {
                 "in": "header",
                 "required": false,
                 "schema": {"type": "string", "maxLength": 256},
-                "description": "Makes a retried write safe: the same key on the same route is carried out once.",
+                "description": "Makes a retried write safe: the same key on the same route is carried out once, \
+                    and a retry within the key's window (10 minutes) gets the first attempt's answer. \
+                    Reusing a key for a different body is refused with 422.",
             },
         },
     })

@@ -149,6 +149,15 @@ impl ApiError {
                 ClientError::Rpc(status) => status.message().to_owned(),
                 ClientError::InvalidEndpoint(_) => detail,
             }),
+            // An Idempotency-Key reused for a different request: 422, as
+            // the IETF Idempotency-Key draft specifies.
+            Code::AlreadyExists => ApiError::Rejected {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: match err {
+                    ClientError::Rpc(status) => status.message().to_owned(),
+                    ClientError::InvalidEndpoint(_) => detail,
+                },
+            },
             _ => ApiError::BadGateway {
                 upstream: dependency.to_string(),
                 detail,

@@ -262,6 +262,20 @@ async fn an_idempotency_key_makes_a_retried_create_one_message() {
     let (_, second) = send(&app, post()).await;
     assert!(first["result"].is_string(), "{first}");
     assert_eq!(first, second);
+
+    // The key reused for another customer: 422 with the reason, and the
+    // first request stands.
+    let other = Request::post("/customers")
+        .header(CONTENT_TYPE, "application/json")
+        .header("Idempotency-Key", "signup-42")
+        .body(Body::from(r#"{"name": "Bob", "email": "b@b.c"}"#))
+        .unwrap();
+    let (status, body) = send(&app, other).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("signup-42"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

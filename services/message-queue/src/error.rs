@@ -15,6 +15,11 @@ pub enum QueueError {
     Redis(redis::RedisError),
     #[error("corrupt message record: {0}")]
     Corrupt(String),
+    /// An idempotency key seen within its window came with another payload.
+    #[error(
+        "idempotency key {key:?} was already used for a different request (message {message_id}); use a new key for a new request"
+    )]
+    KeyReused { key: String, message_id: String },
 }
 
 impl From<redis::RedisError> for QueueError {
@@ -33,6 +38,7 @@ impl From<QueueError> for Status {
         let code = match &err {
             QueueError::InvalidArgument(_) => Code::InvalidArgument,
             QueueError::NotFound(_) => Code::NotFound,
+            QueueError::KeyReused { .. } => Code::AlreadyExists,
             QueueError::Timeout(_) => Code::DeadlineExceeded,
             QueueError::Unavailable(_) => Code::Unavailable,
             QueueError::Redis(_) | QueueError::Corrupt(_) => Code::Internal,

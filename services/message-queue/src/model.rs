@@ -22,8 +22,18 @@ pub struct SendOutcome {
 /// What the messages hash stores per message id.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Envelope {
+    /// Until when (Unix ms) the reply must be kept: as long as the
+    /// idempotency key, so a retry within the key's window finds the reply
+    /// the first attempt produced. First on purpose: the respond script
+    /// reads it with an anchored pattern instead of decoding the envelope.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) keep_reply_until_ms: u64,
     pub(crate) payload: String,
     #[serde(default)]
     pub(crate) idempotency_key: String,
     pub(crate) enqueued_at_ms: i64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }

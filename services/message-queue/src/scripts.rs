@@ -4,13 +4,19 @@
 use redis::Script;
 
 /// KEYS: waiting, messages, idempotency key (or the messages key again when
-/// there is none). ARGV: id, envelope, idempotency ttl ms, has key (0/1).
-/// Returns {message id, duplicate 0/1}.
+/// there is none). ARGV: id, envelope, idempotency ttl ms, has key (0/1),
+/// payload fingerprint. The key remembers "<id> <fingerprint>".
+/// Returns {message id, 0 new | 1 duplicate | 2 key reused for another
+/// payload}.
 pub(crate) const SEND: &str = r#"
 if ARGV[4] == '1' then
   local existing = redis.call('GET', KEYS[3])
-  if existing then return {existing, 1} end
-  redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[3])
+  if existing then
+    local id, fingerprint = string.match(existing, '^(%S+) ?(%S*)$')
+    if fingerprint ~= '' and fingerprint ~= ARGV[5] then return {id, 2} end
+    return {id, 1}
+  end
+  redis.call('SET', KEYS[3], ARGV[1] .. ' ' .. ARGV[5], 'PX', ARGV[3])
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('LPUSH', KEYS[1], ARGV[1])
@@ -76,14 +82,26 @@ end
 return 0
 "#;
 
-/// Store the response for the caller and finish the message.
+/// Store the response for the caller and finish the message. The reply
+/// lives `reply ttl`, or longer when the envelope asks to keep it as long
+/// as its idempotency key (`keep_reply_until_ms`, serialized first).
 /// KEYS: inflight, leases, messages, attempts, reply, signal. ARGV: id,
 /// payload, reply ttl ms.
 pub(crate) const RESPOND: &str = r#"
 local id = ARGV[1]
-redis.call('SET', KEYS[5], ARGV[2], 'PX', ARGV[3])
+local ttl = tonumber(ARGV[3])
+local body = redis.call('HGET', KEYS[3], id)
+if body then
+  local keep = tonumber(string.match(body, '^{"keep_reply_until_ms":(%d+)') or '0')
+  if keep > 0 then
+    local now = redis.call('TIME')
+    local left = keep - (tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+    if left > ttl then ttl = left end
+  end
+end
+redis.call('SET', KEYS[5], ARGV[2], 'PX', ttl)
 redis.call('RPUSH', KEYS[6], '1')
-redis.call('PEXPIRE', KEYS[6], ARGV[3])
+redis.call('PEXPIRE', KEYS[6], ttl)
 redis.call('LREM', KEYS[1], 1, id)
 redis.call('ZREM', KEYS[2], id)
 redis.call('HDEL', KEYS[3], id)

@@ -92,19 +92,27 @@ impl QueueStore {
         self.register(channel).await?;
         let keys = QueueKeys::new(channel);
         let id = uuid::Uuid::new_v4().to_string();
+        let window = idempotency_window(&self.config, idempotency_key, retry_span);
+        let keyed = !idempotency_key.is_empty();
+        let now = now_ms();
         let envelope = serde_json::to_string(&Envelope {
+            keep_reply_until_ms: if keyed {
+                now.max(0) as u64 + window.as_millis() as u64
+            } else {
+                0
+            },
             payload: payload.to_owned(),
             idempotency_key: idempotency_key.to_owned(),
-            enqueued_at_ms: now_ms(),
+            enqueued_at_ms: now,
         })
         .map_err(|e| QueueError::Corrupt(e.to_string()))?;
-        let idem_key = if idempotency_key.is_empty() {
-            keys.messages.clone()
-        } else {
+        let idem_key = if keyed {
             format!("{}{idempotency_key}", keys.idempotency_prefix)
+        } else {
+            keys.messages.clone()
         };
         let mut conn = self.redis.conn();
-        let (message_id, duplicate): (String, u8) = self
+        let (message_id, outcome): (String, u8) = self
             .scripts
             .send
             .key(&keys.waiting)
@@ -112,13 +120,20 @@ impl QueueStore {
             .key(&idem_key)
             .arg(&id)
             .arg(&envelope)
-            .arg(idempotency_window(&self.config, idempotency_key, retry_span).as_millis() as u64)
-            .arg(u8::from(!idempotency_key.is_empty()))
+            .arg(window.as_millis() as u64)
+            .arg(u8::from(keyed))
+            .arg(fingerprint(payload))
             .invoke_async(&mut conn)
             .await?;
+        if outcome == 2 {
+            return Err(QueueError::KeyReused {
+                key: idempotency_key.to_owned(),
+                message_id,
+            });
+        }
         Ok(SendOutcome {
             message_id,
-            duplicate: duplicate == 1,
+            duplicate: outcome == 1,
         })
     }
 
@@ -416,6 +431,12 @@ impl QueueStore {
 /// however long a sync call keeps retrying while it waits for its answer.
 /// Keeping them for the whole window would cost a key per message for ten
 /// minutes.
+/// What a reused idempotency key is compared by: SHA-1 of the payload
+/// (collisions do not matter here; it only tells a retry from a mistake).
+fn fingerprint(payload: &str) -> String {
+    sha1_smol::Sha1::from(payload).digest().to_string()
+}
+
 fn idempotency_window(config: &QueueConfig, key: &str, retry_span: Duration) -> Duration {
     if key.starts_with("auto:") {
         config.idempotency_window.min(AUTO_KEY_MARGIN + retry_span)
