@@ -25,7 +25,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{Owner, RedisPassword, quantity, security};
-use crate::crd::OrderShop;
+use crate::crd::{AppendFsync, OrderShop};
 use crate::names::{
     Names, REDIS_AUTH_CONF_KEY, REDIS_COMPONENT, REDIS_DATA_VOLUME as DATA_VOLUME,
     REDIS_PASSWORD_KEY, REDIS_PORT,
@@ -145,7 +145,7 @@ impl<'a> ManagedRedis<'a> {
     /// the append-only file as the one persistence (RDB snapshots off: a
     /// second copy of the data, and a fork, for nothing the AOF does not
     /// give), and a memory ceiling under the container's limit.
-    fn args(resources: &ResourceRequirements) -> Vec<String> {
+    fn args(resources: &ResourceRequirements, fsync: AppendFsync) -> Vec<String> {
         let include = format!("{AUTH_DIR}/{REDIS_AUTH_CONF_KEY}");
         let mut args: Vec<String> = [
             "--include",
@@ -153,7 +153,7 @@ impl<'a> ManagedRedis<'a> {
             "--appendonly",
             "yes",
             "--appendfsync",
-            "everysec",
+            fsync.as_redis_arg(),
             "--save",
             "",
             "--dir",
@@ -184,7 +184,7 @@ impl<'a> ManagedRedis<'a> {
             // Options only (each starts with `--`): the official images'
             // entrypoint prepends `redis-server`; an image whose entrypoint
             // is `redis-server` itself takes them as they are.
-            args: Some(Self::args(&resources)),
+            args: Some(Self::args(&resources, spec.append_fsync)),
             // For redis-cli in the readiness probe only; Redis itself reads
             // the password from the included file.
             env: Some(vec![EnvVar {
@@ -633,6 +633,18 @@ mod tests {
         assert_eq!(
             arg(&sts, "--maxmemory-policy").as_deref(),
             Some("noeviction")
+        );
+    }
+
+    #[test]
+    fn appendfsync_follows_the_spec_and_defaults_to_everysec() {
+        let sts = redis_of(OrderShopSpec::default());
+        assert_eq!(arg(&sts, "--appendfsync").as_deref(), Some("everysec"));
+        let mut spec = OrderShopSpec::default();
+        spec.redis.append_fsync = AppendFsync::Always;
+        assert_eq!(
+            arg(&redis_of(spec), "--appendfsync").as_deref(),
+            Some("always")
         );
     }
 

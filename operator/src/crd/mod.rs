@@ -14,8 +14,8 @@ pub use scaling::{
     BacklogParts, ConsumerScalingStatus, ScalerMemory, ScalingDecision, WindowEntry,
 };
 pub use spec::{
-    AutoscalingSpec, ConsumerServiceSpec, ExternalRedisSpec, GatewayServiceType, GatewaySpec,
-    GlobalAutoscalingSpec, ImageSpec, IngressSpec, LogFormat, LogSpec, MAX_EXTRA_ENV,
+    AppendFsync, AutoscalingSpec, ConsumerServiceSpec, ExternalRedisSpec, GatewayServiceType,
+    GatewaySpec, GlobalAutoscalingSpec, ImageSpec, IngressSpec, LogFormat, LogSpec, MAX_EXTRA_ENV,
     NetworkPolicySpec, OrderShop, OrderShopSpec, PullPolicy, RedisSpec, RedisStorageSpec,
     SecretKeyRef, ServiceSpec, ServiceView, ServicesSpec, redis_storage_rule, reserved_env_rule,
 };

@@ -185,6 +185,10 @@ pub struct RedisSpec {
     /// Resources of the managed Redis container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// When the managed Redis forces its append-only file to disk: what an
+    /// acknowledged publish or send survives.
+    #[serde(default)]
+    pub append_fsync: AppendFsync,
 }
 
 impl Default for RedisSpec {
@@ -194,6 +198,31 @@ impl Default for RedisSpec {
             image: default_redis_image(),
             storage: RedisStorageSpec::default(),
             resources: None,
+            append_fsync: AppendFsync::default(),
+        }
+    }
+}
+
+/// Redis' `appendfsync` for the managed Redis.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AppendFsync {
+    /// fsync before every reply: an acknowledged write survives a crash
+    /// of the node too, at a throughput cost (see the README's figures).
+    Always,
+    /// fsync once a second: an acknowledged write survives Redis or its pod
+    /// crashing (the kernel holds it), but a crash of the node itself can
+    /// lose up to the last second of acknowledged writes.
+    #[default]
+    Everysec,
+}
+
+impl AppendFsync {
+    /// The value `redis-server --appendfsync` takes.
+    pub fn as_redis_arg(self) -> &'static str {
+        match self {
+            AppendFsync::Always => "always",
+            AppendFsync::Everysec => "everysec",
         }
     }
 }

@@ -4,8 +4,9 @@
 use ordershop_client::{Append, Recorded};
 use ordershop_core::{EventAction, NewEvent, RecordedEvent, Topic};
 
-/// A recorded event the domain cannot read. Such an event is skipped (and
-/// logged) rather than retried: reading it again will not change it.
+/// A recorded event the domain cannot read. Reading it again will not
+/// change it: a saga dead-letters it (with this as the reason), a view
+/// skips it and logs it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     #[error("unknown topic {0:?}")]

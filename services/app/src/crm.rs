@@ -30,9 +30,7 @@ impl Crm {
     }
 
     pub(crate) async fn handle(&self, delivery: Delivery) -> Result<(), HandlerError> {
-        let Some(event) = readable(&delivery.event) else {
-            return Ok(());
-        };
+        let event = readable(&delivery.event)?;
         if !may_mail(&event) {
             return Ok(());
         }
@@ -54,10 +52,25 @@ impl Crm {
                 return Err(HandlerError::retry(err.to_string()));
             }
         };
-        self.queue
+        match self
+            .queue
             .send(&self.send, &mail.send_request().to_string(), &mail.key)
             .await
-            .map_err(|err| HandlerError::retry(format!("sending mail {}: {err}", mail.key)))?;
+        {
+            Ok(_) => {}
+            // Requested before (the text may differ since: an email address
+            // changed): one mail per key, the first stands.
+            Err(err) if err.is_key_reused() => {
+                tracing::debug!(key = %mail.key, "mail already requested");
+                return Ok(());
+            }
+            Err(err) => {
+                return Err(HandlerError::retry(format!(
+                    "sending mail {}: {err}",
+                    mail.key
+                )));
+            }
+        }
         tracing::debug!(key = %mail.key, to = %mail.to, "mail requested");
         Ok(())
     }

@@ -251,6 +251,7 @@ impl EventStore {
             entry_id: entry_id.to_owned(),
             retry_after_ms: error.retry_after.as_millis() as u32,
             reason: error.reason.chars().take(512).collect(),
+            permanent: error.permanent,
         };
         let reply = retrying(CALL_DEADLINE, || {
             let mut client = self.client.clone();
@@ -357,7 +358,8 @@ impl EventStore {
             match outcome {
                 Ok(()) => acker.ack(&event.topic, &options.group, &event.entry_id),
                 Err(error) => {
-                    tracing::warn!(topic = %event.topic, entry = %event.entry_id, attempt = count, reason = %error.reason, "event handler failed");
+                    let error = error.backed_off(count);
+                    tracing::warn!(topic = %event.topic, entry = %event.entry_id, attempt = count, reason = %error.reason, permanent = error.permanent, retry_after = ?error.retry_after, "event handler failed");
                     match self
                         .nack(
                             &event.topic,

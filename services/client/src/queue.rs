@@ -194,6 +194,7 @@ impl Queue {
             message_id: message_id.to_owned(),
             retry_after_ms: error.retry_after.as_millis() as u32,
             reason: error.reason.chars().take(512).collect(),
+            permanent: error.permanent,
         };
         let reply = retrying(CALL_DEADLINE, || {
             let mut client = self.client.clone();
@@ -278,12 +279,13 @@ impl Queue {
                 }
             };
             backoff.reset();
-            let id = message.id.clone();
+            let (id, attempt) = (message.id.clone(), message.attempt);
             let outcome = match handler(message).await {
                 Ok(Some(reply)) => self.respond(&options.channel, &id, &reply).await,
                 Ok(None) => self.ack(&options.channel, &id).await,
                 Err(error) => {
-                    tracing::warn!(channel = %options.channel, id, reason = %error.reason, "message handler failed");
+                    let error = error.backed_off(attempt);
+                    tracing::warn!(channel = %options.channel, id, attempt, reason = %error.reason, permanent = error.permanent, retry_after = ?error.retry_after, "message handler failed");
                     self.nack(&options.channel, &id, &error).await.map(|_| ())
                 }
             };

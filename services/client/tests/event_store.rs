@@ -381,18 +381,26 @@ async fn a_service_that_was_down_gets_everything_published_meanwhile() {
     assert_eq!(numbers, (0..=50).collect::<Vec<_>>());
 }
 
+/// A refused event comes back, with a growing delivery count, for as long
+/// as it takes — well past the poison limit — and is never dead-lettered
+/// (the saga trigger a paid order waits for must not be dropped); a
+/// permanent refusal is dead-lettered at once, with its reason.
 #[tokio::test]
-async fn an_event_failing_every_time_is_dead_lettered() {
+async fn a_refused_event_is_retried_until_it_applies_and_only_a_permanent_one_is_dead_lettered() {
     let infra = support::infra().await;
     let store = infra.event_store();
-    let topic = unique("dlq");
+    let topic = unique("retry");
+    let refusals = support::MAX_DELIVERIES + 2;
     store
-        .publish(&topic, vec![event("x", json!({"poison": true}))])
+        .publish(
+            &topic,
+            vec![event("late", json!({})), event("invalid", json!({}))],
+        )
         .await
         .unwrap();
-    let attempts = Arc::new(Mutex::new(0u32));
+    let seen: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let log = seen.clone();
     let cancel = CancellationToken::new();
-    let counter = attempts.clone();
     let task = store.subscribe(
         SubscribeOptions {
             topics: vec![topic.clone()],
@@ -402,28 +410,117 @@ async fn an_event_failing_every_time_is_dead_lettered() {
             heads_of: Vec::new(),
         },
         cancel.clone(),
-        move |_| {
-            *counter.lock().unwrap() += 1;
-            std::future::ready(Err(HandlerError::retry_after(
-                "always fails",
-                Duration::from_millis(10),
-            )))
+        move |delivery: Delivery| {
+            let entity = delivery.event.entity_id.clone();
+            log.lock().unwrap().push((entity.clone(), delivery.count));
+            std::future::ready(if entity == "invalid" {
+                Err(HandlerError::permanent("never valid"))
+            } else if delivery.count <= refusals {
+                Err(HandlerError::retry_after(
+                    "not yet",
+                    Duration::from_millis(10),
+                ))
+            } else {
+                Ok(())
+            })
         },
     );
-    let mut conn = infra.redis_conn().await;
-    let dead_key = ordershop_topology::dead_letter_stream(&topic);
-    eventually_async("the dead letter", DEADLINE, || {
-        let mut conn = conn.clone();
-        let dead_key = dead_key.clone();
+    let conn = infra.redis_conn().await;
+    eventually_async("the late event applied and acked", DEADLINE, || {
+        let (seen, mut conn, topic) = (seen.clone(), conn.clone(), topic.clone());
         async move {
-            let len: usize = conn.xlen(&dead_key).await.unwrap();
-            (len == 1).then_some(())
+            let late = seen
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(e, _)| e == "late")
+                .count();
+            let pending: redis::streams::StreamPendingReply =
+                conn.xpending(format!("events:{topic}"), "g").await.unwrap();
+            (late as u32 == refusals + 1 && pending.count() == 0).then_some(())
         }
     })
     .await;
     cancel.cancel();
     task.await.unwrap();
-    assert_eq!(*attempts.lock().unwrap(), support::MAX_DELIVERIES);
+    let seen = seen.lock().unwrap().clone();
+    let late: Vec<u32> = seen
+        .iter()
+        .filter(|(e, _)| e == "late")
+        .map(|(_, count)| *count)
+        .collect();
+    assert_eq!(late, (1..=refusals + 1).collect::<Vec<_>>());
+    assert_eq!(seen.iter().filter(|(e, _)| e == "invalid").count(), 1);
+    let mut conn = conn.clone();
+    let dead: redis::streams::StreamRangeReply = conn
+        .xrange_all(ordershop_topology::dead_letter_stream(&topic))
+        .await
+        .unwrap();
+    assert_eq!(dead.ids.len(), 1, "only the invalid event is dead-lettered");
+    let fields = &dead.ids[0];
+    assert_eq!(
+        fields.get::<String>("entity_id").as_deref(),
+        Some("invalid")
+    );
+    assert_eq!(
+        fields.get::<String>("reason").as_deref(),
+        Some("never valid")
+    );
+}
+
+/// An event whose consumer dies every time it holds it is poison:
+/// dead-lettered, with the reason, after the limit of deliveries in a row
+/// without an answer, so it cannot hold the group up for good.
+#[tokio::test]
+async fn an_event_delivered_too_often_without_an_answer_is_dead_lettered() {
+    let infra = support::infra().await;
+    let topic = unique("poison");
+    infra
+        .event_store()
+        .publish(&topic, vec![event("x", json!({}))])
+        .await
+        .unwrap();
+    let subscribe = |consumer: String| {
+        let url = infra.event_store_url.clone();
+        let topic = topic.clone();
+        async move {
+            let mut raw = pb::event_store_client::EventStoreClient::connect(url)
+                .await
+                .unwrap();
+            raw.subscribe(pb::SubscribeRequest {
+                topics: vec![topic],
+                group: "g".into(),
+                consumer,
+                start: StartPosition::Beginning as i32,
+                batch_size: 10,
+                heads_of: Vec::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+    // Each consumer takes the event and dies without an answer; the next
+    // one claims it after the claim timeout.
+    for attempt in 1..=support::MAX_DELIVERIES {
+        let mut stream = subscribe(format!("c{attempt}")).await;
+        let delivery = stream.message().await.unwrap().unwrap();
+        assert_eq!(delivery.delivery_count, attempt);
+    }
+    let _last = subscribe("survivor".into()).await;
+    let conn = infra.redis_conn().await;
+    let dead_key = ordershop_topology::dead_letter_stream(&topic);
+    let dead = eventually_async("the poison event dead-lettered", DEADLINE, || {
+        let (mut conn, dead_key) = (conn.clone(), dead_key.clone());
+        async move {
+            let dead: redis::streams::StreamRangeReply = conn.xrange_all(&dead_key).await.unwrap();
+            dead.ids.into_iter().next()
+        }
+    })
+    .await;
+    let reason: String = dead.get("reason").unwrap();
+    assert!(reason.contains("without an answer"), "{reason}");
+    let mut conn = conn.clone();
     let pending: redis::streams::StreamPendingReply =
         conn.xpending(format!("events:{topic}"), "g").await.unwrap();
     assert_eq!(pending.count(), 0, "dead-lettered entries are acked");
@@ -502,4 +599,41 @@ async fn shared_heads_are_read_after_the_call_and_shared_by_waiting_callers() {
         .and_then(|n| n.parse::<u32>().ok())
         .expect("XREVRANGE in INFO commandstats");
     assert!(reads <= 4, "{reads} XREVRANGE for 50 concurrent callers");
+}
+
+/// A full Redis (maxmemory reached, noeviction) refuses writes with a
+/// reason a person can act on, loses nothing it had, and takes writes
+/// again once there is room.
+#[tokio::test]
+async fn a_full_redis_refuses_writes_readably_and_recovers() {
+    let infra = support::infra().await;
+    let store = infra.event_store();
+    let queue = infra.queue("sender");
+    let topic = unique("full");
+    store
+        .publish(&topic, vec![event("before", json!({}))])
+        .await
+        .unwrap();
+    infra
+        .redis_admin(&["CONFIG", "SET", "maxmemory", "1"])
+        .await;
+    let refused = store
+        .publish(&topic, vec![event("during", json!({}))])
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused}");
+    assert!(refused.to_string().contains("Redis is full"), "{refused}");
+    let refused = queue.send("svc.full", "{}", "").await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused}");
+    infra
+        .redis_admin(&["CONFIG", "SET", "maxmemory", "0"])
+        .await;
+    store
+        .publish(&topic, vec![event("after", json!({}))])
+        .await
+        .unwrap();
+    queue.send("svc.full", "{}", "").await.unwrap();
+    let (page, _) = store.read(&topic, "", 10, Duration::ZERO).await.unwrap();
+    let entities: Vec<&str> = page.iter().map(|e| e.entity_id.as_str()).collect();
+    assert_eq!(entities, ["before", "after"]);
 }

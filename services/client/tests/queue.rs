@@ -138,35 +138,121 @@ async fn a_consumer_that_dies_mid_message_loses_nothing_and_the_key_prevents_a_s
     assert_eq!((waiting, inflight), (0, 0));
 }
 
+/// A refused message comes back, with a growing attempt number, for as
+/// long as it takes — well past the poison limit — and is never
+/// dead-lettered; a permanent refusal is dead-lettered at once.
 #[tokio::test]
-async fn a_failing_handler_is_retried_then_dead_lettered() {
+async fn a_refused_message_is_retried_until_it_succeeds_and_only_a_permanent_one_is_dead_lettered()
+{
     let infra = support::infra().await;
     let channel = channel();
     let queue = infra.queue("w");
-    queue.send(&channel, "{\"poison\":true}", "").await.unwrap();
-    let runs = Arc::new(AtomicU32::new(0));
-    let counter = runs.clone();
+    let refusals = support::MAX_DELIVERIES + 2;
+    queue
+        .send(&channel, r#"{"kind":"late"}"#, "")
+        .await
+        .unwrap();
+    queue
+        .send(&channel, r#"{"kind":"invalid"}"#, "")
+        .await
+        .unwrap();
+    let seen: Arc<std::sync::Mutex<Vec<(String, u32)>>> = Arc::default();
+    let log = seen.clone();
     let cancel = CancellationToken::new();
-    let tasks = queue.serve(ServeOptions::new(&channel), cancel.clone(), move |_| {
-        counter.fetch_add(1, Ordering::SeqCst);
-        std::future::ready(Err(HandlerError::retry_after(
-            "nope",
-            Duration::from_millis(20),
-        )))
+    let tasks = queue.serve(ServeOptions::new(&channel), cancel.clone(), move |m| {
+        log.lock().unwrap().push((m.payload.clone(), m.attempt));
+        std::future::ready(if m.payload.contains("invalid") {
+            Err(HandlerError::permanent("never valid"))
+        } else if m.attempt <= refusals {
+            Err(HandlerError::retry_after(
+                "not yet",
+                Duration::from_millis(20),
+            ))
+        } else {
+            Ok(None)
+        })
     });
     let keys = QueueKeys::new(&channel);
     let conn = infra.redis_conn().await;
-    eventually_async("the dead letter", DEADLINE, || {
-        let mut conn = conn.clone();
-        let dead = keys.dead.clone();
-        async move { (conn.llen::<_, usize>(&dead).await.unwrap() == 1).then_some(()) }
+    eventually_async("the late message handled", DEADLINE, || {
+        let seen = seen.clone();
+        async move {
+            let late = seen
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(p, _)| p.contains("late"))
+                .count();
+            (late as u32 == refusals + 1).then_some(())
+        }
     })
     .await;
     cancel.cancel();
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(runs.load(Ordering::SeqCst), support::MAX_DELIVERIES);
+    let seen = seen.lock().unwrap().clone();
+    let late: Vec<u32> = seen
+        .iter()
+        .filter(|(p, _)| p.contains("late"))
+        .map(|(_, a)| *a)
+        .collect();
+    assert_eq!(late, (1..=refusals + 1).collect::<Vec<_>>());
+    let invalid = seen.iter().filter(|(p, _)| p.contains("invalid")).count();
+    assert_eq!(invalid, 1, "a permanent refusal is not retried");
+    let mut conn = conn.clone();
+    let dead: Vec<String> = conn.lrange(&keys.dead, 0, -1).await.unwrap();
+    assert_eq!(
+        dead.len(),
+        1,
+        "only the invalid message is dead-lettered: {dead:?}"
+    );
+    let waiting: usize = conn.llen(&keys.waiting).await.unwrap();
+    let delayed: usize = conn.zcard(&keys.delayed).await.unwrap();
+    assert_eq!((waiting, delayed), (0, 0));
+}
+
+/// A message whose consumer dies every time it holds it (its lease runs
+/// out with no answer) is poison: dead-lettered after the limit, so it
+/// cannot hold a channel up for good.
+#[tokio::test]
+async fn a_message_leased_too_often_without_an_answer_is_dead_lettered() {
+    let infra = support::infra().await;
+    let channel = channel();
+    infra.queue("s").send(&channel, "{}", "").await.unwrap();
+    let crashing = infra.queue("crashing");
+    for attempt in 1..=support::MAX_DELIVERIES {
+        let message = crashing
+            .receive(&channel, DEADLINE, Duration::from_millis(100))
+            .await
+            .unwrap()
+            .expect("the expired lease puts the message back");
+        assert_eq!(message.attempt, attempt);
+    }
+    // The next lease would be one more without an answer: the queue
+    // dead-letters the message instead of handing it out.
+    let conn = infra.redis_conn().await;
+    let dead_key = QueueKeys::new(&channel).dead;
+    eventually_async("the poison message dead-lettered", DEADLINE, || {
+        let (crashing, channel) = (&crashing, &channel);
+        let (mut conn, dead_key) = (conn.clone(), dead_key.clone());
+        async move {
+            let next = crashing
+                .receive(
+                    channel,
+                    Duration::from_millis(300),
+                    Duration::from_millis(100),
+                )
+                .await
+                .unwrap();
+            assert!(
+                next.is_none(),
+                "a poison message was delivered again: {next:?}"
+            );
+            (conn.llen::<_, usize>(&dead_key).await.unwrap() == 1).then_some(())
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -10,7 +10,9 @@ pub struct StoreConfig {
     pub claim_idle: Duration,
     /// How often a subscription looks for abandoned entries.
     pub claim_interval: Duration,
-    /// Deliveries after which an entry goes to the dead-letter stream.
+    /// Deliveries in a row without any answer (the consumer crashed or hung
+    /// each time) after which an entry goes to the dead-letter stream; a
+    /// refused entry is retried however often that takes.
     pub max_deliveries: u32,
     /// Longest single blocking read; bounds how late a cancelled
     /// subscription notices.

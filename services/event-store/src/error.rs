@@ -17,6 +17,8 @@ pub enum StoreError {
     },
     #[error("redis unavailable: {0}")]
     Unavailable(redis::RedisError),
+    #[error("{}", ordershop_redis::OUT_OF_MEMORY)]
+    OutOfMemory(redis::RedisError),
     #[error("redis error: {0}")]
     Redis(redis::RedisError),
 }
@@ -25,6 +27,8 @@ impl From<redis::RedisError> for StoreError {
     fn from(err: redis::RedisError) -> Self {
         if ordershop_redis::is_unavailable(&err) {
             StoreError::Unavailable(err)
+        } else if ordershop_redis::is_out_of_memory(&err) {
+            StoreError::OutOfMemory(err)
         } else if err.code() == Some("NOGROUP") {
             StoreError::NotFound(format!("no such consumer group or stream: {err}"))
         } else {
@@ -43,10 +47,13 @@ impl From<StoreError> for Status {
             // ABORTED is gRPC's code for optimistic-concurrency failures.
             StoreError::Conflict { .. } => Code::Aborted,
             StoreError::Unavailable(_) => Code::Unavailable,
+            StoreError::OutOfMemory(_) => Code::ResourceExhausted,
             StoreError::Redis(_) => Code::Internal,
         };
         match code {
-            Code::Unavailable | Code::Internal => tracing::warn!(error = %err, "event store error"),
+            Code::Unavailable | Code::Internal | Code::ResourceExhausted => {
+                tracing::warn!(error = %err, "event store error")
+            }
             _ => tracing::debug!(error = %err, "event store request refused"),
         }
         Status::new(code, err.to_string())

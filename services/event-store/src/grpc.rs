@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    NewEvent, Recorded, StartAt, StreamStore,
+    NewEvent, Recorded, Refusal, StartAt, StreamStore,
     follow::{FollowFrom, Tails},
     subscription::{self, SubscriptionSpec},
 };
@@ -171,7 +171,7 @@ impl EventStore for EventStoreService {
                 &req.group,
                 &req.consumer,
                 &req.entry_id,
-                Duration::from_millis(req.retry_after_ms.into()),
+                Refusal::from_wire(req.permanent, req.retry_after_ms),
                 &req.reason,
             )
             .await?;

@@ -26,4 +26,5 @@ pub mod validate;
 pub use config::StoreConfig;
 pub use error::StoreError;
 pub use model::{NewEvent, Recorded, StartAt, Stored};
+pub use ordershop_redis::Refusal;
 pub use store::StreamStore;

@@ -1,6 +1,6 @@
 use std::{sync::Arc, time::Duration};
 
-use ordershop_redis::Redis;
+use ordershop_redis::{DeliveryCount, Redis, Refusal};
 use ordershop_topology::{StreamKeys, stream_key};
 use redis::{
     AsyncCommands,
@@ -164,16 +164,17 @@ impl StreamStore {
         Ok(acked)
     }
 
-    /// Refuses a delivery: dead-letters it when it has been delivered
-    /// `max_deliveries` times, otherwise makes it claimable again after
-    /// `retry_after` by ageing its idle time.
+    /// Refuses a delivery. A permanent refusal (the event can never be
+    /// handled: unreadable, invalid) dead-letters it with the reason; any
+    /// other makes it claimable again after `retry_after`, however often
+    /// that takes (see [`DeliveryCount`]).
     pub async fn nack(
         &self,
         topic: &str,
         group: &str,
         consumer: &str,
         id: &str,
-        retry_after: Duration,
+        refusal: Refusal,
         reason: &str,
     ) -> Result<bool, StoreError> {
         validate::topic(topic)?;
@@ -195,16 +196,21 @@ impl StreamStore {
                 "no pending entry {id} in group {group} of topic {topic}"
             )));
         };
-        if entry.times_delivered as u32 >= self.config.max_deliveries {
-            let range: StreamRangeReply = conn.xrange(&key, id, id).await?;
-            let record = range.ids.first().map(|e| Recorded::from_entry(topic, e));
-            self.dead_letter(topic, group, id, record, entry.times_delivered, reason)
-                .await?;
-            return Ok(true);
-        }
+        let count = DeliveryCount::decode(entry.times_delivered as u64);
+        let retry_after = match refusal {
+            Refusal::Permanent => {
+                let range: StreamRangeReply = conn.xrange(&key, id, id).await?;
+                let record = range.ids.first().map(|e| Recorded::from_entry(topic, e));
+                self.dead_letter(topic, group, id, record, count.attempt(), reason)
+                    .await?;
+                return Ok(true);
+            }
+            Refusal::Retry { after } => after,
+        };
         // XCLAIM with IDLE rewinds the entry's idle clock so any subscriber's
-        // next claim pass takes it once `retry_after` has passed. JUSTID
-        // leaves the delivery counter to that redelivery.
+        // next claim pass takes it once `retry_after` has passed; RETRYCOUNT
+        // records the refusal (the redelivery adds one), JUSTID leaves the
+        // entry's owner and body alone.
         let idle = self.config.claim_idle.saturating_sub(retry_after);
         let _: redis::Value = redis::cmd("XCLAIM")
             .arg(&key)
@@ -214,6 +220,8 @@ impl StreamStore {
             .arg(id)
             .arg("IDLE")
             .arg(idle.as_millis() as u64)
+            .arg("RETRYCOUNT")
+            .arg(count.after_refusal())
             .arg("JUSTID")
             .query_async(&mut conn)
             .await?;
@@ -227,7 +235,7 @@ impl StreamStore {
         group: &str,
         id: &str,
         record: Option<Recorded>,
-        deliveries: usize,
+        deliveries: u32,
         reason: &str,
     ) -> Result<(), StoreError> {
         let keys = StreamKeys::new(topic);
@@ -350,7 +358,8 @@ impl StreamStore {
         self.screen(topic, group, records, &counts).await
     }
 
-    /// Dead-letters entries delivered too often; returns the rest.
+    /// Dead-letters poison entries (delivered too often without an answer:
+    /// their consumer crashed each time); returns the rest.
     async fn screen(
         &self,
         topic: &str,
@@ -360,27 +369,26 @@ impl StreamStore {
     ) -> Result<Vec<Delivered>, StoreError> {
         let mut out = Vec::with_capacity(records.len());
         for record in records {
-            let count = counts
-                .ids
-                .iter()
-                .find(|p| p.id == record.entry_id)
-                .map(|p| p.times_delivered)
-                .unwrap_or(1);
-            if count as u32 > self.config.max_deliveries {
+            let count = DeliveryCount::decode(
+                counts
+                    .ids
+                    .iter()
+                    .find(|p| p.id == record.entry_id)
+                    .map(|p| p.times_delivered as u64)
+                    .unwrap_or(1),
+            );
+            if count.is_poison(self.config.max_deliveries) {
                 let id = record.entry_id.clone();
-                self.dead_letter(
-                    topic,
-                    group,
-                    &id,
-                    Some(record),
-                    count,
-                    "delivered too often",
-                )
-                .await?;
+                let reason = format!(
+                    "delivered {} times in a row without an answer (its consumer crashed or hung each time)",
+                    count.unanswered
+                );
+                self.dead_letter(topic, group, &id, Some(record), count.attempt(), &reason)
+                    .await?;
             } else {
                 out.push(Delivered {
                     event: record,
-                    delivery_count: count as u32,
+                    delivery_count: count.attempt(),
                     heads: Arc::default(),
                 });
             }

@@ -140,9 +140,18 @@ impl ApiError {
                 target: target.to_owned(),
                 after: timeout,
             },
-            Code::Unavailable | Code::Unknown | Code::Cancelled | Code::ResourceExhausted => {
+            Code::Unavailable | Code::Unknown | Code::Cancelled => {
                 ApiError::Unavailable { dependency, detail }
             }
+            // Redis is full: say so (the server's reason is meant for
+            // people), and 503 since it passes once memory is freed.
+            Code::ResourceExhausted => ApiError::Rejected {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: match err {
+                    ClientError::Rpc(status) => format!("{dependency}: {}", status.message()),
+                    ClientError::InvalidEndpoint(_) => detail,
+                },
+            },
             // The queue checks what the client controls: payload size, the
             // idempotency key.
             Code::InvalidArgument => ApiError::BadRequest(match err {

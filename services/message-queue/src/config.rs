@@ -3,7 +3,9 @@ use std::time::Duration;
 /// Tunables of the message queue.
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
-    /// Deliveries after which a message is dead-lettered.
+    /// Leases in a row without any answer (the consumer crashed or hung
+    /// each time) after which a message is dead-lettered as poison; a
+    /// refused message is retried however often that takes.
     pub max_attempts: u32,
     /// How long an idempotency key remembers its message.
     pub idempotency_window: Duration,

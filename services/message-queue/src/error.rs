@@ -11,6 +11,8 @@ pub enum QueueError {
     Timeout(std::time::Duration),
     #[error("redis unavailable: {0}")]
     Unavailable(redis::RedisError),
+    #[error("{}", ordershop_redis::OUT_OF_MEMORY)]
+    OutOfMemory(redis::RedisError),
     #[error("redis error: {0}")]
     Redis(redis::RedisError),
     #[error("corrupt message record: {0}")]
@@ -26,6 +28,8 @@ impl From<redis::RedisError> for QueueError {
     fn from(err: redis::RedisError) -> Self {
         if ordershop_redis::is_unavailable(&err) {
             QueueError::Unavailable(err)
+        } else if ordershop_redis::is_out_of_memory(&err) {
+            QueueError::OutOfMemory(err)
         } else {
             QueueError::Redis(err)
         }
@@ -41,10 +45,13 @@ impl From<QueueError> for Status {
             QueueError::KeyReused { .. } => Code::AlreadyExists,
             QueueError::Timeout(_) => Code::DeadlineExceeded,
             QueueError::Unavailable(_) => Code::Unavailable,
+            QueueError::OutOfMemory(_) => Code::ResourceExhausted,
             QueueError::Redis(_) | QueueError::Corrupt(_) => Code::Internal,
         };
         match code {
-            Code::Unavailable | Code::Internal => tracing::warn!(error = %err, "queue error"),
+            Code::Unavailable | Code::Internal | Code::ResourceExhausted => {
+                tracing::warn!(error = %err, "queue error")
+            }
             _ => tracing::debug!(error = %err, "queue request refused"),
         }
         Status::new(code, err.to_string())

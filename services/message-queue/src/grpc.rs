@@ -8,6 +8,8 @@ use ordershop_proto::queue::v1::{
 };
 use tonic::{Request, Response, Status};
 
+use ordershop_redis::Refusal;
+
 use crate::{Message, QueueStore};
 
 const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -123,7 +125,7 @@ impl MessageQueue for MessageQueueService {
             .nack(
                 &req.channel,
                 &req.message_id,
-                Duration::from_millis(req.retry_after_ms.into()),
+                Refusal::from_wire(req.permanent, req.retry_after_ms),
                 &req.reason,
             )
             .await?;

@@ -21,4 +21,5 @@ pub mod validate;
 pub use config::QueueConfig;
 pub use error::QueueError;
 pub use model::{Message, SendOutcome};
+pub use ordershop_redis::Refusal;
 pub use store::QueueStore;

@@ -23,11 +23,13 @@ redis.call('LPUSH', KEYS[1], ARGV[1])
 return {ARGV[1], 0}
 "#;
 
-/// After BLMOVE put `id` in flight: lease it, count the delivery, and
-/// dead-letter it instead when it was delivered too often.
+/// After BLMOVE put `id` in flight: lease it and count the delivery, or
+/// dead-letter it when it is poison (leased more than max times in a row
+/// without any answer). The attempts field holds two counts (see
+/// `ordershop_redis::delivery_count`): refusals × stride + deliveries since.
 /// KEYS: inflight, leases, messages, attempts, dead. ARGV: id, lease expiry
-/// ms, max attempts. Returns {envelope, attempt} or {false, attempt} when
-/// it was dead-lettered or has no body.
+/// ms, max unanswered deliveries, stride. Returns {envelope, attempt} or
+/// {false, attempt} when it was dead-lettered or has no body.
 pub(crate) const LEASE: &str = r#"
 local id = ARGV[1]
 local body = redis.call('HGET', KEYS[3], id)
@@ -37,14 +39,17 @@ if not body then
   return {false, 0}
 end
 local n = redis.call('HINCRBY', KEYS[4], id, 1)
-if n > tonumber(ARGV[3]) then
+local stride = tonumber(ARGV[4])
+local unanswered = n % stride
+local attempt = math.floor(n / stride) + unanswered
+if unanswered > tonumber(ARGV[3]) then
   redis.call('LREM', KEYS[1], 1, id)
   redis.call('ZREM', KEYS[2], id)
   redis.call('LPUSH', KEYS[5], id)
-  return {false, n}
+  return {false, attempt}
 end
 redis.call('ZADD', KEYS[2], ARGV[2], id)
-return {body, n}
+return {body, attempt}
 "#;
 
 /// Done: forget the message wherever it is (a late ack after the lease ran
@@ -61,19 +66,23 @@ redis.call('HDEL', KEYS[4], id)
 return found
 "#;
 
-/// The handler failed: retry (now, in front of the waiting list, or later
-/// through the delayed set) or dead-letter after max attempts.
+/// The handler failed: dead-letter a permanent failure; retry any other
+/// (now, in front of the waiting list, or later through the delayed set)
+/// however often it takes, recording the refusal in the attempts field.
 /// KEYS: inflight, leases, delayed, waiting, dead, attempts. ARGV: id,
-/// retry at ms (0 = now), max attempts. Returns -1 unknown, 0 retry, 1 dead.
+/// retry at ms (0 = now), permanent (0/1), stride. Returns -1 unknown,
+/// 0 retry, 1 dead.
 pub(crate) const NACK: &str = r#"
 local id = ARGV[1]
 if redis.call('LREM', KEYS[1], 1, id) == 0 then return -1 end
 redis.call('ZREM', KEYS[2], id)
-local n = tonumber(redis.call('HGET', KEYS[6], id) or '0')
-if n >= tonumber(ARGV[3]) then
+if ARGV[3] == '1' then
   redis.call('LPUSH', KEYS[5], id)
   return 1
 end
+local stride = tonumber(ARGV[4])
+local n = tonumber(redis.call('HGET', KEYS[6], id) or '0')
+redis.call('HSET', KEYS[6], id, (math.floor(n / stride) + 1) * stride)
 if ARGV[2] == '0' then
   redis.call('RPUSH', KEYS[4], id)
 else

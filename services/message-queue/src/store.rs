@@ -4,7 +4,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use ordershop_redis::Redis;
+use ordershop_redis::{Redis, Refusal, delivery_count};
 use ordershop_topology::{CHANNELS_SET, QueueKeys};
 use tokio::time::Instant;
 
@@ -175,6 +175,7 @@ impl QueueStore {
                 .arg(&id)
                 .arg(expiry)
                 .arg(self.config.max_attempts)
+                .arg(delivery_count::STRIDE)
                 .invoke_async(&mut conn)
                 .await?;
             match body {
@@ -195,7 +196,7 @@ impl QueueStore {
                         channel,
                         id,
                         attempt,
-                        "message dead-lettered after too many deliveries"
+                        "message dead-lettered: leased too often without an answer (its consumer crashed or hung each time)"
                     );
                     if Instant::now() >= deadline {
                         return Ok(None);
@@ -230,21 +231,23 @@ impl QueueStore {
         Ok(())
     }
 
+    /// Refuses a leased message: a permanent refusal dead-letters it, any
+    /// other retries it after the pause, however often that takes.
     /// Returns true when the message was dead-lettered.
     pub async fn nack(
         &self,
         channel: &str,
         id: &str,
-        retry_after: Duration,
+        refusal: Refusal,
         reason: &str,
     ) -> Result<bool, QueueError> {
         validate::channel(channel)?;
         validate::message_id(id)?;
         let keys = QueueKeys::new(channel);
-        let retry_at = if retry_after.is_zero() {
-            0
-        } else {
-            now_ms() + retry_after.as_millis() as i64
+        let (retry_at, permanent) = match refusal {
+            Refusal::Permanent => (0, true),
+            Refusal::Retry { after } if after.is_zero() => (0, false),
+            Refusal::Retry { after } => (now_ms() + after.as_millis() as i64, false),
         };
         let mut conn = self.redis.conn();
         let outcome: i32 = self
@@ -258,7 +261,8 @@ impl QueueStore {
             .key(&keys.attempts)
             .arg(id)
             .arg(retry_at)
-            .arg(self.config.max_attempts)
+            .arg(u8::from(permanent))
+            .arg(delivery_count::STRIDE)
             .invoke_async(&mut conn)
             .await?;
         match outcome {

@@ -88,7 +88,9 @@ pub(crate) struct RoleArgs {
     /// Event store: an entry unacked this long is handed to another consumer.
     #[arg(long, env = "ORDERSHOP_CLAIM_IDLE_MS", default_value_t = 15_000)]
     pub(crate) claim_idle_ms: u64,
-    /// Event store and queue: deliveries before dead-lettering.
+    /// Event store and queue: deliveries in a row without any answer (the
+    /// consumer crashed each time) before a message is dead-lettered as
+    /// poison. Refused messages are retried however often it takes.
     #[arg(long, env = "ORDERSHOP_MAX_DELIVERIES", default_value_t = 5)]
     pub(crate) max_deliveries: u32,
     /// Services: how long a received queue message stays leased.

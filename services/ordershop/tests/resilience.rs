@@ -1,9 +1,14 @@
 //! Crashes mid-flow: `kill -9` of a domain service and of the read model,
 //! with the supervisor restarting them. The flow completes, nothing happens
-//! twice, and the read model comes back with the same state.
+//! twice, and the read model comes back with the same state. A service away
+//! for long delays the flow but never drops a step of it.
 
 mod support;
 
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use ordershop_testkit::eventually_async;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -72,4 +77,36 @@ async fn killed_services_finish_the_flow_without_double_effects() {
     .await;
     assert_eq!(before, after, "read model state changed across a restart");
     assert_eq!(shop.stock_of(&products[0]).await, 7);
+}
+
+/// A saga trigger that comes too early is retried for as long as it takes:
+/// with the inventory service stopped (SIGSTOP) for longer than the sagas
+/// used to try before dead-lettering (5 deliveries, pauses of 0.5–4 s), an
+/// order created and billed meanwhile still ships once it resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_billed_while_the_inventory_is_away_ships_when_it_is_back() {
+    let shop = Shop::start().await;
+    let (products, customers) = shop.seed(1, 5).await;
+    let cart = shop
+        .create_one(
+            "cart",
+            json!({"customer_id": customers[0], "product_ids": [products[0]]}),
+        )
+        .await;
+    let inventory = Pid::from_raw(shop.pid_of("inventory"));
+    kill(inventory, Signal::SIGSTOP).expect("SIGSTOP");
+    let order = shop.create_one("order", json!({"cart_id": cart})).await;
+    // Accepted before the stock verdict: the order workflow waits for it.
+    shop.create_one("billing", json!({"order_id": order, "amount": 10.0}))
+        .await;
+    // The outage to survive: the billing's status trigger is refused again
+    // and again meanwhile (the order is not IN_STOCK yet).
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(
+        shop.get(&format!("/order/{order}")).await["status"],
+        json!("CREATED")
+    );
+    kill(inventory, Signal::SIGCONT).expect("SIGCONT");
+    shop.wait_status(&order, "SHIPPED").await;
+    assert_eq!(shop.stock_of(&products[0]).await, 4);
 }

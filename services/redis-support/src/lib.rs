@@ -10,6 +10,7 @@
 #![deny(warnings)]
 
 mod blocking_pool;
+pub mod delivery_count;
 mod errors;
 
 use std::time::Duration;
@@ -17,7 +18,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use blocking_pool::{BlockingConnection, BlockingPool};
-pub use errors::is_unavailable;
+pub use delivery_count::{DeliveryCount, Refusal};
+pub use errors::{OUT_OF_MEMORY, is_out_of_memory, is_unavailable};
 
 /// Short commands should answer within this on loopback or in-cluster
 /// networks; a larger batch append (Lua) gets headroom beyond the crate's

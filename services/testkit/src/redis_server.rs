@@ -91,6 +91,9 @@ impl RedisServer {
         Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--daemonize", "no", "--protected-mode", "yes"])
+            // As everywhere OrderShop starts Redis: full means refusing
+            // writes, never evicting data.
+            .args(["--maxmemory", "1gb", "--maxmemory-policy", "noeviction"])
             .arg("--dir")
             .arg(&dir)
             .args(extra_args)

@@ -6,8 +6,9 @@
 //! deciders recognise their own earlier work by causation id, so a
 //! redelivered event changes nothing twice. A handler returns `Err` only
 //! for what may pass (the event store is away, the order is not ready
-//! yet); the subscription then redelivers the event later, and
-//! dead-letters it after too many tries.
+//! yet); the subscription then redelivers the event later, with a capped
+//! backoff, for as long as it takes. Only an event no retry can help (it
+//! cannot be read) is dead-lettered.
 
 pub(crate) mod order_status;
 pub(crate) mod shipping;
@@ -21,20 +22,20 @@ use ordershop_core::RecordedEvent;
 use crate::codec::decode;
 use crate::decide::DecideError;
 
-/// The domain event of a delivery, or `None` (logged) when it cannot be
-/// read: such an event is acked, since no retry can make it readable.
-pub(crate) fn readable(record: &Recorded) -> Option<RecordedEvent> {
-    decode(record)
-        .inspect_err(
-            |err| tracing::error!(topic = %record.topic, error = %err, "unreadable event skipped"),
-        )
-        .ok()
+/// The domain event of a delivery. One that cannot be read is refused for
+/// good: no retry can make it readable, so it goes to the dead-letter
+/// stream with the reason, where an operator can see it.
+pub(crate) fn readable(record: &Recorded) -> Result<RecordedEvent, HandlerError> {
+    decode(record).map_err(|err| {
+        tracing::error!(topic = %record.topic, entry = %record.entry_id, error = %err, "unreadable event dead-lettered");
+        HandlerError::permanent(format!("unreadable event: {err}"))
+    })
 }
 
 /// How long an event that came too early waits before its next delivery:
 /// doubling from half a second, so the usual wait (the inventory's verdict
-/// is a few milliseconds behind) costs one short pause and a slow one still
-/// gets several seconds before the event is dead-lettered.
+/// is a few milliseconds behind) costs one short pause and a slow one is
+/// retried every few seconds until it applies.
 pub(crate) fn not_yet_pause(delivery_count: u32) -> Duration {
     let doublings = delivery_count.saturating_sub(1).min(4);
     Duration::from_millis(500) * 2u32.pow(doublings)

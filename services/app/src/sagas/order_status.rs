@@ -135,9 +135,7 @@ impl OrderWorkflow {
 
     /// A billing or shipping event.
     pub(crate) async fn handle(&self, delivery: Delivery) -> Result<(), HandlerError> {
-        let Some(event) = readable(&delivery.event) else {
-            return Ok(());
-        };
+        let event = readable(&delivery.event)?;
         let Some(change) = StatusChange::from_event(&event) else {
             return Ok(());
         };

@@ -20,9 +20,7 @@ impl ShippingSaga {
     }
 
     pub(crate) async fn handle(&self, delivery: Delivery) -> Result<(), HandlerError> {
-        let Some(event) = readable(&delivery.event) else {
-            return Ok(());
-        };
+        let event = readable(&delivery.event)?;
         // Only a created billing ships; skip the rest before catching up.
         if event.action != EventAction::EntityCreated {
             return Ok(());

@@ -30,9 +30,7 @@ impl StockSaga {
     }
 
     pub(crate) async fn handle(&self, delivery: Delivery) -> Result<(), HandlerError> {
-        let Some(event) = readable(&delivery.event) else {
-            return Ok(());
-        };
+        let event = readable(&delivery.event)?;
         // Order updates (most of the topic) never touch stock: skip them
         // before catching up, which would cost a round trip each.
         if !matches!(
@@ -63,10 +61,24 @@ impl StockSaga {
         // Read after the order's event, so they cover the order: the order
         // service catches up to them instead of asking for the heads.
         request["after"] = json!(delivery.heads);
-        self.queue
+        match self
+            .queue
             .send(&self.set_status, &request.to_string(), &key)
             .await
-            .map_err(|err| HandlerError::retry(format!("sending the stock verdict: {err}")))?;
+        {
+            Ok(_) => {}
+            // Sent before, with other `after` heads (they are read per
+            // delivery): the first verdict stands.
+            Err(err) if err.is_key_reused() => {
+                tracing::debug!(order = %decision.order_id, "stock verdict already sent");
+                return Ok(());
+            }
+            Err(err) => {
+                return Err(HandlerError::retry(format!(
+                    "sending the stock verdict: {err}"
+                )));
+            }
+        }
         tracing::debug!(order = %decision.order_id, verdict = ?decision.verdict, reserved = decision.events.len(), "stock verdict sent");
         Ok(())
     }

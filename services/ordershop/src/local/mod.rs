@@ -14,7 +14,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::Context;
 use ordershop_topology::Role;
 
-use self::{children::Supervisor, redis_server::LocalRedis};
+use self::{
+    children::Supervisor,
+    redis_server::{AppendFsync, LocalRedis, RedisOptions},
+};
 use crate::shutdown;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -26,6 +29,16 @@ pub(crate) struct LocalArgs {
     /// be); 0 picks a free one.
     #[arg(long, default_value_t = 6399)]
     redis_port: u16,
+    /// Memory cap of the Redis started here. It evicts nothing: when full,
+    /// writes are refused with a clear error and nothing stored is lost.
+    #[arg(long, default_value = "1gb")]
+    redis_maxmemory: String,
+    /// When the Redis started here forces its append-only file to disk:
+    /// `everysec` (a crash of the machine may lose the last second of
+    /// acknowledged writes) or `always` (none, at a throughput cost; see the
+    /// README's figures).
+    #[arg(long, value_enum, default_value_t = AppendFsync::Everysec)]
+    redis_appendfsync: AppendFsync,
     /// Where the local Redis keeps its data and the supervisor its pid files.
     #[arg(long, env = "ORDERSHOP_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -78,7 +91,12 @@ pub(crate) async fn run(args: LocalArgs) -> anyhow::Result<()> {
             url.clone()
         }
         None => {
-            let redis = LocalRedis::start(&data_dir.join("redis"), args.redis_port).await?;
+            let options = RedisOptions {
+                port: args.redis_port,
+                maxmemory: args.redis_maxmemory.clone(),
+                appendfsync: args.redis_appendfsync,
+            };
+            let redis = LocalRedis::start(&data_dir.join("redis"), &options).await?;
             let url = redis.url();
             local_redis = Some(redis);
             url

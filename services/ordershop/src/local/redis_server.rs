@@ -17,6 +17,31 @@ pub(super) struct LocalRedis {
     dir: PathBuf,
 }
 
+/// How the local Redis runs (see `ordershop local --help`).
+#[derive(Debug, Clone)]
+pub(super) struct RedisOptions {
+    /// 0 picks a free port.
+    pub(super) port: u16,
+    pub(super) maxmemory: String,
+    pub(super) appendfsync: AppendFsync,
+}
+
+/// Redis' `appendfsync`: when the append-only file is forced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum AppendFsync {
+    Always,
+    Everysec,
+}
+
+impl AppendFsync {
+    fn as_redis_arg(self) -> &'static str {
+        match self {
+            AppendFsync::Always => "always",
+            AppendFsync::Everysec => "everysec",
+        }
+    }
+}
+
 /// Redis's own log, in its data folder.
 const LOG_FILE: &str = "redis.log";
 
@@ -26,7 +51,8 @@ const INSTALL_HINT: &str = "install it with `sudo apt-get install -y redis-serve
 impl LocalRedis {
     /// Starts Redis on `port`; 0 picks a free one, and another if some
     /// other socket takes it before Redis binds it.
-    pub(super) async fn start(dir: &Path, port: u16) -> anyhow::Result<Self> {
+    pub(super) async fn start(dir: &Path, options: &RedisOptions) -> anyhow::Result<Self> {
+        let port = options.port;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let binary = find_or_install()?;
         let pidfile = dir.join("redis.pid");
@@ -35,7 +61,7 @@ impl LocalRedis {
         loop {
             attempt += 1;
             let candidate = if port == 0 { free_port()? } else { port };
-            let redis = Self::launch(&binary, dir, &pidfile, candidate)?;
+            let redis = Self::launch(&binary, dir, &pidfile, candidate, options)?;
             match redis.ready().await {
                 Ok(redis) => return Ok(redis),
                 Err(Start::PortTaken(_)) if port == 0 && attempt < 5 => {
@@ -49,11 +75,21 @@ impl LocalRedis {
         }
     }
 
-    fn launch(binary: &Path, dir: &Path, pidfile: &Path, port: u16) -> anyhow::Result<Self> {
-        tracing::info!(port, dir = %dir.display(), "starting redis-server (AOF on)");
+    fn launch(
+        binary: &Path,
+        dir: &Path,
+        pidfile: &Path,
+        port: u16,
+        options: &RedisOptions,
+    ) -> anyhow::Result<Self> {
+        let fsync = options.appendfsync.as_redis_arg();
+        tracing::info!(port, dir = %dir.display(), maxmemory = %options.maxmemory, appendfsync = fsync, "starting redis-server (AOF on)");
         let child = tokio::process::Command::new(binary)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--appendonly", "yes", "--save", "", "--daemonize", "no"])
+            .args(["--appendfsync", fsync])
+            .args(["--maxmemory", &options.maxmemory])
+            .args(["--maxmemory-policy", "noeviction"])
             .arg("--dir")
             .arg(dir)
             .arg("--pidfile")
