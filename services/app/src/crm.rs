@@ -11,7 +11,7 @@ use ordershop_core::{EventAction, OrderStatus, RecordedEvent, Topic};
 use ordershop_topology::{Role, channel_name};
 
 use crate::live_view::{Freshness, LiveView};
-use crate::sagas::readable;
+use crate::sagas::{readable, send_once};
 
 #[derive(Debug)]
 pub(crate) struct Crm {
@@ -52,24 +52,17 @@ impl Crm {
                 return Err(HandlerError::retry(err.to_string()));
             }
         };
-        match self
-            .queue
-            .send(&self.send, &mail.send_request().to_string(), &mail.key)
-            .await
+        // Requested before (the text may differ since: an email address
+        // changed): one mail per key, the first stands.
+        if !send_once(
+            &self.queue,
+            &self.send,
+            &mail.send_request().to_string(),
+            &mail.key,
+        )
+        .await?
         {
-            Ok(_) => {}
-            // Requested before (the text may differ since: an email address
-            // changed): one mail per key, the first stands.
-            Err(err) if err.is_key_reused() => {
-                tracing::debug!(key = %mail.key, "mail already requested");
-                return Ok(());
-            }
-            Err(err) => {
-                return Err(HandlerError::retry(format!(
-                    "sending mail {}: {err}",
-                    mail.key
-                )));
-            }
+            return Ok(());
         }
         tracing::debug!(key = %mail.key, to = %mail.to, "mail requested");
         Ok(())

@@ -20,6 +20,31 @@ use tonic::Code;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
+/// A worker that answers every message of a channel with its payload.
+struct Echo {
+    cancel: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Echo {
+    fn start(infra: &support::Infra, channel: &str) -> Self {
+        let cancel = CancellationToken::new();
+        let tasks = infra.queue("worker").serve(
+            ServeOptions::new(channel),
+            cancel.clone(),
+            |m| async move { Ok(Some(m.payload)) },
+        );
+        Self { cancel, tasks }
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+    }
+}
+
 fn channel() -> String {
     format!("{}.work", unique("svc"))
 }
@@ -305,12 +330,7 @@ async fn bad_input_is_refused_and_unknown_ids_are_not_found() {
 async fn the_key_made_for_a_long_sync_call_outlives_its_retries() {
     let infra = support::infra().await;
     let channel = channel();
-    let cancel = CancellationToken::new();
-    let tasks = infra.queue("worker").serve(
-        ServeOptions::new(&channel),
-        cancel.clone(),
-        |m| async move { Ok(Some(m.payload)) },
-    );
+    let echo = Echo::start(&infra, &channel);
     // The client retries a call for as long as it waits (here four
     // minutes): a key forgotten after one minute would let a retry after a
     // lost connection enqueue the request a second time.
@@ -320,10 +340,7 @@ async fn the_key_made_for_a_long_sync_call_outlives_its_retries() {
         .call(&channel, "{}", "", wait)
         .await
         .unwrap();
-    cancel.cancel();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    echo.stop().await;
     let mut conn = infra.redis_conn().await;
     let prefix = QueueKeys::new(&channel).idempotency_prefix;
     let keys: Vec<String> = conn.keys(format!("{prefix}auto:*")).await.unwrap();
@@ -423,12 +440,7 @@ async fn a_key_reused_for_another_request_is_refused_and_the_first_stands() {
 async fn a_reply_is_kept_as_long_as_its_idempotency_key() {
     let infra = support::infra().await;
     let channel = channel();
-    let cancel = CancellationToken::new();
-    let tasks = infra.queue("worker").serve(
-        ServeOptions::new(&channel),
-        cancel.clone(),
-        |m| async move { Ok(Some(m.payload)) },
-    );
+    let echo = Echo::start(&infra, &channel);
     let id = infra
         .queue("caller")
         .send(&channel, "{}", "keep-me")
@@ -457,8 +469,5 @@ async fn a_reply_is_kept_as_long_as_its_idempotency_key() {
         reply_ttl >= key_ttl - 1_000,
         "the reply expires in {reply_ttl} ms, its key in {key_ttl} ms"
     );
-    cancel.cancel();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    echo.stop().await;
 }

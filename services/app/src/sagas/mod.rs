@@ -16,7 +16,7 @@ pub(crate) mod stock;
 
 use std::time::Duration;
 
-use ordershop_client::{HandlerError, Recorded};
+use ordershop_client::{HandlerError, Queue, Recorded};
 use ordershop_core::RecordedEvent;
 
 use crate::codec::decode;
@@ -39,6 +39,29 @@ pub(crate) fn readable(record: &Recorded) -> Result<RecordedEvent, HandlerError>
 pub(crate) fn not_yet_pause(delivery_count: u32) -> Duration {
     let doublings = delivery_count.saturating_sub(1).min(4);
     Duration::from_millis(500) * 2u32.pow(doublings)
+}
+
+/// Sends a saga's request under a key derived from what it means ("the
+/// verdict for order X", "the welcome mail of customer Y"). A key already
+/// used for another payload (parts of it are read per delivery) means the
+/// request went out before, and the first stands. Returns whether it was
+/// sent now.
+pub(crate) async fn send_once(
+    queue: &Queue,
+    channel: &str,
+    payload: &str,
+    key: &str,
+) -> Result<bool, HandlerError> {
+    match queue.send(channel, payload, key).await {
+        Ok(_) => Ok(true),
+        Err(err) if err.is_key_reused() => {
+            tracing::debug!(%channel, %key, "already sent under this key");
+            Ok(false)
+        }
+        Err(err) => Err(HandlerError::retry(format!(
+            "sending {key} on {channel}: {err}"
+        ))),
+    }
 }
 
 /// A failed decision as a refusal of the delivery.

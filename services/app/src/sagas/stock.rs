@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::decide::Writer;
 use crate::live_view::Freshness;
-use crate::sagas::{readable, retry};
+use crate::sagas::{readable, retry, send_once};
 
 #[derive(Debug)]
 pub(crate) struct StockSaga {
@@ -61,23 +61,10 @@ impl StockSaga {
         // Read after the order's event, so they cover the order: the order
         // service catches up to them instead of asking for the heads.
         request["after"] = json!(delivery.heads);
-        match self
-            .queue
-            .send(&self.set_status, &request.to_string(), &key)
-            .await
-        {
-            Ok(_) => {}
-            // Sent before, with other `after` heads (they are read per
-            // delivery): the first verdict stands.
-            Err(err) if err.is_key_reused() => {
-                tracing::debug!(order = %decision.order_id, "stock verdict already sent");
-                return Ok(());
-            }
-            Err(err) => {
-                return Err(HandlerError::retry(format!(
-                    "sending the stock verdict: {err}"
-                )));
-            }
+        // Sent before with other `after` heads (read per delivery): the first
+        // verdict stands.
+        if !send_once(&self.queue, &self.set_status, &request.to_string(), &key).await? {
+            return Ok(());
         }
         tracing::debug!(order = %decision.order_id, verdict = ?decision.verdict, reserved = decision.events.len(), "stock verdict sent");
         Ok(())
