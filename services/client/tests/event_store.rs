@@ -637,3 +637,84 @@ async fn a_full_redis_refuses_writes_readably_and_recovers() {
     let entities: Vec<&str> = page.iter().map(|e| e.entity_id.as_str()).collect();
     assert_eq!(entities, ["before", "after"]);
 }
+
+/// Consumers of pods long gone are forgotten; one with entries pending, or
+/// one still reading, stays.
+#[tokio::test]
+async fn idle_consumers_with_nothing_pending_are_removed_from_their_groups() {
+    let infra = support::infra().await;
+    let topic = unique("prune");
+    let stream = format!("events:{topic}");
+    infra
+        .event_store()
+        .publish(&topic, vec![event("x", json!({}))])
+        .await
+        .unwrap();
+    let mut conn = infra.redis_conn().await;
+    let () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg("g")
+        .arg("0")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // `gone` read nothing; `holding` holds the entry unacked.
+    let () = redis::cmd("XGROUP")
+        .arg("CREATECONSUMER")
+        .arg(&stream)
+        .arg("g")
+        .arg("gone")
+        .query_async(&mut conn)
+        .await
+        .map(|_: i64| ())
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg("holding")
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let consumers = |conn: redis::aio::MultiplexedConnection| {
+        let stream = stream.clone();
+        async move {
+            let mut conn = conn;
+            let reply: redis::streams::StreamInfoConsumersReply =
+                conn.xinfo_consumers(&stream, "g").await.unwrap();
+            let mut names: Vec<String> = reply.consumers.into_iter().map(|c| c.name).collect();
+            names.sort();
+            names
+        }
+    };
+    // Nobody is idle for an hour yet.
+    let redis = ordershop_redis::Redis::open(infra.redis.url()).unwrap();
+    let idle = Duration::from_secs(3600);
+    assert_eq!(
+        ordershop_event_store::housekeeping::prune_idle_consumers(&redis, idle)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(consumers(conn.clone()).await, ["gone", "holding"]);
+    // With a threshold the two have passed, only the one without pending
+    // entries goes.
+    let removed = eventually_async("the idle consumer removed", DEADLINE, || {
+        let redis = redis.clone();
+        async move {
+            let removed = ordershop_event_store::housekeeping::prune_idle_consumers(
+                &redis,
+                Duration::from_millis(50),
+            )
+            .await
+            .unwrap();
+            (removed > 0).then_some(removed)
+        }
+    })
+    .await;
+    assert_eq!(removed, 1);
+    assert_eq!(consumers(conn.clone()).await, ["holding"]);
+}

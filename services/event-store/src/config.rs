@@ -17,6 +17,9 @@ pub struct StoreConfig {
     /// Longest single blocking read; bounds how late a cancelled
     /// subscription notices.
     pub block: Duration,
+    /// A consumer with nothing pending that has not read for this long is
+    /// removed from its group (see `housekeeping`).
+    pub forget_idle_consumers: Duration,
 }
 
 impl Default for StoreConfig {
@@ -26,6 +29,7 @@ impl Default for StoreConfig {
             claim_interval: Duration::from_millis(500),
             max_deliveries: 5,
             block: Duration::from_secs(2),
+            forget_idle_consumers: Duration::from_secs(3600),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod follow;
 pub mod grpc;
+pub mod housekeeping;
 mod model;
 mod publish_script;
 pub mod server;

@@ -18,6 +18,11 @@ pub async fn run(
     config: StoreConfig,
     shutdown: CancellationToken,
 ) -> Result<(), serving::ServeError> {
+    tokio::spawn(crate::housekeeping::run(
+        redis.clone(),
+        config.forget_idle_consumers,
+        shutdown.clone(),
+    ));
     let store = Arc::new(StreamStore::new(redis.clone(), config));
     let service = EventStoreService::new(store, shutdown.clone());
     let routes = Routes::new(service.into_server());

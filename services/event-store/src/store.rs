@@ -1,6 +1,6 @@
 use std::{sync::Arc, time::Duration};
 
-use ordershop_redis::{DeliveryCount, Redis, Refusal};
+use ordershop_redis::{DeliveryCount, Redis, Refusal, delivery_count};
 use ordershop_topology::{StreamKeys, stream_key};
 use redis::{
     AsyncCommands,
@@ -246,6 +246,9 @@ impl StreamStore {
             .atomic()
             .cmd("XADD")
             .arg(&keys.dead)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(delivery_count::DEAD_LETTERS_KEPT)
             .arg("*")
             .arg(&[
                 ("entry_id", id),

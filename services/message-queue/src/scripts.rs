@@ -27,9 +27,11 @@ return {ARGV[1], 0}
 /// dead-letter it when it is poison (leased more than max times in a row
 /// without any answer). The attempts field holds two counts (see
 /// `ordershop_redis::delivery_count`): refusals × stride + deliveries since.
-/// KEYS: inflight, leases, messages, attempts, dead. ARGV: id, lease expiry
-/// ms, max unanswered deliveries, stride. Returns {envelope, attempt} or
-/// {false, attempt} when it was dead-lettered or has no body.
+/// KEYS: inflight, leases, messages, attempts, dead, dead reasons. ARGV:
+/// id, lease expiry ms, max unanswered deliveries, stride, dead letters
+/// kept (the oldest beyond it is forgotten, body and all). Returns
+/// {envelope, attempt} or {false, attempt} when it was dead-lettered or has
+/// no body.
 pub(crate) const LEASE: &str = r#"
 local id = ARGV[1]
 local body = redis.call('HGET', KEYS[3], id)
@@ -46,6 +48,14 @@ if unanswered > tonumber(ARGV[3]) then
   redis.call('LREM', KEYS[1], 1, id)
   redis.call('ZREM', KEYS[2], id)
   redis.call('LPUSH', KEYS[5], id)
+  redis.call('HSET', KEYS[6], id, 'leased ' .. unanswered - 1 ..
+    ' times in a row without an answer (its consumer crashed or hung each time)')
+  if redis.call('LLEN', KEYS[5]) > tonumber(ARGV[5]) then
+    local oldest = redis.call('RPOP', KEYS[5])
+    redis.call('HDEL', KEYS[3], oldest)
+    redis.call('HDEL', KEYS[4], oldest)
+    redis.call('HDEL', KEYS[6], oldest)
+  end
   return {false, attempt}
 end
 redis.call('ZADD', KEYS[2], ARGV[2], id)
@@ -69,15 +79,23 @@ return found
 /// The handler failed: dead-letter a permanent failure; retry any other
 /// (now, in front of the waiting list, or later through the delayed set)
 /// however often it takes, recording the refusal in the attempts field.
-/// KEYS: inflight, leases, delayed, waiting, dead, attempts. ARGV: id,
-/// retry at ms (0 = now), permanent (0/1), stride. Returns -1 unknown,
-/// 0 retry, 1 dead.
+/// KEYS: inflight, leases, delayed, waiting, dead, attempts, dead reasons,
+/// messages. ARGV: id, retry at ms (0 = now), permanent (0/1), stride,
+/// reason, dead letters kept.
+/// Returns -1 unknown, 0 retry, 1 dead.
 pub(crate) const NACK: &str = r#"
 local id = ARGV[1]
 if redis.call('LREM', KEYS[1], 1, id) == 0 then return -1 end
 redis.call('ZREM', KEYS[2], id)
 if ARGV[3] == '1' then
   redis.call('LPUSH', KEYS[5], id)
+  redis.call('HSET', KEYS[7], id, ARGV[5])
+  if redis.call('LLEN', KEYS[5]) > tonumber(ARGV[6]) then
+    local oldest = redis.call('RPOP', KEYS[5])
+    redis.call('HDEL', KEYS[8], oldest)
+    redis.call('HDEL', KEYS[6], oldest)
+    redis.call('HDEL', KEYS[7], oldest)
+  end
   return 1
 end
 local stride = tonumber(ARGV[4])

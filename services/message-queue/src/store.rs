@@ -172,10 +172,12 @@ impl QueueStore {
                 .key(&keys.messages)
                 .key(&keys.attempts)
                 .key(&keys.dead)
+                .key(&keys.dead_reasons)
                 .arg(&id)
                 .arg(expiry)
                 .arg(self.config.max_attempts)
                 .arg(delivery_count::STRIDE)
+                .arg(delivery_count::DEAD_LETTERS_KEPT)
                 .invoke_async(&mut conn)
                 .await?;
             match body {
@@ -259,10 +261,14 @@ impl QueueStore {
             .key(&keys.waiting)
             .key(&keys.dead)
             .key(&keys.attempts)
+            .key(&keys.dead_reasons)
+            .key(&keys.messages)
             .arg(id)
             .arg(retry_at)
             .arg(u8::from(permanent))
             .arg(delivery_count::STRIDE)
+            .arg(reason.chars().take(MAX_REASON_CHARS).collect::<String>())
+            .arg(delivery_count::DEAD_LETTERS_KEPT)
             .invoke_async(&mut conn)
             .await?;
         match outcome {
@@ -435,6 +441,9 @@ impl QueueStore {
 /// however long a sync call keeps retrying while it waits for its answer.
 /// Keeping them for the whole window would cost a key per message for ten
 /// minutes.
+/// A dead letter's reason is for people; a handler's error text is cut here.
+const MAX_REASON_CHARS: usize = 512;
+
 /// What a reused idempotency key is compared by: SHA-1 of the payload
 /// (collisions do not matter here; it only tells a retry from a mistake).
 fn fingerprint(payload: &str) -> String {

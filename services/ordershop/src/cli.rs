@@ -51,6 +51,8 @@ enum Command {
     /// Everything on this machine: a Redis of its own (unless --redis-url)
     /// and one process per service; the UI at http://localhost:5000.
     Local(crate::local::LocalArgs),
+    /// What the event store and the queue gave up on: list, show, redrive.
+    DeadLetters(crate::dead_letters::DeadLetterArgs),
 }
 
 /// Options shared by every role; each role reads the ones it needs.
@@ -140,7 +142,7 @@ impl Command {
             Command::Shipping(a) => (Role::Shipping, a),
             Command::Crm(a) => (Role::Crm, a),
             Command::Mail(a) => (Role::Mail, a),
-            Command::Local(_) => return None,
+            Command::Local(_) | Command::DeadLetters(_) => return None,
         };
         Some(pair)
     }
@@ -166,6 +168,7 @@ pub fn main() -> ExitCode {
             Some((role, args)) => crate::roles::run(role, args.clone()).await,
             None => match cli.command {
                 Command::Local(args) => crate::local::run(args).await,
+                Command::DeadLetters(args) => crate::dead_letters::run(args).await,
                 _ => unreachable!("every other command is a role"),
             },
         }

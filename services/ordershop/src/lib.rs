@@ -5,6 +5,7 @@
 #![deny(warnings)]
 
 pub mod cli;
+mod dead_letters;
 mod listeners;
 mod local;
 mod parent_watch;

@@ -41,6 +41,10 @@ impl Refusal {
     }
 }
 
+/// Dead letters kept per topic and per channel: the oldest go beyond this,
+/// so a flood of bad messages cannot fill Redis.
+pub const DEAD_LETTERS_KEPT: u64 = 10_000;
+
 /// Far above any number of unanswered deliveries before dead-lettering.
 pub const STRIDE: u64 = 1_000_000;
 

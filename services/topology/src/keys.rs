@@ -57,8 +57,10 @@ pub struct QueueKeys {
     pub messages: String,
     /// Hash message id -> deliveries so far.
     pub attempts: String,
-    /// List of dead-lettered message ids.
+    /// List of dead-lettered message ids (their bodies stay in `messages`).
     pub dead: String,
+    /// Hash message id -> why it was dead-lettered.
+    pub dead_reasons: String,
     /// Prefix of idempotency keys (`<prefix><key>` -> message id).
     pub idempotency_prefix: String,
     /// Prefix of reply keys (`<prefix><message id>` -> response JSON).
@@ -78,6 +80,7 @@ impl QueueKeys {
             messages: format!("{tag}:messages"),
             attempts: format!("{tag}:attempts"),
             dead: format!("{tag}:dead"),
+            dead_reasons: format!("{tag}:dead:reasons"),
             idempotency_prefix: format!("{tag}:idem:"),
             reply_prefix: format!("{tag}:reply:"),
             signal_prefix: format!("{tag}:signal:"),

@@ -40,6 +40,7 @@ impl Infra {
             claim_interval: Duration::from_millis(100),
             max_deliveries: 8,
             block: Duration::from_millis(500),
+            ..StoreConfig::default()
         };
         let queue_config = QueueConfig {
             max_attempts: 8,

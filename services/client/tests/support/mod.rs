@@ -19,6 +19,7 @@ pub async fn infra() -> Infra {
         claim_interval: Duration::from_millis(100),
         max_deliveries: MAX_DELIVERIES,
         block: Duration::from_millis(500),
+        ..StoreConfig::default()
     };
     let queue = QueueConfig {
         max_attempts: MAX_DELIVERIES,
