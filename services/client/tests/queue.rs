@@ -471,3 +471,36 @@ async fn a_reply_is_kept_as_long_as_its_idempotency_key() {
     );
     echo.stop().await;
 }
+
+/// A handler slower than its lease still refuses: its refusal counts even
+/// though the message was put back meanwhile, so it is retried, not taken
+/// for poison.
+#[tokio::test]
+async fn a_refusal_after_the_lease_ran_out_still_counts() {
+    let infra = support::infra().await;
+    let channel = channel();
+    infra.queue("s").send(&channel, "{}", "").await.unwrap();
+    let slow = infra.queue("slow");
+    let keys = QueueKeys::new(&channel);
+    let conn = infra.redis_conn().await;
+    for attempt in 1..=support::MAX_DELIVERIES + 2 {
+        let message = slow
+            .receive(&channel, DEADLINE, Duration::from_millis(100))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("delivery {attempt} did not come"));
+        // The handler outlives its lease: the message goes back first.
+        eventually_async("the expired lease put back", DEADLINE, || {
+            let (mut conn, waiting) = (conn.clone(), keys.waiting.clone());
+            async move { (conn.llen::<_, usize>(&waiting).await.ok()? == 1).then_some(()) }
+        })
+        .await;
+        let late = slow
+            .nack(&channel, &message.id, &HandlerError::retry("not yet"))
+            .await;
+        assert_eq!(late.unwrap_err().code(), Code::NotFound);
+    }
+    let mut conn = conn.clone();
+    let dead: usize = conn.llen(&keys.dead).await.unwrap();
+    assert_eq!(dead, 0, "a refused message was taken for poison");
+}

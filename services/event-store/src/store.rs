@@ -20,6 +20,24 @@ pub struct StreamStore {
     config: StoreConfig,
 }
 
+/// Records a refusal, atomically, if `consumer` still holds the entry: a
+/// claim by another subscriber in between must neither be undone nor lose
+/// its count. RETRYCOUNT writes the refusal into the delivery counter (see
+/// `DeliveryCount`; the redelivery adds one), IDLE rewinds the idle clock,
+/// JUSTID leaves owner and body alone. KEYS: stream. ARGV: group, consumer,
+/// entry id, idle ms, stride. Returns 0, -1 not pending, -2 another
+/// consumer holds it.
+const REFUSE: &str = r#"
+local entry = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)[1]
+if not entry then return -1 end
+if entry[2] ~= ARGV[2] then return -2 end
+local stride = tonumber(ARGV[5])
+local refusals = math.floor(tonumber(entry[4]) / stride)
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', ARGV[4],
+  'RETRYCOUNT', string.format('%d', (refusals + 1) * stride), 'JUSTID')
+return 0
+"#;
+
 /// An entry handed to a consumer, with how often it has been delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
@@ -183,49 +201,50 @@ impl StreamStore {
         validate::entry_id(id)?;
         let key = stream_key(topic);
         let mut conn = self.redis.conn();
-        let pending: StreamPendingCountReply = redis::cmd("XPENDING")
-            .arg(&key)
-            .arg(group)
-            .arg(id)
-            .arg(id)
-            .arg(1)
-            .query_async(&mut conn)
-            .await?;
-        let Some(entry) = pending.ids.first() else {
-            return Err(StoreError::NotFound(format!(
+        let not_pending = || {
+            StoreError::NotFound(format!(
                 "no pending entry {id} in group {group} of topic {topic}"
-            )));
+            ))
         };
-        let count = DeliveryCount::decode(entry.times_delivered as u64);
-        let retry_after = match refusal {
+        let after = match refusal {
+            Refusal::Retry { after } => after,
             Refusal::Permanent => {
+                let pending: StreamPendingCountReply = redis::cmd("XPENDING")
+                    .arg(&key)
+                    .arg(group)
+                    .arg(id)
+                    .arg(id)
+                    .arg(1)
+                    .query_async(&mut conn)
+                    .await?;
+                let entry = pending.ids.first().ok_or_else(not_pending)?;
+                let count = DeliveryCount::decode(entry.times_delivered as u64);
                 let range: StreamRangeReply = conn.xrange(&key, id, id).await?;
                 let record = range.ids.first().map(|e| Recorded::from_entry(topic, e));
                 self.dead_letter(topic, group, id, record, count.attempt(), reason)
                     .await?;
                 return Ok(true);
             }
-            Refusal::Retry { after } => after,
         };
-        // XCLAIM with IDLE rewinds the entry's idle clock so any subscriber's
-        // next claim pass takes it once `retry_after` has passed; RETRYCOUNT
-        // records the refusal (the redelivery adds one), JUSTID leaves the
-        // entry's owner and body alone.
-        let idle = self.config.claim_idle.saturating_sub(retry_after);
-        let _: redis::Value = redis::cmd("XCLAIM")
-            .arg(&key)
+        // The entry's idle clock is rewound so that any subscriber's next
+        // claim pass takes it once `after` has passed.
+        let idle = self.config.claim_idle.saturating_sub(after);
+        let outcome: i64 = redis::Script::new(REFUSE)
+            .key(&key)
             .arg(group)
             .arg(consumer)
-            .arg(0)
             .arg(id)
-            .arg("IDLE")
             .arg(idle.as_millis() as u64)
-            .arg("RETRYCOUNT")
-            .arg(count.after_refusal())
-            .arg("JUSTID")
-            .query_async(&mut conn)
+            .arg(delivery_count::STRIDE)
+            .invoke_async(&mut conn)
             .await?;
-        Ok(false)
+        match outcome {
+            -1 => Err(not_pending()),
+            -2 => Err(StoreError::NotFound(format!(
+                "entry {id} of topic {topic} was claimed by another consumer of group {group} meanwhile"
+            ))),
+            _ => Ok(false),
+        }
     }
 
     /// Moves an entry to `{events:<topic>}:dead` and acks it, atomically.
@@ -382,9 +401,11 @@ impl StreamStore {
             );
             if count.is_poison(self.config.max_deliveries) {
                 let id = record.entry_id.clone();
+                // The delivery screened out here is not counted: it never
+                // reached a handler.
                 let reason = format!(
                     "delivered {} times in a row without an answer (its consumer crashed or hung each time)",
-                    count.unanswered
+                    count.unanswered - 1
                 );
                 self.dead_letter(topic, group, &id, Some(record), count.attempt(), &reason)
                     .await?;

@@ -85,7 +85,17 @@ return found
 /// Returns -1 unknown, 0 retry, 1 dead.
 pub(crate) const NACK: &str = r#"
 local id = ARGV[1]
-if redis.call('LREM', KEYS[1], 1, id) == 0 then return -1 end
+local stride = tonumber(ARGV[4])
+if redis.call('LREM', KEYS[1], 1, id) == 0 then
+  -- Its lease ran out while the handler worked and it was put back: the
+  -- refusal still counts, or a handler slower than the lease would make
+  -- the message look poison.
+  if ARGV[3] ~= '1' and redis.call('HEXISTS', KEYS[8], id) == 1 then
+    local n = tonumber(redis.call('HGET', KEYS[6], id) or '0')
+    redis.call('HSET', KEYS[6], id, string.format('%d', (math.floor(n / stride) + 1) * stride))
+  end
+  return -1
+end
 redis.call('ZREM', KEYS[2], id)
 if ARGV[3] == '1' then
   redis.call('LPUSH', KEYS[5], id)
@@ -98,9 +108,8 @@ if ARGV[3] == '1' then
   end
   return 1
 end
-local stride = tonumber(ARGV[4])
 local n = tonumber(redis.call('HGET', KEYS[6], id) or '0')
-redis.call('HSET', KEYS[6], id, (math.floor(n / stride) + 1) * stride)
+redis.call('HSET', KEYS[6], id, string.format('%d', (math.floor(n / stride) + 1) * stride))
 if ARGV[2] == '0' then
   redis.call('RPUSH', KEYS[4], id)
 else

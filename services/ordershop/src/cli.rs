@@ -93,7 +93,12 @@ pub(crate) struct RoleArgs {
     /// Event store and queue: deliveries in a row without any answer (the
     /// consumer crashed each time) before a message is dead-lettered as
     /// poison. Refused messages are retried however often it takes.
-    #[arg(long, env = "ORDERSHOP_MAX_DELIVERIES", default_value_t = 5)]
+    #[arg(
+        long,
+        env = "ORDERSHOP_MAX_DELIVERIES",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..1000)
+    )]
     pub(crate) max_deliveries: u32,
     /// Services: how long a received queue message stays leased.
     #[arg(long, env = "ORDERSHOP_LEASE_MS", default_value_t = 10_000)]
@@ -153,6 +158,8 @@ impl Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
+    // Before any other thread exists: taking them edits the environment.
+    let listeners = crate::listeners::Listeners::from_env();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -165,7 +172,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command.role() {
-            Some((role, args)) => crate::roles::run(role, args.clone()).await,
+            Some((role, args)) => crate::roles::run(role, args.clone(), listeners).await,
             None => match cli.command {
                 Command::Local(args) => crate::local::run(args).await,
                 Command::DeadLetters(args) => crate::dead_letters::run(args).await,

@@ -12,12 +12,17 @@ use tokio::net::TcpListener;
 use crate::listeners::{self, Listeners};
 use crate::{cli::RoleArgs, parent_watch, shutdown};
 
-pub(crate) async fn run(role: Role, args: RoleArgs) -> anyhow::Result<()> {
+/// `listeners` are taken from the environment before the runtime starts
+/// (listenfd edits the environment, which is unsound next to other threads).
+pub(crate) async fn run(
+    role: Role,
+    args: RoleArgs,
+    mut listeners: Listeners,
+) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signals();
     if let Some(parent) = args.parent_pid {
         parent_watch::stop_when_parent_dies(parent, shutdown.clone());
     }
-    let mut listeners = Listeners::from_env();
     let listener = listeners.take(listeners::GRPC, args.listen).await?;
     tracing::info!(role = role.slug(), listen = %listener.local_addr()?, "starting");
     match role {

@@ -146,6 +146,11 @@ impl Supervisor {
             .arg(role.slug())
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("LISTEN_FDS", inherited.len().to_string())
+            // Ours to set: a supervisor itself started by systemd must not
+            // pass its own activation variables on (listenfd would then skip
+            // ours for a pid mismatch).
+            .env_remove("LISTEN_PID")
+            .env_remove("LISTEN_FDNAMES")
             .env("ORDERSHOP_LISTEN", &listen)
             .env("ORDERSHOP_HTTP_LISTEN", self.http_addr().to_string())
             // A stable name: after a crash the restarted process picks up
