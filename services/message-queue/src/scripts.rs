@@ -23,6 +23,33 @@ redis.call('LPUSH', KEYS[1], ARGV[1])
 return {ARGV[1], 0}
 "#;
 
+/// Functions the LEASE and NACK scripts start with (`with_helpers`).
+const HELPERS: &str = r#"
+-- Dead-letters `id` with `reason`, keeping the newest `kept` (the oldest
+-- beyond is forgotten, body and all).
+local function dead_letter(dead, reasons, messages, attempts, id, reason, kept)
+  redis.call('LPUSH', dead, id)
+  redis.call('HSET', reasons, id, reason)
+  if redis.call('LLEN', dead) > tonumber(kept) then
+    local oldest = redis.call('RPOP', dead)
+    redis.call('HDEL', messages, oldest)
+    redis.call('HDEL', attempts, oldest)
+    redis.call('HDEL', reasons, oldest)
+  end
+end
+-- Records a refusal in the attempts field: refusals x stride, deliveries
+-- since then start over (see ordershop_redis::delivery_count).
+local function record_refusal(attempts, id, stride)
+  local n = tonumber(redis.call('HGET', attempts, id) or '0')
+  redis.call('HSET', attempts, id, string.format('%d', (math.floor(n / stride) + 1) * stride))
+end
+"#;
+
+/// A script preceded by [`HELPERS`].
+fn with_helpers(body: &str) -> Script {
+    Script::new(&format!("{HELPERS}{body}"))
+}
+
 /// After BLMOVE put `id` in flight: lease it and count the delivery, or
 /// dead-letter it when it is poison (leased more than max times in a row
 /// without any answer). The attempts field holds two counts (see
@@ -47,15 +74,8 @@ local attempt = math.floor(n / stride) + unanswered
 if unanswered > tonumber(ARGV[3]) then
   redis.call('LREM', KEYS[1], 1, id)
   redis.call('ZREM', KEYS[2], id)
-  redis.call('LPUSH', KEYS[5], id)
-  redis.call('HSET', KEYS[6], id, 'leased ' .. unanswered - 1 ..
-    ' times in a row without an answer (its consumer crashed or hung each time)')
-  if redis.call('LLEN', KEYS[5]) > tonumber(ARGV[5]) then
-    local oldest = redis.call('RPOP', KEYS[5])
-    redis.call('HDEL', KEYS[3], oldest)
-    redis.call('HDEL', KEYS[4], oldest)
-    redis.call('HDEL', KEYS[6], oldest)
-  end
+  dead_letter(KEYS[5], KEYS[6], KEYS[3], KEYS[4], id, 'leased ' .. unanswered - 1 ..
+    ' times in a row without an answer (its consumer crashed or hung each time)', ARGV[5])
   return {false, attempt}
 end
 redis.call('ZADD', KEYS[2], ARGV[2], id)
@@ -91,25 +111,16 @@ if redis.call('LREM', KEYS[1], 1, id) == 0 then
   -- refusal still counts, or a handler slower than the lease would make
   -- the message look poison.
   if ARGV[3] ~= '1' and redis.call('HEXISTS', KEYS[8], id) == 1 then
-    local n = tonumber(redis.call('HGET', KEYS[6], id) or '0')
-    redis.call('HSET', KEYS[6], id, string.format('%d', (math.floor(n / stride) + 1) * stride))
+    record_refusal(KEYS[6], id, stride)
   end
   return -1
 end
 redis.call('ZREM', KEYS[2], id)
 if ARGV[3] == '1' then
-  redis.call('LPUSH', KEYS[5], id)
-  redis.call('HSET', KEYS[7], id, ARGV[5])
-  if redis.call('LLEN', KEYS[5]) > tonumber(ARGV[6]) then
-    local oldest = redis.call('RPOP', KEYS[5])
-    redis.call('HDEL', KEYS[8], oldest)
-    redis.call('HDEL', KEYS[6], oldest)
-    redis.call('HDEL', KEYS[7], oldest)
-  end
+  dead_letter(KEYS[5], KEYS[7], KEYS[8], KEYS[6], id, ARGV[5], ARGV[6])
   return 1
 end
-local n = tonumber(redis.call('HGET', KEYS[6], id) or '0')
-redis.call('HSET', KEYS[6], id, string.format('%d', (math.floor(n / stride) + 1) * stride))
+record_refusal(KEYS[6], id, stride)
 if ARGV[2] == '0' then
   redis.call('RPUSH', KEYS[4], id)
 else
@@ -201,9 +212,9 @@ impl Scripts {
     pub(crate) fn new() -> Self {
         Self {
             send: Script::new(SEND),
-            lease: Script::new(LEASE),
+            lease: with_helpers(LEASE),
             ack: Script::new(ACK),
-            nack: Script::new(NACK),
+            nack: with_helpers(NACK),
             respond: Script::new(RESPOND),
             extend: Script::new(EXTEND),
             reap: Script::new(REAP),
