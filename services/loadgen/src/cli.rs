@@ -234,8 +234,9 @@ fn clock_seed() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// `250ms`, `20s`, `1.5s`, `2m`; a bare number is seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// `250ms`, `20s`, `1.5s`, `2m`; a bare number is seconds (also the
+/// chaos command's parser).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

@@ -77,6 +77,8 @@ pub(crate) struct FlowRecord {
     /// The last status this flow saw its order in.
     pub(crate) last_status: Option<OrderStatus>,
     pub(crate) outcome: Result<Outcome, Failure>,
+    /// When the flow began (a chaos run relates flows to its faults).
+    pub(crate) started: Instant,
     pub(crate) latency: Duration,
     pub(crate) stages: Vec<(Stage, Duration)>,
     pub(crate) polls: u64,
@@ -112,6 +114,7 @@ pub(crate) async fn run_flow(
     settings: FlowSettings,
     rng: &mut StdRng,
 ) -> FlowRecord {
+    let started = Instant::now();
     let cart = pick_cart(rng, catalog.products.len(), settings.max_cart_items);
     let customer = &catalog.customers[rng.random_range(0..catalog.customers.len())];
     let mut flow = Flow {
@@ -123,13 +126,13 @@ pub(crate) async fn run_flow(
             order_id: None,
             last_status: None,
             outcome: Ok(Outcome::Shipped),
+            started,
             latency: Duration::ZERO,
             stages: Vec::with_capacity(Stage::ALL.len()),
             polls: 0,
             unseen_reads: 0,
         },
     };
-    let started = Instant::now();
     let outcome = flow.steps(catalog, customer).await;
     let mut record = flow.record;
     record.latency = started.elapsed();

@@ -3,6 +3,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`api`] | one run as a library call (the chaos command drives load with it) |
 //! | [`cli`] | arguments, one run per client count, exit code |
 //! | `run` | seed, drive the clients, check — one run |
 //! | `seed` | products, customers and inventories of a run |
@@ -13,6 +14,7 @@
 //! | `report`, `render` | the numbers and checks, as Markdown or JSON |
 //! | `machine` | CPU, memory and load average of this machine |
 
+pub mod api;
 pub mod cli;
 mod flow;
 mod machine;

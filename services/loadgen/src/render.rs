@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use crate::{machine::LoadAverage, report::Report};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Format {
+pub enum Format {
     Markdown,
     Json,
 }

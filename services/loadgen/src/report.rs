@@ -13,6 +13,9 @@ use crate::{
     stock_check::StockReport,
 };
 
+/// Name of the stock check (the library API picks it out).
+pub(crate) const STOCK_CHECK: &str = "stock consistent";
+
 /// Failure messages listed per run; the rest are only counted.
 const FAILURES_SHOWN: usize = 10;
 
@@ -220,7 +223,7 @@ fn checks(
             detail: format!("{unseen_reads} reads of a just-created order answered null"),
         },
         Check {
-            name: "stock consistent",
+            name: STOCK_CHECK,
             passed: stock.passed(),
             detail: format!(
                 "{} inventories, {} orders holding stock, {} wrong amounts, {} orders with unknown verdict",

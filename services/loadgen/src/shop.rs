@@ -203,6 +203,7 @@ impl Shop {
             match outcome {
                 Err(error) if error.is_transient() && started.elapsed() < self.retry_for => {
                     tracing::debug!(%error, tries, "retrying");
+                    recorder.record_retry(error.class());
                     tokio::time::sleep(RETRY_PAUSES[tries.min(RETRY_PAUSES.len() - 1)]).await;
                     tries += 1;
                 }

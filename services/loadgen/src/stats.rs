@@ -98,6 +98,9 @@ impl RouteStats {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Recorder {
     routes: BTreeMap<String, RouteStats>,
+    /// Tries that failed transiently and were tried again, by class: what
+    /// a restarting shop cost its clients on the way (`--retry-for`).
+    retries: BTreeMap<String, u64>,
 }
 
 impl Recorder {
@@ -112,10 +115,21 @@ impl Recorder {
         }
     }
 
+    pub(crate) fn record_retry(&mut self, class: String) {
+        *self.retries.entry(class).or_default() += 1;
+    }
+
     pub(crate) fn merge(&mut self, other: Recorder) {
         for (route, stats) in other.routes {
             self.routes.entry(route).or_default().merge(stats);
         }
+        for (class, count) in other.retries {
+            *self.retries.entry(class).or_default() += count;
+        }
+    }
+
+    pub(crate) fn retries(&self) -> &BTreeMap<String, u64> {
+        &self.retries
     }
 
     pub(crate) fn routes(&self) -> impl Iterator<Item = (&str, &RouteStats)> {

@@ -53,6 +53,10 @@ enum Command {
     Local(crate::local::LocalArgs),
     /// What the event store and the queue gave up on: list, show, redrive.
     DeadLetters(crate::dead_letters::DeadLetterArgs),
+    /// Order flows against a shop of its own while its parts are killed,
+    /// paused and restarted; then checks that every flow and effect is
+    /// accounted for. Loopback only; stops by itself.
+    Chaos(crate::chaos::ChaosArgs),
 }
 
 /// Options shared by every role; each role reads the ones it needs.
@@ -147,7 +151,7 @@ impl Command {
             Command::Shipping(a) => (Role::Shipping, a),
             Command::Crm(a) => (Role::Crm, a),
             Command::Mail(a) => (Role::Mail, a),
-            Command::Local(_) | Command::DeadLetters(_) => return None,
+            Command::Local(_) | Command::DeadLetters(_) | Command::Chaos(_) => return None,
         };
         Some(pair)
     }
@@ -176,6 +180,7 @@ pub fn main() -> ExitCode {
             None => match cli.command {
                 Command::Local(args) => crate::local::run(args).await,
                 Command::DeadLetters(args) => crate::dead_letters::run(args).await,
+                Command::Chaos(args) => crate::chaos::run(args).await,
                 _ => unreachable!("every other command is a role"),
             },
         }

@@ -99,12 +99,34 @@ async fn place(conn: &mut MultiplexedConnection, name: &str) -> anyhow::Result<P
 
 async fn list(conn: &mut MultiplexedConnection, out: &mut impl Write) -> anyhow::Result<()> {
     writeln!(out, "{:<8} {:<40} {:>6}", "KIND", "NAME", "DEAD")?;
+    for DeadCount { kind, name, dead } in counts(conn).await? {
+        writeln!(out, "{kind:<8} {name:<40} {dead:>6}")?;
+    }
+    Ok(())
+}
+
+/// How many dead letters one topic or channel holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct DeadCount {
+    /// `topic` or `channel`.
+    pub(crate) kind: &'static str,
+    pub(crate) name: String,
+    pub(crate) dead: u64,
+}
+
+/// Every topic's and every known channel's dead letters.
+pub(crate) async fn counts(conn: &mut MultiplexedConnection) -> anyhow::Result<Vec<DeadCount>> {
+    let mut counts = Vec::new();
     for topic in TOPICS {
         let dead: u64 = redis::cmd("XLEN")
             .arg(StreamKeys::new(topic).dead)
             .query_async(conn)
             .await?;
-        writeln!(out, "{:<8} {topic:<40} {dead:>6}", "topic")?;
+        counts.push(DeadCount {
+            kind: "topic",
+            name: (*topic).to_owned(),
+            dead,
+        });
     }
     let mut channels: Vec<String> = redis::cmd("SMEMBERS")
         .arg(CHANNELS_SET)
@@ -116,9 +138,13 @@ async fn list(conn: &mut MultiplexedConnection, out: &mut impl Write) -> anyhow:
             .arg(QueueKeys::new(&channel).dead)
             .query_async(conn)
             .await?;
-        writeln!(out, "{:<8} {channel:<40} {dead:>6}", "channel")?;
+        counts.push(DeadCount {
+            kind: "channel",
+            name: channel,
+            dead,
+        });
     }
-    Ok(())
+    Ok(counts)
 }
 
 async fn show_topic(

@@ -34,8 +34,16 @@ pub(super) struct Supervisor {
     http: TcpListener,
     run_dir: PathBuf,
     children: HashMap<Role, Child>,
+    /// When each child was (re)started, to tell a crash loop from the
+    /// occasional crash.
+    started: HashMap<Role, Instant>,
+    /// Restarts in a row, each after less than [`STABLE_AFTER`] of running.
     restarts: HashMap<Role, u32>,
 }
+
+/// A child that ran this long before it exited was not crash-looping: its
+/// restart comes without a pause, however many times it died before.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 impl Supervisor {
     pub(super) fn new(args: &LocalArgs, redis_url: &str, data_dir: &Path) -> anyhow::Result<Self> {
@@ -86,6 +94,7 @@ impl Supervisor {
             http,
             run_dir,
             children: HashMap::new(),
+            started: HashMap::new(),
             restarts: HashMap::new(),
         })
     }
@@ -197,6 +206,7 @@ impl Supervisor {
         }
         tracing::info!(role = role.slug(), %listen, "started");
         self.children.insert(role, child);
+        self.started.insert(role, Instant::now());
         Ok(())
     }
 
@@ -216,10 +226,14 @@ impl Supervisor {
                 })
                 .collect();
             for (role, status) in exited {
+                let stable = self
+                    .started
+                    .get(&role)
+                    .is_some_and(|at| at.elapsed() >= STABLE_AFTER);
                 let count = self.restarts.entry(role).or_default();
-                *count += 1;
-                // Back off a crash loop, but come back quickly from a kill.
-                let pause = Duration::from_millis(200 * u64::from((*count).min(25)));
+                *count = if stable { 1 } else { *count + 1 };
+                // Back off a crash loop, but come back at once from a kill.
+                let pause = Duration::from_millis(200 * u64::from((*count - 1).min(25)));
                 tracing::warn!(role = role.slug(), %status, restarts = *count, ?pause, "exited; restarting");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,

@@ -7,7 +7,7 @@
 
 mod children;
 mod readiness;
-mod redis_server;
+pub(crate) mod redis_server;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 

@@ -11,19 +11,21 @@ use tokio::{process::Child, time::Instant};
 /// The Redis that `ordershop local` runs for itself: loopback only, AOF on,
 /// data in a folder it owns, so orders survive a restart of the shop.
 #[derive(Debug)]
-pub(super) struct LocalRedis {
+pub(crate) struct LocalRedis {
     child: Child,
     port: u16,
     dir: PathBuf,
+    binary: PathBuf,
+    options: RedisOptions,
 }
 
 /// How the local Redis runs (see `ordershop local --help`).
 #[derive(Debug, Clone)]
-pub(super) struct RedisOptions {
+pub(crate) struct RedisOptions {
     /// 0 picks a free port.
-    pub(super) port: u16,
-    pub(super) maxmemory: String,
-    pub(super) appendfsync: AppendFsync,
+    pub(crate) port: u16,
+    pub(crate) maxmemory: String,
+    pub(crate) appendfsync: AppendFsync,
 }
 
 /// Redis' `appendfsync`: when the append-only file is forced to disk.
@@ -51,7 +53,7 @@ const INSTALL_HINT: &str = "install it with `sudo apt-get install -y redis-serve
 impl LocalRedis {
     /// Starts Redis on `port`; 0 picks a free one, and another if some
     /// other socket takes it before Redis binds it.
-    pub(super) async fn start(dir: &Path, options: &RedisOptions) -> anyhow::Result<Self> {
+    pub(crate) async fn start(dir: &Path, options: &RedisOptions) -> anyhow::Result<Self> {
         let port = options.port;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let binary = find_or_install()?;
@@ -67,12 +69,23 @@ impl LocalRedis {
                 Err(Start::PortTaken(_)) if port == 0 && attempt < 5 => {
                     tracing::info!(port = candidate, "port taken meanwhile; trying another");
                 }
-                Err(Start::PortTaken(port)) => bail!(
-                    "redis-server cannot listen on port {port} (taken); pick another with --redis-port (0 picks a free one)"
-                ),
-                Err(Start::Failed(err)) => return Err(err),
+                Err(start) => return Err(start.into_error()),
             }
         }
+    }
+
+    /// Kills Redis without warning, as a crash would, and starts it again
+    /// on the same port and folder: what it acknowledged comes back from
+    /// the AOF (a killed process loses nothing the kernel already holds).
+    pub(crate) async fn crash_and_restart(&mut self) -> anyhow::Result<()> {
+        self.child
+            .kill()
+            .await
+            .context("cannot kill redis-server")?;
+        let pidfile = self.dir.join("redis.pid");
+        let restarted = Self::launch(&self.binary, &self.dir, &pidfile, self.port, &self.options)?;
+        *self = restarted.ready().await.map_err(Start::into_error)?;
+        Ok(())
     }
 
     fn launch(
@@ -106,10 +119,12 @@ impl LocalRedis {
             child,
             port,
             dir: dir.to_path_buf(),
+            binary: binary.to_path_buf(),
+            options: options.clone(),
         })
     }
 
-    pub(super) fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
@@ -145,7 +160,7 @@ impl LocalRedis {
     }
 
     /// SIGTERM lets Redis flush its AOF before it exits.
-    pub(super) async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
         }
@@ -162,6 +177,17 @@ enum Start {
     /// The server exited before answering: most likely its port was taken.
     PortTaken(u16),
     Failed(anyhow::Error),
+}
+
+impl Start {
+    fn into_error(self) -> anyhow::Error {
+        match self {
+            Start::PortTaken(port) => anyhow::anyhow!(
+                "redis-server cannot listen on port {port} (taken); pick another with --redis-port (0 picks a free one)"
+            ),
+            Start::Failed(err) => err,
+        }
+    }
 }
 
 /// The last lines of Redis's log (it is appended to across runs).
