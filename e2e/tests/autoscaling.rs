@@ -596,6 +596,64 @@ fn all_consumers(
 
 /// Puts `n` units of backlog on `role`: queue messages, or (crm, which
 /// serves no queue) events of a topic only crm subscribes to.
+/// Dead letters of any topic or channel show in the operator's metrics and
+/// raise the `DeadLetters` condition, naming where they are; gone, the
+/// condition clears.
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_are_counted_and_raise_a_condition() {
+    let shop = Shop::start(
+        "as-dead",
+        POLL_MS,
+        &[(Role::Inventory, autoscaling(1, 6, 10, WINDOW_S))],
+    )
+    .await;
+    shop.wait_condition("DeadLetters", "False", "NoDeadLetters")
+        .await;
+    let mut redis = shop.redis().await;
+    let billing = ordershop_topology::StreamKeys::new("billing").dead;
+    let mail = ordershop_topology::QueueKeys::new("mail-service.send").dead;
+    for _ in 0..2 {
+        let _: String = redis::cmd("XADD")
+            .arg(&billing)
+            .arg("*")
+            .arg(&["event_id", "e"])
+            .query_async(&mut redis)
+            .await
+            .expect("XADD");
+    }
+    let _: i64 = redis::cmd("LPUSH")
+        .arg(&mail)
+        .arg("m1")
+        .query_async(&mut redis)
+        .await
+        .expect("LPUSH");
+
+    let kept = shop
+        .wait_condition("DeadLetters", "True", "DeadLettersKept")
+        .await;
+    assert!(
+        kept.message
+            .starts_with("3 dead letter(s): topic billing 2, channel mail-service.send 1"),
+        "{}",
+        kept.message
+    );
+    let gauge = format!(
+        "ordershop_operator_dead_letters{{namespace=\"{}\",ordershop=\"shop\",kind=\"topic\",name=\"billing\"}} 2",
+        shop.ns.name
+    );
+    let text = shop.operator.metrics().await.unwrap_or_default();
+    assert!(text.contains(&gauge), "missing {gauge} in\n{text}");
+
+    let _: i64 = redis::cmd("DEL")
+        .arg(&billing)
+        .arg(&mail)
+        .query_async(&mut redis)
+        .await
+        .expect("DEL");
+    shop.wait_condition("DeadLetters", "False", "NoDeadLetters")
+        .await;
+}
+
 async fn push_backlog(redis: &mut redis::aio::MultiplexedConnection, role: Role, n: usize) {
     if role.channels().is_empty() {
         support::add_events(redis, "customer", n).await;

@@ -13,6 +13,7 @@ pub mod autoscale;
 pub mod children;
 pub mod cli;
 pub mod crd;
+pub mod dead_letters;
 pub mod leader;
 pub mod metrics;
 pub mod names;

@@ -25,6 +25,17 @@ pub struct ConsumerLabels {
     pub service: String,
 }
 
+/// Labels of one topic's or channel's dead letters in one OrderShop.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeadLetterLabels {
+    pub namespace: String,
+    pub ordershop: String,
+    /// `topic` (an event stream) or `channel` (a queue channel).
+    pub kind: String,
+    /// The topic (`billing`) or channel (`mail-service.send`).
+    pub name: String,
+}
+
 /// The parts of one consumer's backlog, as the autoscaler measured them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BacklogPartsValues {
@@ -61,6 +72,8 @@ pub struct Metrics {
     polls: Family<PollLabels, Counter>,
     redis_commands: Counter,
     poll_duration: Histogram,
+    // --- dead letters (operator/src/dead_letters.rs) ---
+    dead_letters: Family<DeadLetterLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -161,6 +174,12 @@ impl Metrics {
             "Duration of one autoscaler poll of one OrderShop (measure, decide, act)",
             poll_duration.clone(),
         );
+        let dead_letters = Family::<DeadLetterLabels, Gauge>::default();
+        registry.register(
+            "dead_letters",
+            "Dead letters kept for one topic or queue channel of one OrderShop (ordershop dead-letters list)",
+            dead_letters.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciles,
@@ -177,6 +196,7 @@ impl Metrics {
             polls,
             redis_commands,
             poll_duration,
+            dead_letters,
         }
     }
 
@@ -253,6 +273,17 @@ impl Metrics {
         self.poll_duration.observe(took.as_secs_f64());
     }
 
+    /// Dead letters of one topic or channel at the last count.
+    pub fn record_dead_letters(&self, labels: &DeadLetterLabels, count: i64) {
+        self.dead_letters.get_or_create(labels).set(count);
+    }
+
+    /// Drops a series of [`Self::record_dead_letters`] (its OrderShop is gone,
+    /// or its Redis cannot be read: no figure rather than a stale one).
+    pub fn forget_dead_letters(&self, labels: &DeadLetterLabels) {
+        self.dead_letters.remove(labels);
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -288,6 +319,13 @@ mod tests {
             },
         );
         m.autoscaler_polled(true, 95, Duration::from_millis(2));
+        let dead = DeadLetterLabels {
+            namespace: "ns".into(),
+            ordershop: "shop".into(),
+            kind: "channel".into(),
+            name: "mail-service.send".into(),
+        };
+        m.record_dead_letters(&dead, 2);
         let text = m.encode();
         for needle in [
             "ordershop_operator_reconciles_total 1",
@@ -300,10 +338,13 @@ mod tests {
             "ordershop_operator_consumer_in_flight{namespace=\"ns\",ordershop=\"shop\",service=\"inventory\"} 50",
             "ordershop_operator_autoscaler_polls_total{result=\"measured\"} 1",
             "ordershop_operator_autoscaler_redis_commands_total 95",
+            "ordershop_operator_dead_letters{namespace=\"ns\",ordershop=\"shop\",kind=\"channel\",name=\"mail-service.send\"} 2",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
         m.forget_consumer(&consumer);
         assert!(!m.encode().contains("service=\"inventory\""));
+        m.forget_dead_letters(&dead);
+        assert!(!m.encode().contains("mail-service.send"));
     }
 }

@@ -342,6 +342,12 @@ async fn run_controller(
         .run(stop.clone()),
     );
 
+    // The dead-letter watch (operator/src/dead_letters.rs), likewise.
+    let dead_letters = tokio::spawn(
+        crate::dead_letters::DeadLetterWatch::new(client.clone(), metrics.clone(), shops.clone())
+            .run(stop.clone()),
+    );
+
     let stop_signal = stop.clone();
     let synced_shops = shops.clone();
     let controller = Controller::for_stream(shop_events, shops)
@@ -391,8 +397,10 @@ async fn run_controller(
         () = controller => {}
         () = abandon => {}
     }
-    // The controller stopped: `stop` is cancelled, the autoscaler ends its poll.
+    // The controller stopped: `stop` is cancelled, the autoscaler and the
+    // dead-letter watch end their poll.
     stop.cancel();
     let _ = autoscaler.await;
+    let _ = dead_letters.await;
     info!("controller stopped");
 }

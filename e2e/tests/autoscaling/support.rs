@@ -216,6 +216,28 @@ impl Shop {
             .find(|c| c.type_ == "Scaling")
     }
 
+    /// Waits until the condition `type_` has `status` and `reason`.
+    pub(crate) async fn wait_condition(
+        &self,
+        type_: &str,
+        status: &str,
+        reason: &str,
+    ) -> Condition {
+        eventually_async(
+            &format!("{type_} condition {status} ({reason})"),
+            SETTLE,
+            || async move {
+                self.shop()
+                    .await?
+                    .status?
+                    .conditions
+                    .into_iter()
+                    .find(|c| c.type_ == type_ && c.status == status && c.reason == reason)
+            },
+        )
+        .await
+    }
+
     pub(crate) async fn wait_scaling(&self, status: &str, reason: &str) -> Condition {
         eventually_async(
             &format!("Scaling condition {status} ({reason})"),

@@ -22,7 +22,7 @@ pub struct OrderShopStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Ready, RedisReady, ServicesReady, Degraded, Suspended (and Scaling,
-    /// written by the autoscaler).
+    /// written by the autoscaler, and DeadLetters, by the dead-letter watch).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -104,9 +104,13 @@ pub mod condition {
     pub const SUSPENDED: &str = "Suspended";
     /// Written by the autoscaler, never by the reconcile.
     pub const SCALING: &str = "Scaling";
+    /// Written by the dead-letter watch: True while any topic or channel
+    /// holds dead letters.
+    pub const DEAD_LETTERS: &str = "DeadLetters";
 
     pub const TRUE: &str = "True";
     pub const FALSE: &str = "False";
+    pub const UNKNOWN: &str = "Unknown";
 
     /// A condition for `generation`, keeping the previous
     /// `lastTransitionTime` when the status did not change.
