@@ -12,7 +12,6 @@
 //! controller's OrderShop cache, and writes only its own condition
 //! (server-side apply under [`DEAD_LETTERS_FIELD_MANAGER`]).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +23,6 @@ use kube::{Api, Client, ResourceExt};
 use ordershop_topology::{QueueKeys, Role, StreamKeys, TOPICS};
 use redis::aio::ConnectionManager;
 use serde_json::json;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -173,29 +171,17 @@ impl DeadLetterWatch {
         }
     }
 
-    /// Watches every OrderShop until `stop`. (It does not wait on the
-    /// cache's readiness, for the reason given at `Autoscaler::run`.)
+    /// Watches every OrderShop until `stop`.
     pub async fn run(self, stop: CancellationToken) {
         info!("dead-letter watch running");
-        let mut watches: HashMap<ObjectRef<OrderShop>, JoinHandle<()>> = HashMap::new();
-        loop {
-            watches.retain(|_, task| !task.is_finished());
-            for shop in self.shared.shops.state() {
-                let key = ObjectRef::from_obj(&*shop);
-                if watches.contains_key(&key) || shop.metadata.deletion_timestamp.is_some() {
-                    continue;
-                }
-                let watch = ShopWatch::new(self.shared.clone(), key.clone());
-                watches.insert(key, tokio::spawn(watch.run(stop.clone())));
-            }
-            tokio::select! {
-                () = stop.cancelled() => break,
-                () = tokio::time::sleep(TICK) => {}
-            }
-        }
-        for (_, task) in watches {
-            let _ = task.await;
-        }
+        crate::shop_tasks::run_per_shop(
+            &self.shared.shops,
+            TICK,
+            &stop,
+            |shop| shop.metadata.deletion_timestamp.is_none(),
+            |key| ShopWatch::new(self.shared.clone(), key).run(stop.clone()),
+        )
+        .await;
         info!("dead-letter watch stopped");
     }
 }

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod names;
 pub mod reconcile;
 pub mod run;
+pub mod shop_tasks;
 pub mod telemetry;
 
 /// Field manager of every server-side apply the reconcile makes (children and status).

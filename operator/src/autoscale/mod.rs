@@ -62,16 +62,14 @@ pub mod redis_target;
 pub mod report;
 pub mod shop;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use ordershop_topology::Role;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -185,35 +183,18 @@ impl Autoscaler {
     }
 
     /// Runs a scaler per OrderShop that needs one until `stop`, then waits
-    /// for them to finish their poll.
-    ///
-    /// It does not wait for the caches with `Store::wait_until_ready`: in
-    /// kube-runtime 5 that future keeps only the waker of its latest poller
-    /// (a `futures` oneshot), so a second waiter on the same store can leave
-    /// the controller's own waiters asleep. Reading a cache before its first
-    /// list only finds nothing yet: no OrderShop to scale, no Deployment to
-    /// act on (that consumer is skipped until it appears).
+    /// for them to finish their poll (see [`crate::shop_tasks`]: a scaler
+    /// started before the caches' first list finds nothing to act on yet).
     pub async fn run(self, stop: CancellationToken) {
         info!("autoscaler running");
-        let mut scalers: HashMap<ObjectRef<OrderShop>, JoinHandle<()>> = HashMap::new();
-        loop {
-            scalers.retain(|_, task| !task.is_finished());
-            for shop in self.shared.shops.state() {
-                let key = ObjectRef::from_obj(&*shop);
-                if scalers.contains_key(&key) || !wants_scaler(&shop) {
-                    continue;
-                }
-                let scaler = ShopScaler::new(self.shared.clone(), key.clone());
-                scalers.insert(key, tokio::spawn(scaler.run(stop.clone())));
-            }
-            tokio::select! {
-                () = stop.cancelled() => break,
-                () = tokio::time::sleep(SCAN_INTERVAL) => {}
-            }
-        }
-        for (_, task) in scalers {
-            let _ = task.await;
-        }
+        crate::shop_tasks::run_per_shop(
+            &self.shared.shops,
+            SCAN_INTERVAL,
+            &stop,
+            wants_scaler,
+            |key| ShopScaler::new(self.shared.clone(), key).run(stop.clone()),
+        )
+        .await;
         info!("autoscaler stopped");
     }
 }
