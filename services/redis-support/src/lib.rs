@@ -12,6 +12,7 @@
 mod blocking_pool;
 pub mod delivery_count;
 mod errors;
+pub mod server_port;
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub use blocking_pool::{BlockingConnection, BlockingPool};
 pub use delivery_count::{DeliveryCount, Refusal};
 pub use errors::{OUT_OF_MEMORY, is_out_of_memory, is_unavailable};
+pub use server_port::free_server_port;
 
 /// Short commands should answer within this on loopback or in-cluster
 /// networks; a larger batch append (Lua) gets headroom beyond the crate's

@@ -52,7 +52,7 @@ const INSTALL_HINT: &str = "install it with `sudo apt-get install -y redis-serve
 
 impl LocalRedis {
     /// Starts Redis on `port`; 0 picks a free one, and another if some
-    /// other socket takes it before Redis binds it.
+    /// other process binds it before Redis does.
     pub(crate) async fn start(dir: &Path, options: &RedisOptions) -> anyhow::Result<Self> {
         let port = options.port;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -210,12 +210,11 @@ async fn answering_pid(client: &redis::Client) -> Option<u32> {
         .and_then(|pid| pid.trim().parse().ok())
 }
 
-/// A loopback port free a moment ago. Redis cannot inherit a bound socket,
-/// so a race with another socket is possible: `start` then tries another.
+/// A loopback port outside the ephemeral range (see
+/// `ordershop_redis::server_port`), so that no outgoing connection takes it
+/// before Redis binds it — at the start, or when the chaos run restarts it.
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(ordershop_redis::free_server_port()?)
 }
 
 /// `redis-server` from PATH; when missing and we are root on Debian, the
