@@ -221,8 +221,10 @@ impl ShopWatch {
                 self.export(&counts);
                 self.counts = Some((counts, Instant::now()));
             }
-            if let Some((counts, _)) = &self.counts {
-                self.report(&shop, counts.clone()).await;
+            // Out and back: `report` needs `self` mutably, not a copy.
+            if let Some((counts, at)) = self.counts.take() {
+                self.report(&shop, &counts).await;
+                self.counts = Some((counts, at));
             }
             tokio::select! {
                 () = stop.cancelled() => break,
@@ -312,18 +314,14 @@ impl ShopWatch {
     }
 
     /// Applies the condition when it or the generation changed.
-    async fn report(&mut self, shop: &OrderShop, counts: Counts) {
+    async fn report(&mut self, shop: &OrderShop, counts: &Counts) {
         let previous = shop
             .status
             .as_ref()
             .map(|s| s.conditions.as_slice())
             .unwrap_or_default();
-        let condition = dead_letter_condition(
-            previous,
-            &counts,
-            shop.metadata.generation,
-            Timestamp::now(),
-        );
+        let condition =
+            dead_letter_condition(previous, counts, shop.metadata.generation, Timestamp::now());
         let fingerprint = (
             condition.status.clone(),
             condition.reason.clone(),
