@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::error::DomainError;
 use crate::kind::EntityKind;
@@ -227,22 +227,6 @@ pub fn delivered_orders(orders: &EntityMap, shippings: &EntityMap) -> Vec<Value>
         .collect()
 }
 
-/// The `/report` object: every entity list and the mails. Keys as the
-/// reference's report had them (`inventory`, not `inventories`).
-pub fn report(snapshot: &EntitySnapshot, mails: Vec<Value>) -> Value {
-    let list = |kind| get_entities(snapshot.map(kind), &Selector::All);
-    json!({
-        "billings": list(EntityKind::Billing),
-        "carts": list(EntityKind::Cart),
-        "customers": list(EntityKind::Customer),
-        "inventory": list(EntityKind::Inventory),
-        "orders": list(EntityKind::Order),
-        "products": list(EntityKind::Product),
-        "shippings": list(EntityKind::Shipping),
-        "mails": mails,
-    })
-}
-
 /// The `/report/orders` list: each order with `cart` expanded (the cart
 /// with its `customer` and its `products`, one per piece) and the order's
 /// `billings` and `shippings`. Missing references expand to `null` (or are
@@ -306,6 +290,8 @@ fn expand_cart(cart: &Value, customers: &EntityMap, products: &EntityMap) -> Val
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::status::OrderStatus;
     use crate::testing::Shop;
@@ -445,26 +431,6 @@ mod tests {
         assert_eq!(unshipped.keys().collect::<Vec<_>>(), ["o3"]);
         let delivered = delivered_orders(orders, s.map(EntityKind::Shipping));
         assert_eq!(delivered, vec![orders["o1"].clone()]);
-    }
-
-    #[test]
-    fn the_report_lists_everything() {
-        let shop = shop_with_orders();
-        let mails = vec![json!(["1-0", {"event_id": "e"}])];
-        let r = report(&snapshot(&shop), mails.clone());
-        for (key, len) in [
-            ("billings", 2),
-            ("carts", 3),
-            ("customers", 1),
-            ("inventory", 2),
-            ("orders", 3),
-            ("products", 2),
-            ("shippings", 2),
-        ] {
-            assert_eq!(r[key].as_array().unwrap().len(), len, "{key}");
-        }
-        assert_eq!(r["mails"], json!(mails));
-        assert_eq!(r.as_object().unwrap().len(), 8);
     }
 
     #[test]

@@ -1,11 +1,26 @@
 // OrderShop live UI: incoming events from the WebSocket push (newest first)
-// and the current state from GET /report. No framework, no inline code, and
-// data only ever goes into the page as text.
+// and the current state from GET /report?limit=N: the first page of every
+// list, with a "more" button per list that follows its next cursor on the
+// list's own route, so the pane stays fast however much the shop has sold.
+// No framework, no inline code, and data only ever goes into the page as
+// text.
 "use strict";
 
 (function () {
   const MAX_EVENTS = 500;
+  const PAGE = 50;
   const COLLECTIONS = ["customers", "products", "inventory", "carts", "orders", "billings", "shippings"];
+  // Each list's own route, where its next pages come from.
+  const ROUTES = {
+    customers: "/customers",
+    products: "/products",
+    inventory: "/inventories",
+    carts: "/carts",
+    orders: "/orders",
+    billings: "/billings",
+    shippings: "/shippings",
+    mails: "/mails/sent",
+  };
 
   const $ = (id) => document.getElementById(id);
   const els = {
@@ -136,22 +151,55 @@
     });
   }
 
-  function collection(name, content, count) {
-    return el("section", { class: "collection", "data-name": name }, [
-      el("h3", {}, [document.createTextNode(name + " "), el("span", { class: "count", text: String(count) })]),
-      content,
-    ]);
+  async function getJson(path) {
+    const response = await fetch(path, { headers: { Accept: "application/json" }, cache: "no-store" });
+    const body = await response.json().catch(() => ({ error: "the answer was not JSON" }));
+    if (!response.ok || body.error) throw new Error(body.error || "HTTP " + response.status);
+    return body;
+  }
+
+  // One list of the state pane: the rows loaded so far and the cursor of
+  // the next page.
+  function collection(name, rows, next, total) {
+    const section = el("section", { class: "collection", "data-name": name });
+    const count = el("span", { class: "count" });
+    const body = el("div", { class: "rows" });
+    const more = el("button", { type: "button", class: "more" });
+    section.append(el("h3", {}, [document.createTextNode(name + " "), count]), body, more);
+    let shown = rows;
+    let cursor = next;
+    function draw() {
+      count.textContent = total != null && total !== shown.length ? shown.length + " of " + total : String(shown.length);
+      if (!shown.length) body.replaceChildren(el("p", { class: "empty", text: "none" }));
+      else if (name === "mails") body.replaceChildren(el("ol", { class: "mails" }, mailRows(shown)));
+      else body.replaceChildren(table(shown));
+      more.hidden = !cursor;
+      more.textContent = "more";
+    }
+    more.addEventListener("click", async () => {
+      more.disabled = true;
+      try {
+        const page = await getJson(ROUTES[name] + "?limit=" + PAGE + "&after=" + encodeURIComponent(cursor));
+        shown = shown.concat(Array.isArray(page.result) ? page.result : []);
+        cursor = page.next;
+        draw();
+      } catch (err) {
+        more.textContent = "more (failed: " + err.message + ")";
+      } finally {
+        more.disabled = false;
+      }
+    });
+    draw();
+    return section;
   }
 
   function renderState(report) {
-    const sections = COLLECTIONS.map((name) => {
-      const rows = Array.isArray(report[name]) ? report[name] : [];
-      const content = rows.length ? table(rows) : el("p", { class: "empty", text: "none" });
-      return collection(name, content, rows.length);
-    });
-    const mails = Array.isArray(report.mails) ? report.mails : [];
-    const mailList = mails.length ? el("ol", { class: "mails" }, mailRows(mails)) : el("p", { class: "empty", text: "none" });
-    sections.push(collection("mails", mailList, mails.length));
+    const result = report.result || {};
+    const next = report.next || {};
+    const total = report.total || {};
+    const sections = COLLECTIONS.concat(["mails"]).map((name) =>
+      collection(name, Array.isArray(result[name]) ? result[name] : [], next[name], total[name]),
+    );
     els.state.replaceChildren(...sections);
   }
 
@@ -166,10 +214,7 @@
     els.refresh.disabled = true;
     loading = (async () => {
       try {
-        const response = await fetch("/report", { headers: { Accept: "application/json" }, cache: "no-store" });
-        const body = await response.json().catch(() => ({ error: "the answer was not JSON" }));
-        if (!response.ok || body.error) throw new Error(body.error || "HTTP " + response.status);
-        renderState(body.result || {});
+        renderState(await getJson("/report?limit=" + PAGE));
         els.state.dataset.state = "loaded";
         els.meta.textContent = "Updated " + clock();
         els.meta.classList.remove("error");

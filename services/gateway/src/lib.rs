@@ -11,6 +11,7 @@
 //! |---|---|
 //! | `routes` | the router and its thin handlers |
 //! | `upstream` | commands and queries over the queue, read-your-writes heads |
+//! | `lists` | list routes in bounded pages: one page (`?limit=&after=`) or the whole list streamed |
 //! | `reply` | reply envelopes and client errors → HTTP status + `{"error"}` |
 //! | `body` | request extractors whose rejections are JSON errors too |
 //! | `push` | one follow stream of every topic, fanned out to browsers over WebSockets |
@@ -22,6 +23,7 @@ mod body;
 mod config;
 mod error;
 mod health;
+mod lists;
 mod openapi;
 mod push;
 mod reply;

@@ -29,39 +29,36 @@ pub(crate) fn document() -> Value {
     }
     add(
         routes::UNBILLED_ORDERS.into(),
-        query_item(
+        list_item(
             "Orders without a billing",
             json!({"type": "object", "additionalProperties": schema_ref("Order")}),
         ),
     );
     add(
         routes::UNSHIPPED_ORDERS.into(),
-        query_item(
+        list_item(
             "Orders without a shipping",
             json!({"type": "object", "additionalProperties": schema_ref("Order")}),
         ),
     );
     add(
         routes::DELIVERED_ORDERS.into(),
-        query_item(
+        list_item(
             "Orders whose shipping was delivered",
             json!({"type": "array", "items": schema_ref("Order")}),
         ),
     );
     add(
         routes::SENT_MAILS.into(),
-        query_item(
+        list_item(
             "Every mail sent, in order",
             json!({"type": "array", "items": schema_ref("MailEntry")}),
         ),
     );
-    add(
-        routes::REPORT.into(),
-        query_item("Every entity list and the mails", schema_ref("Report")),
-    );
+    add(routes::REPORT.into(), report_item());
     add(
         routes::ORDERS_REPORT.into(),
-        query_item(
+        list_item(
             "Orders with cart, customer, products, billings and shippings expanded",
             json!({"type": "array", "items": schema_ref("OrderReport")}),
         ),
@@ -145,6 +142,13 @@ fn query_errors(responses: &mut Map<String, Value>) {
     }
 }
 
+/// The error answers a list route can give: a query's, and 400 for bad
+/// page parameters.
+fn list_errors(responses: &mut Map<String, Value>) {
+    responses.insert("400".into(), response_ref("400"));
+    query_errors(responses);
+}
+
 /// The error answers a command can give.
 fn command_errors(responses: &mut Map<String, Value>) {
     for code in [
@@ -178,11 +182,12 @@ fn collection_item(kind: EntityKind) -> Value {
     json!({
         "get": {
             "operationId": format!("list_{plural}"),
-            "summary": format!("All {plural}"),
+            "summary": format!("All {plural}, in id order; one page of them with `limit` or `after`"),
             "tags": [singular],
+            "parameters": page_parameters(),
             "responses": responses(
-                ok(&format!("Every {singular}"), json!({"type": "array", "items": schema_ref(&name)})),
-                query_errors,
+                ok_page(&format!("list_{plural}"), &format!("Every {singular}, or one page"), json!({"type": "array", "items": schema_ref(&name)})),
+                list_errors,
             ),
         },
         "post": {
@@ -258,13 +263,106 @@ fn idempotency_key_parameter() -> Value {
     json!({ "$ref": "#/components/parameters/IdempotencyKey" })
 }
 
-fn query_item(summary: &str, result: Value) -> Value {
+/// `?limit=&after=` of the list routes.
+fn page_parameters() -> Value {
+    json!([
+        {"$ref": "#/components/parameters/Limit"},
+        {"$ref": "#/components/parameters/After"},
+    ])
+}
+
+/// A 200 answer of a list route: `{"result": <schema>}`, plus `next` and
+/// `total` when one page was asked for.
+fn ok_page(operation_id: &str, description: &str, result: Value) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {
+            "type": "object",
+            "required": ["result"],
+            "properties": {
+                "result": result,
+                "next": {
+                    "type": ["string", "null"],
+                    "description": "Present when a page was asked for: the `after` of the next page; null on the last page",
+                },
+                "total": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Entries in the whole list, where known without reading it all (unfiltered lists)",
+                },
+            },
+        }}},
+        "links": {
+            "next_page": {
+                "operationId": operation_id,
+                "parameters": {"after": "$response.body#/next"},
+                "description": "The next page",
+            },
+        },
+    })
+}
+
+/// A list route of the `query` tag.
+fn list_item(summary: &str, result: Value) -> Value {
+    let operation_id = summary.to_lowercase().replace([' ', ','], "_");
+    let ok = ok_page(&operation_id, summary, result);
     json!({
         "get": {
-            "operationId": summary.to_lowercase().replace([' ', ','], "_"),
+            "operationId": operation_id,
             "summary": summary,
+            "description": "The whole list, streamed; or with `limit` or `after` one page of it, in a stable \
+                order, with the cursor of the next page as `next`. A page may hold fewer than `limit` \
+                entries (filtered lists stop after looking at a bounded number); follow `next` until it is null.",
             "tags": ["query"],
-            "responses": responses(ok(summary, result), query_errors),
+            "parameters": page_parameters(),
+            "responses": responses(ok, list_errors),
+        },
+    })
+}
+
+/// `/report`: whole, or the first `limit` of each list.
+fn report_item() -> Value {
+    let summary = "Every entity list and the mails";
+    let per_list = |schema: Value| {
+        let mut properties = Map::new();
+        for key in [
+            "billings",
+            "carts",
+            "customers",
+            "inventory",
+            "mails",
+            "orders",
+            "products",
+            "shippings",
+        ] {
+            properties.insert(key.into(), schema.clone());
+        }
+        json!({"type": "object", "properties": properties})
+    };
+    json!({
+        "get": {
+            "operationId": "report",
+            "summary": summary,
+            "description": "The v2 report: every list whole, streamed. With `limit`, the first `limit` entries of \
+                each list, with each list's `next` cursor (for the list's own route, e.g. `/customers?after=`) \
+                and `total`: what the live UI shows.",
+            "tags": ["query"],
+            "parameters": [{"$ref": "#/components/parameters/Limit"}],
+            "responses": responses(
+                json!({
+                    "description": summary,
+                    "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "required": ["result"],
+                        "properties": {
+                            "result": schema_ref("Report"),
+                            "next": per_list(json!({"type": ["string", "null"]})),
+                            "total": per_list(json!({"type": ["integer", "null"], "minimum": 0})),
+                        },
+                    }}},
+                }),
+                list_errors,
+            ),
         },
     })
 }
@@ -445,6 +543,20 @@ fn components() -> Value {
             "504": error("No reply within the call timeout"),
         },
         "parameters": {
+            "Limit": {
+                "name": "limit",
+                "in": "query",
+                "required": false,
+                "schema": {"type": "integer", "minimum": 1, "maximum": crate::lists::MAX_LIMIT},
+                "description": "Answer one page of at most this many entries (and a `next` cursor)",
+            },
+            "After": {
+                "name": "after",
+                "in": "query",
+                "required": false,
+                "schema": {"type": "string", "minLength": 1},
+                "description": "The `next` cursor of the previous page: answer the page after it",
+            },
             "IdempotencyKey": {
                 "name": "Idempotency-Key",
                 "in": "header",

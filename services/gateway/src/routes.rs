@@ -18,7 +18,9 @@ use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 use crate::{
     GatewayState,
     body::{EntityId, IdempotencyKey, JsonBody, OptionalJsonBody, with_entity_id},
-    health, openapi, push,
+    health,
+    lists::{self, PageParams},
+    openapi, push,
     reply::{Answer, ApiError, answer},
     ui,
     upstream::Query,
@@ -86,7 +88,10 @@ fn entity_routes(kind: EntityKind) -> Router<GatewayState> {
     Router::new()
         .route(
             &collection_path(kind),
-            get(move |state: State<GatewayState>| list(state, kind)).post(
+            get(move |state: State<GatewayState>, page: PageParams| {
+                list(state, Query::Entities { kind }, page)
+            })
+            .post(
                 move |state: State<GatewayState>, key: IdempotencyKey, body: JsonBody| {
                     create_async(state, kind, key, body)
                 },
@@ -120,8 +125,12 @@ fn entity_routes(kind: EntityKind) -> Router<GatewayState> {
         )
 }
 
-async fn list(State(state): State<GatewayState>, kind: EntityKind) -> Answer {
-    answer(state.upstream.query(&Query::Entities { kind }).await?)
+async fn list(
+    State(state): State<GatewayState>,
+    query: Query,
+    page: PageParams,
+) -> Result<Response, ApiError> {
+    lists::list(&state.upstream, query, page).await
 }
 
 /// `{"result": null}` with 200 for an unknown id: clients rely on it.
@@ -189,28 +198,37 @@ async fn delete(
     )
 }
 
-async fn unbilled_orders(State(state): State<GatewayState>) -> Answer {
-    answer(state.upstream.query(&Query::UnbilledOrders).await?)
+async fn unbilled_orders(
+    state: State<GatewayState>,
+    page: PageParams,
+) -> Result<Response, ApiError> {
+    list(state, Query::UnbilledOrders, page).await
 }
 
-async fn unshipped_orders(State(state): State<GatewayState>) -> Answer {
-    answer(state.upstream.query(&Query::UnshippedOrders).await?)
+async fn unshipped_orders(
+    state: State<GatewayState>,
+    page: PageParams,
+) -> Result<Response, ApiError> {
+    list(state, Query::UnshippedOrders, page).await
 }
 
-async fn delivered_orders(State(state): State<GatewayState>) -> Answer {
-    answer(state.upstream.query(&Query::DeliveredOrders).await?)
+async fn delivered_orders(
+    state: State<GatewayState>,
+    page: PageParams,
+) -> Result<Response, ApiError> {
+    list(state, Query::DeliveredOrders, page).await
 }
 
-async fn sent_mails(State(state): State<GatewayState>) -> Answer {
-    answer(state.upstream.query(&Query::Mails).await?)
+async fn sent_mails(state: State<GatewayState>, page: PageParams) -> Result<Response, ApiError> {
+    list(state, Query::Mails, page).await
 }
 
-async fn report(State(state): State<GatewayState>) -> Answer {
-    answer(state.upstream.report().await?)
+async fn report(State(state): State<GatewayState>, page: PageParams) -> Result<Response, ApiError> {
+    lists::report(&state.upstream, page).await
 }
 
-async fn orders_report(State(state): State<GatewayState>) -> Answer {
-    answer(state.upstream.orders_report().await?)
+async fn orders_report(state: State<GatewayState>, page: PageParams) -> Result<Response, ApiError> {
+    list(state, Query::OrdersReport, page).await
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {

@@ -8,12 +8,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use futures::future::{try_join, try_join_all};
 use ordershop_client::{Clients, EventStore, SharedHeads};
-use ordershop_core::{
-    CommandOp, EntityKind, Topic,
-    query::{EntityMap, EntitySnapshot, orders_report, report},
-};
+use ordershop_core::{CommandOp, EntityKind, Topic};
 use ordershop_topology::{Role, channel_name};
 use serde_json::{Map, Value, json};
 
@@ -25,12 +21,30 @@ pub(crate) type Heads = Map<String, Value>;
 /// A read-model query (functions of [`Role::ReadModel`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Query {
-    Entity { kind: EntityKind, id: String },
-    Entities { kind: EntityKind },
+    Entity {
+        kind: EntityKind,
+        id: String,
+    },
+    Entities {
+        kind: EntityKind,
+    },
     Mails,
     UnbilledOrders,
     UnshippedOrders,
     DeliveredOrders,
+    /// Orders with their cart, customer, products, billings, shippings.
+    OrdersReport,
+}
+
+/// One page of a list, as the read model answers it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct Page {
+    pub(crate) items: Vec<Value>,
+    /// The cursor of the next page; `None` on the last one.
+    pub(crate) next: Option<String>,
+    /// Entries of the whole list, where the read model knows it without
+    /// reading them all (unfiltered lists).
+    pub(crate) total: Option<u64>,
 }
 
 impl Query {
@@ -42,7 +56,13 @@ impl Query {
             Query::UnbilledOrders => "get_unbilled_orders",
             Query::UnshippedOrders => "get_unshipped_orders",
             Query::DeliveredOrders => "get_delivered_orders",
+            Query::OrdersReport => "get_orders_report",
         }
+    }
+
+    /// Whether the v2 answer is a map id → entity rather than a list.
+    pub(crate) fn is_map(&self) -> bool {
+        matches!(self, Query::UnbilledOrders | Query::UnshippedOrders)
     }
 
     /// The topics whose events decide the answer: the read must have seen
@@ -53,6 +73,14 @@ impl Query {
             Query::Mails => vec![Topic::Mail],
             Query::UnbilledOrders => vec![Topic::Order, Topic::Billing],
             Query::UnshippedOrders | Query::DeliveredOrders => vec![Topic::Order, Topic::Shipping],
+            Query::OrdersReport => vec![
+                Topic::Order,
+                Topic::Cart,
+                Topic::Customer,
+                Topic::Product,
+                Topic::Billing,
+                Topic::Shipping,
+            ],
         }
     }
 
@@ -148,34 +176,38 @@ impl Upstream {
         self.query_after(query, &heads).await
     }
 
-    /// The `/report` object: every entity list and the mails.
-    pub(crate) async fn report(&self) -> Result<Value, ApiError> {
-        let heads = self.heads().await?;
-        let (snapshot, mails) = try_join(
-            self.snapshot(&EntityKind::ALL, &heads),
-            self.query_after(&Query::Mails, &heads),
-        )
-        .await?;
-        let Value::Array(mails) = mails else {
-            return Err(not_a_list(&Query::Mails));
+    /// One page of a list query: at most `limit` entries after `cursor`
+    /// (the `next` of the previous page), as of `heads`.
+    pub(crate) async fn page(
+        &self,
+        query: &Query,
+        heads: &Heads,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page, ApiError> {
+        let page = json!({"limit": limit, "cursor": cursor});
+        let answer = self.query_with(query, heads, Some(page)).await?;
+        let broken = |detail: &str| ApiError::BadGateway {
+            upstream: query_channel(query),
+            detail: detail.to_owned(),
         };
-        Ok(report(&snapshot, mails))
-    }
-
-    /// The `/report/orders` list: orders with their cart, customer,
-    /// products, billings and shippings expanded.
-    pub(crate) async fn orders_report(&self) -> Result<Value, ApiError> {
-        const KINDS: [EntityKind; 6] = [
-            EntityKind::Order,
-            EntityKind::Cart,
-            EntityKind::Customer,
-            EntityKind::Product,
-            EntityKind::Billing,
-            EntityKind::Shipping,
-        ];
-        let heads = self.heads().await?;
-        let snapshot = self.snapshot(&KINDS, &heads).await?;
-        Ok(Value::Array(orders_report(&snapshot)))
+        let Value::Object(mut fields) = answer else {
+            return Err(broken("expected a page as the result"));
+        };
+        let items = match fields.remove("items") {
+            Some(Value::Array(items)) => items,
+            _ => return Err(broken("a page without items")),
+        };
+        let next = match fields.remove("next") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(next)) => Some(next),
+            Some(_) => return Err(broken("a page whose next is not a string")),
+        };
+        Ok(Page {
+            items,
+            next,
+            total: fields.get("total").and_then(Value::as_u64),
+        })
     }
 
     /// Whether the event store answers its standard gRPC health check as
@@ -196,7 +228,7 @@ impl Upstream {
 
     /// The current heads of every topic ("0-0" for an empty topic), read
     /// after this call began; concurrent reads share one request.
-    async fn heads(&self) -> Result<Heads, ApiError> {
+    pub(crate) async fn heads(&self) -> Result<Heads, ApiError> {
         let heads = tokio::time::timeout(self.call_timeout, self.heads.current())
             .await
             .map_err(|_| {
@@ -221,6 +253,16 @@ impl Upstream {
 
     /// Runs `query` with `after` = the entries of `heads` for its topics.
     async fn query_after(&self, query: &Query, heads: &Heads) -> Result<Value, ApiError> {
+        self.query_with(query, heads, None).await
+    }
+
+    /// Runs `query` after `heads`, for one `page` when given.
+    async fn query_with(
+        &self,
+        query: &Query,
+        heads: &Heads,
+        page: Option<Value>,
+    ) -> Result<Value, ApiError> {
         let after: Map<String, Value> = query
             .topics()
             .into_iter()
@@ -231,30 +273,12 @@ impl Upstream {
             .collect();
         let mut request = query.request();
         request.insert("after".to_owned(), Value::Object(after));
+        if let Some(page) = page {
+            request.insert("page".to_owned(), page);
+        }
         let channel = query_channel(query);
         self.call(&channel, &Value::Object(request).to_string(), "")
             .await
-    }
-
-    /// Every entity of `kinds`, queried at once.
-    async fn snapshot(
-        &self,
-        kinds: &[EntityKind],
-        heads: &Heads,
-    ) -> Result<EntitySnapshot, ApiError> {
-        let lists = try_join_all(kinds.iter().map(|&kind| async move {
-            let query = Query::Entities { kind };
-            match self.query_after(&query, heads).await? {
-                Value::Array(list) => Ok((kind, list)),
-                _ => Err(not_a_list(&query)),
-            }
-        }))
-        .await?;
-        let mut snapshot = EntitySnapshot::new();
-        for (kind, list) in lists {
-            snapshot.insert(kind, by_id(kind, list));
-        }
-        Ok(snapshot)
     }
 
     async fn call(
@@ -277,29 +301,6 @@ impl Upstream {
 
 fn unavailable(dependency: Dependency, detail: String) -> ApiError {
     ApiError::Unavailable { dependency, detail }
-}
-
-fn not_a_list(query: &Query) -> ApiError {
-    ApiError::BadGateway {
-        upstream: query_channel(query),
-        detail: "expected a list as the result".to_owned(),
-    }
-}
-
-/// Entities keyed by `entity_id`, the shape the core's reports take.
-fn by_id(kind: EntityKind, list: Vec<Value>) -> EntityMap {
-    list.into_iter()
-        .filter_map(|entity| {
-            let id = entity.get("entity_id").and_then(Value::as_str);
-            match id {
-                Some(id) => Some((id.to_owned(), entity.clone())),
-                None => {
-                    tracing::warn!(%kind, %entity, "read model returned an entity without entity_id");
-                    None
-                }
-            }
-        })
-        .collect()
 }
 
 /// A dependency's health check, bounded by `within`.
@@ -350,6 +351,7 @@ mod tests {
             Query::UnbilledOrders,
             Query::UnshippedOrders,
             Query::DeliveredOrders,
+            Query::OrdersReport,
         ];
         for query in queries {
             assert!(

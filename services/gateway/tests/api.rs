@@ -14,6 +14,12 @@ use ordershop_gateway::GatewayConfig;
 use serde_json::{Value, json};
 use support::{FakeDomain, Infra, InfraExt, absent_clients, gateway, get, json_request, send};
 
+/// A read-model reply of one page, the last.
+fn page(items: Value) -> Value {
+    let total = items.as_array().map(Vec::len);
+    json!({"result": {"items": items, "next": null, "total": total}})
+}
+
 fn quick() -> GatewayConfig {
     GatewayConfig {
         call_timeout: Duration::from_millis(500),
@@ -37,7 +43,7 @@ async fn reads_unwrap_results_and_carry_the_heads_as_after() {
         &["read-model.get_entities", "read-model.get_entity"],
         |channel, _| match channel {
             "read-model.get_entities" => {
-                json!({"result": [{"entity_id": "c1", "name": "Ann", "email": "a@b.c"}]})
+                page(json!([{"entity_id": "c1", "name": "Ann", "email": "a@b.c"}]))
             }
             _ => json!({"result": null}),
         },
@@ -54,7 +60,7 @@ async fn reads_unwrap_results_and_carry_the_heads_as_after() {
     assert_eq!(request.channel, "read-model.get_entities");
     assert_eq!(
         request.payload,
-        json!({"name": "customer", "after": {"customer": head}})
+        json!({"name": "customer", "after": {"customer": head}, "page": {"limit": 1000, "cursor": null}})
     );
 
     // Unknown ids are `{"result": null}` with 200: clients rely on it.
@@ -85,12 +91,7 @@ async fn order_queries_wait_for_every_topic_they_read() {
             "read-model.get_delivered_orders",
             "read-model.get_mails",
         ],
-        |channel, _| match channel {
-            "read-model.get_delivered_orders" | "read-model.get_mails" => json!({"result": []}),
-            _ => {
-                json!({"result": {"o1": {"entity_id": "o1", "cart_id": "k1", "status": "CREATED"}}})
-            }
-        },
+        |_, _| page(json!([{"entity_id": "o1", "cart_id": "k1", "status": "CREATED"}])),
     );
     let app = gateway(infra.clients("gateway-test"), quick());
     let cases = [
@@ -117,7 +118,11 @@ async fn order_queries_wait_for_every_topic_they_read() {
         assert!(body.get("result").is_some(), "{path}: {body}");
         let request = domain.next().await;
         assert_eq!(request.channel, format!("read-model.{function}"));
-        assert_eq!(request.payload, json!({"after": after}), "{path}");
+        assert_eq!(
+            request.payload,
+            json!({"after": after, "page": {"limit": 1000, "cursor": null}}),
+            "{path}"
+        );
     }
 }
 
@@ -285,10 +290,24 @@ async fn reports_are_built_from_every_list_and_the_mails() {
     let mail_reply = mail.clone();
     let _domain = FakeDomain::start(
         &infra,
-        &["read-model.get_entities", "read-model.get_mails"],
+        &[
+            "read-model.get_entities",
+            "read-model.get_mails",
+            "read-model.get_orders_report",
+        ],
         move |channel, payload| {
             if channel == "read-model.get_mails" {
-                return json!({"result": [mail_reply]});
+                return page(json!([mail_reply]));
+            }
+            if channel == "read-model.get_orders_report" {
+                return page(json!([{
+                    "entity_id": "o1", "cart_id": "k1", "status": "CLEARED",
+                    "cart": {"entity_id": "k1", "customer_id": "c1", "product_ids": ["p1", "p1"],
+                        "customer": {"entity_id": "c1", "name": "Ann", "email": "a@b.c"},
+                        "products": [{"entity_id": "p1", "name": "Tea", "price": 3.5}, {"entity_id": "p1", "name": "Tea", "price": 3.5}]},
+                    "billings": [{"entity_id": "b1", "order_id": "o1", "amount": 7.0}],
+                    "shippings": [{"entity_id": "s1", "order_id": "o1", "delivered": 0}],
+                }]));
             }
             let entity = match payload["name"].as_str().unwrap() {
                 "customer" => json!({"entity_id": "c1", "name": "Ann", "email": "a@b.c"}),
@@ -302,7 +321,7 @@ async fn reports_are_built_from_every_list_and_the_mails() {
                 "shipping" => json!({"entity_id": "s1", "order_id": "o1", "delivered": 0}),
                 other => panic!("unexpected name {other}"),
             };
-            json!({"result": [entity]})
+            page(json!([entity]))
         },
     );
     let app = gateway(infra.clients("gateway-test"), quick());
@@ -335,6 +354,132 @@ async fn reports_are_built_from_every_list_and_the_mails() {
     assert_eq!(order["cart"]["products"].as_array().unwrap().len(), 2);
     assert_eq!(order["billings"][0]["entity_id"], "b1");
     assert_eq!(order["shippings"][0]["entity_id"], "s1");
+
+    // With a limit: the first page of each list, its cursor and total.
+    let (status, body) = send(&app, get("/report?limit=5")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["mails"], json!([mail]));
+    assert_eq!(body["next"]["customers"], Value::Null);
+    assert_eq!(body["total"]["orders"], json!(1));
+    let (status, body) = send(&app, get("/report?after=x")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+/// A fake read model over `n` customers, paged as the real one pages:
+/// cursor = the last id of the previous page.
+fn paged_customers(
+    n: usize,
+    limit_cap: usize,
+) -> impl Fn(&str, &Value) -> Value + Send + Sync + 'static {
+    move |_, payload| {
+        let ids: Vec<String> = (0..n).map(|i| format!("c{i:05}")).collect();
+        let limit = (payload["page"]["limit"].as_u64().unwrap() as usize).min(limit_cap);
+        let start = match payload["page"]["cursor"].as_str() {
+            None => 0,
+            Some(cursor) => ids.iter().position(|id| id.as_str() > cursor).unwrap_or(n),
+        };
+        let end = (start + limit).min(n);
+        let items: Vec<Value> = ids[start..end]
+            .iter()
+            .map(|id| json!({"entity_id": id, "name": id, "email": "a@b.c"}))
+            .collect();
+        let next = (end < n).then(|| ids[end - 1].clone());
+        json!({"result": {"items": items, "next": next, "total": n}})
+    }
+}
+
+#[tokio::test]
+async fn lists_are_streamed_page_by_page_or_answered_one_page_at_a_time() {
+    let infra = Infra::start().await;
+    let mut domain = FakeDomain::start(
+        &infra,
+        &["read-model.get_entities"],
+        paged_customers(2500, 400),
+    );
+    let app = gateway(infra.clients("gateway-test"), quick());
+
+    // Whole: every page followed, the v2 shape, every customer once.
+    let (status, body) = send(&app, get("/customers")).await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = body["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["entity_id"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..2500).map(|i| format!("c{i:05}")).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        1,
+        "only result: {:.200}",
+        body.to_string()
+    );
+    let mut cursors = Vec::new();
+    for _ in 0..7 {
+        let request = domain.next().await;
+        cursors.push(request.payload["page"]["cursor"].clone());
+    }
+    assert_eq!(
+        cursors,
+        [
+            json!(null),
+            json!("c00399"),
+            json!("c00799"),
+            json!("c01199"),
+            json!("c01599"),
+            json!("c01999"),
+            json!("c02399")
+        ]
+    );
+
+    // One page, then the next from its cursor.
+    let (status, body) = send(&app, get("/customers?limit=3")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"].as_array().unwrap().len(), 3);
+    assert_eq!(body["next"], json!("c00002"));
+    assert_eq!(body["total"], json!(2500));
+    let (_, body) = send(&app, get("/customers?limit=3&after=c02498")).await;
+    assert_eq!(body["result"][0]["entity_id"], json!("c02499"));
+    assert_eq!(body["next"], Value::Null);
+
+    for bad in ["limit=0", "limit=1001", "limit=ten", "after="] {
+        let (status, body) = send(&app, get(&format!("/customers?{bad}"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains(bad.split('=').next().unwrap()),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_list_failing_midway_is_cut_off_not_truncated() {
+    let infra = Infra::start().await;
+    let pages = paged_customers(2500, 1000);
+    let _domain = FakeDomain::start(
+        &infra,
+        &["read-model.get_entities"],
+        move |channel, payload| {
+            if payload["page"]["cursor"].is_string() {
+                return json!({"error": "read model is behind", "kind": "internal"});
+            }
+            pages(channel, payload)
+        },
+    );
+    let app = gateway(infra.clients("gateway-test"), quick());
+    let response = tower::ServiceExt::oneshot(app, get("/customers"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "the first page was fine");
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await;
+    assert!(
+        body.is_err(),
+        "a body cut off midway must not read as complete"
+    );
 }
 
 #[tokio::test]

@@ -207,4 +207,20 @@ async fn a_rest_create_appears_live_in_the_events_pane() {
             .contains("customer_created"),
         "{entry}"
     );
+
+    // The state pane loaded the first page of every list (the report with
+    // a limit), the customers counted.
+    let loaded = "document.querySelector('#state')?.dataset.state === 'loaded' \
+        && document.querySelectorAll('#state .collection').length === 8 \
+        && !['', '0'].includes(document.querySelector('.collection[data-name=customers] .count')?.textContent ?? '')";
+    while page.eval(loaded).await != json!(true) {
+        let meta = page
+            .eval("document.querySelector('#state-meta')?.textContent")
+            .await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the state pane never showed the customers: {meta}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

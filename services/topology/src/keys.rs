@@ -93,14 +93,31 @@ impl QueueKeys {
 /// checkpoint together stays on one slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadModelKeys {
-    /// Hash entity id -> entity JSON (live entities only). For `mail`:
-    /// entry id -> the mail entry JSON (`[entry_id, {event_id, ...}]`).
+    /// Hash sort key -> entity JSON (live entities only; the sort key is
+    /// the entity id). For `mail`: [`mail_sort_key`] of the entry id ->
+    /// the mail entry JSON (`[entry_id, {event_id, ...}]`).
     pub entities: String,
+    /// Sorted set of every sort key in `entities`, all with score 0, so
+    /// lists are read in pages in byte order (`ZRANGE ... BYLEX`) with the
+    /// last key of a page as the cursor: a walk sees each entry once.
+    pub index: String,
     /// Hash entity id -> version of the last event applied (deleted
     /// entities keep theirs, so a replayed create cannot bring one back).
     pub versions: String,
+    /// Hash entity id -> JSON list of the tags the entity carries now
+    /// (`order:<id>` for the order a billing or shipping belongs to,
+    /// `delivered:<id>` for a delivered shipping), so an update or delete
+    /// can take back the old ones.
+    pub tags: String,
+    /// Hash tag -> JSON list of the ids of the entities carrying it: the
+    /// billings of an order, whether it has a shipping, whether it was
+    /// delivered, without reading every billing or shipping.
+    pub tagged: String,
     /// String: the entry id of the last event of the topic applied.
     pub checkpoint: String,
+    /// String: the layout of these keys ([`READ_MODEL_LAYOUT`]); a cache
+    /// of another layout is dropped and rebuilt from the event store.
+    pub layout: String,
 }
 
 impl ReadModelKeys {
@@ -108,10 +125,37 @@ impl ReadModelKeys {
         let tag = format!("{{readmodel:{topic}}}");
         Self {
             entities: format!("{tag}:entities"),
+            index: format!("{tag}:index"),
             versions: format!("{tag}:versions"),
+            tags: format!("{tag}:tags"),
+            tagged: format!("{tag}:tagged"),
             checkpoint: format!("{tag}:checkpoint"),
+            layout: format!("{tag}:layout"),
         }
     }
+
+    /// Every key, e.g. to drop a cache of another layout.
+    pub fn all(&self) -> [&str; 7] {
+        [
+            &self.entities,
+            &self.index,
+            &self.versions,
+            &self.tags,
+            &self.tagged,
+            &self.checkpoint,
+            &self.layout,
+        ]
+    }
+}
+
+/// The layout the read model writes. Version 1 (no layout key) had no
+/// index and no tags.
+pub const READ_MODEL_LAYOUT: &str = "2";
+
+/// The sort key of a mail: its entry id with both parts zero-padded to 20
+/// digits, so byte order is stream order (`9-0` sorts before `10-0`).
+pub fn mail_sort_key(ms: u64, seq: u64) -> String {
+    format!("{ms:020}-{seq:020}")
 }
 
 /// Matches every key of the read model's cache (`SCAN MATCH`), e.g. to
@@ -125,6 +169,13 @@ pub const CHANNELS_SET: &str = "queue:channels";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mail_sort_keys_sort_like_entry_ids() {
+        assert!(mail_sort_key(9, 5) < mail_sort_key(10, 0));
+        assert!(mail_sort_key(10, 9) < mail_sort_key(10, 10));
+        assert_eq!(mail_sort_key(1, 2).len(), 41);
+    }
 
     #[test]
     fn keys_of_a_channel_share_one_hash_tag() {
@@ -148,7 +199,7 @@ mod tests {
     #[test]
     fn read_model_keys_share_one_tag_and_match_the_pattern() {
         let keys = ReadModelKeys::new("cart");
-        for key in [&keys.entities, &keys.versions, &keys.checkpoint] {
+        for key in keys.all() {
             assert!(key.starts_with("{readmodel:cart}:"), "{key}");
             let prefix = READ_MODEL_KEY_PATTERN.trim_end_matches('*');
             assert!(key.starts_with(prefix), "{key}");

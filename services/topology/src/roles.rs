@@ -129,6 +129,7 @@ impl Role {
                 "get_unbilled_orders",
                 "get_unshipped_orders",
                 "get_delivered_orders",
+                "get_orders_report",
             ],
             Role::EventStore | Role::MessageQueue | Role::ApiGateway | Role::Crm => &[],
         }

@@ -13,8 +13,8 @@ use std::time::Duration;
 use ordershop_client::{Backoff, EventStore, Recorded, retry_until_cancelled};
 use ordershop_core::Topic;
 use ordershop_redis::Redis;
-use ordershop_topology::ReadModelKeys;
-use redis::{AsyncCommands, Script};
+use ordershop_topology::{READ_MODEL_LAYOUT, ReadModelKeys};
+use redis::Script;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -139,7 +139,15 @@ impl Folder {
         let ops = fold_ops(self.topic, &records);
         let last = ops.last().map_or(cursor, |op| op.entry);
         let mut conn = self.redis.conn();
-        let (applied, stored) = apply(&self.script, &mut conn, &self.keys, cursor, &ops).await?;
+        let (applied, stored) = apply(
+            &self.script,
+            &mut conn,
+            self.topic,
+            &self.keys,
+            cursor,
+            &ops,
+        )
+        .await?;
         self.checkpoint.send_replace(stored);
         if !applied {
             tracing::warn!(topic = %self.topic, %cursor, checkpoint = %stored, "cache behind the fold (flushed?); rebuilding from its checkpoint");
@@ -164,12 +172,23 @@ impl Folder {
 
     async fn stored_checkpoint(&self) -> redis::RedisResult<EntryId> {
         let mut conn = self.redis.conn();
-        let stored: Option<String> = conn.get(&self.keys.checkpoint).await?;
-        Ok(stored
-            .as_deref()
-            .and_then(EntryId::parse)
-            .unwrap_or(EntryId::ZERO))
+        let (layout, stored): (Option<String>, Option<String>) = redis::pipe()
+            .get(&self.keys.layout)
+            .get(&self.keys.checkpoint)
+            .query_async(&mut conn)
+            .await?;
+        Ok(checkpoint_of(layout.as_deref(), stored.as_deref()))
     }
+}
+
+/// The checkpoint a cache holds: none (so a rebuild from the start) when
+/// its keys have another layout, which the fold script drops on its first
+/// page.
+pub(crate) fn checkpoint_of(layout: Option<&str>, stored: Option<&str>) -> EntryId {
+    if layout != Some(READ_MODEL_LAYOUT) {
+        return EntryId::ZERO;
+    }
+    stored.and_then(EntryId::parse).unwrap_or(EntryId::ZERO)
 }
 
 #[derive(Debug, thiserror::Error)]

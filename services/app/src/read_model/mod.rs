@@ -13,6 +13,7 @@
 //! - one fold task per topic, whatever the number of queries.
 
 mod fold;
+mod pages;
 mod queries;
 mod script;
 

@@ -1,38 +1,50 @@
 //! The read model's queue functions, answered from the Redis cache.
 //!
 //! Every query reads what it needs together with the checkpoints of its
-//! `after` topics in one atomic Redis transaction, so the answer is a
-//! consistent snapshot that includes every position asked for. When the
-//! cache is behind, the query waits for the fold tasks (bounded by
-//! `wait`), then answers `internal` "read model is behind".
+//! `after` topics in one atomic Redis call, so the answer is a consistent
+//! snapshot that includes every position asked for. When the cache is
+//! behind, the query waits for the fold tasks (bounded by `wait`), then
+//! answers `internal` "read model is behind".
+//!
+//! Lists are read in pages ([`super::pages`]). A request with `page:
+//! {limit, cursor}` gets one page, `{items, next, total}`, and follows
+//! `next` for the rest; a request without `page` (the v2 contract) gets the
+//! whole list, as long as it stays under [`REPLY_BYTES`] — a larger answer
+//! would exceed what the queue carries, so it is refused with a clear
+//! error that says to ask for pages instead.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::time::Duration;
 
 use ordershop_client::{HandlerError, Message};
 use ordershop_core::query::{
-    EntityMap, EntityQuery, Selector, delivered_orders, get_entities, get_entity, unbilled_orders,
-    unshipped_orders,
+    EntityMap, EntityQuery, EntitySnapshot, Selector, matches_props, orders_report,
 };
-use ordershop_core::{DomainError, ErrorKind, Topic};
+use ordershop_core::{DomainError, EntityKind, ErrorKind, Topic};
 use ordershop_redis::Redis;
 use ordershop_topology::ReadModelKeys;
-use serde_json::Value;
+use redis::Script;
+use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use crate::envelope;
-use crate::read_model::fold::FoldHandle;
+use crate::read_model::fold::{FoldHandle, checkpoint_of};
+use crate::read_model::pages::{Filter, MAX_LIMIT, Page, PageRead, page_script, read_page};
+use crate::read_model::script::{DELIVERED_TAG, ORDER_TAG, order_tag};
 use ordershop_topology::EntryId;
 
 /// How long a behind query sleeps at most between two looks at the cache,
 /// when no fold task reports progress (e.g. another replica is folding).
 const RECHECK_EVERY: Duration = Duration::from_millis(50);
 
-/// One thing a query reads from the cache.
+/// The most a whole-list answer (no `page`) may hold, in bytes of
+/// documents: the queue refuses payloads over 1 MiB.
+pub(crate) const REPLY_BYTES: usize = 768 * 1024;
+
+/// One entity read by id.
 #[derive(Debug, Clone, PartialEq)]
 enum Read {
-    /// Every entity of a topic (or every mail).
-    All(Topic),
     One(Topic, String),
     Many(Topic, Vec<String>),
 }
@@ -40,18 +52,8 @@ enum Read {
 /// What a [`Read`] found.
 #[derive(Debug, Clone, PartialEq)]
 enum Found {
-    All(BTreeMap<String, Value>),
     One(Option<Value>),
     Many(Vec<Option<Value>>),
-}
-
-impl Found {
-    fn into_map(self) -> EntityMap {
-        match self {
-            Found::All(map) => map,
-            Found::One(_) | Found::Many(_) => EntityMap::new(),
-        }
-    }
 }
 
 /// Why a query could not be answered.
@@ -63,8 +65,65 @@ enum QueryError {
     Invalid(String),
     #[error("read model is behind")]
     Behind,
+    #[error(
+        "the answer is over {} KiB, more than a queue message carries: ask for it in pages, \
+         e.g. \"page\": {{\"limit\": 500}}, and follow \"next\"",
+        REPLY_BYTES / 1024
+    )]
+    TooLarge,
     #[error("cache: {0}")]
     Cache(#[from] redis::RedisError),
+}
+
+/// `page: {limit, cursor}` of a list request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PageRequest {
+    limit: usize,
+    cursor: Option<String>,
+}
+
+/// A list query: which topic, which entries, how each page becomes items.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum List {
+    Entities(Topic),
+    Mails,
+    Unbilled,
+    Unshipped,
+    Delivered,
+    OrdersReport,
+}
+
+impl List {
+    fn topic(self) -> Topic {
+        match self {
+            List::Entities(topic) => topic,
+            List::Mails => Topic::Mail,
+            _ => Topic::Order,
+        }
+    }
+
+    fn filter(self) -> Filter {
+        match self {
+            List::Unbilled => Filter::Without {
+                topic: Topic::Billing,
+                prefix: ORDER_TAG,
+            },
+            List::Unshipped => Filter::Without {
+                topic: Topic::Shipping,
+                prefix: ORDER_TAG,
+            },
+            List::Delivered => Filter::With {
+                topic: Topic::Shipping,
+                prefix: DELIVERED_TAG,
+            },
+            _ => Filter::All,
+        }
+    }
+
+    /// Whether the v2 answer is a map id → entity rather than a list.
+    fn as_map(self) -> bool {
+        matches!(self, List::Unbilled | List::Unshipped)
+    }
 }
 
 /// The query side of the read model.
@@ -73,11 +132,17 @@ pub(crate) struct Queries {
     redis: Redis,
     folds: HashMap<Topic, FoldHandle>,
     wait: Duration,
+    pages: Script,
 }
 
 impl Queries {
     pub(crate) fn new(redis: Redis, folds: HashMap<Topic, FoldHandle>, wait: Duration) -> Queries {
-        Queries { redis, folds, wait }
+        Queries {
+            redis,
+            folds,
+            wait,
+            pages: page_script(),
+        }
     }
 
     /// Answers `read-model.<function>`.
@@ -91,7 +156,9 @@ impl Queries {
         Ok(Some(match answer {
             Ok(result) => envelope::plain_result(result),
             Err(QueryError::Domain(err)) => envelope::domain_error(&err),
-            Err(QueryError::Invalid(why)) => envelope::error(ErrorKind::Invalid, why),
+            Err(err @ (QueryError::Invalid(_) | QueryError::TooLarge)) => {
+                envelope::error(ErrorKind::Invalid, err)
+            }
             Err(err @ QueryError::Behind) => {
                 tracing::warn!(%function, "query gave up waiting for the read model");
                 envelope::error(ErrorKind::Internal, err)
@@ -108,75 +175,283 @@ impl Queries {
         let request: Value = serde_json::from_str(payload)
             .map_err(|e| QueryError::Invalid(format!("the request is not JSON: {e}")))?;
         let after = positions(&request)?;
-        match function {
+        let page = page_request(&request)?;
+        let list = match function {
             "get_entity" | "get_entities" => {
                 let query = EntityQuery::from_request(&request)?;
-                let one = function == "get_entity";
-                let topic = query.kind.topic();
-                let read = match &query.selector {
-                    Selector::Id(id) => Read::One(topic, id.clone()),
-                    Selector::Ids(ids) => Read::Many(topic, ids.clone()),
-                    Selector::All | Selector::Props(_) => Read::All(topic),
-                };
-                let found = self.snapshot(&after, vec![read]).await?;
-                let found = found.into_iter().next().unwrap_or(Found::One(None));
-                Ok(match (found, one) {
-                    (Found::One(entity), true) => entity.unwrap_or(Value::Null),
-                    (Found::One(entity), false) => Value::Array(entity.into_iter().collect()),
-                    // First existing of the ids, in the given order.
-                    (Found::Many(entities), true) => {
-                        entities.into_iter().flatten().next().unwrap_or(Value::Null)
-                    }
-                    // In the given order, repeats kept, unknown ids left out.
-                    (Found::Many(entities), false) => {
-                        Value::Array(entities.into_iter().flatten().collect())
-                    }
-                    (Found::All(map), true) => {
-                        get_entity(&map, &query.selector).unwrap_or(Value::Null)
-                    }
-                    (Found::All(map), false) => Value::Array(get_entities(&map, &query.selector)),
-                })
+                return self
+                    .entities(&after, query, function == "get_entity", page)
+                    .await;
             }
-            "get_mails" => {
-                let found = self.snapshot(&after, vec![Read::All(Topic::Mail)]).await?;
-                let mut mails: Vec<(EntryId, Value)> = found
-                    .into_iter()
-                    .flat_map(Found::into_map)
-                    .map(|(entry, mail)| (EntryId::parse(&entry).unwrap_or(EntryId::ZERO), mail))
-                    .collect();
-                mails.sort_by_key(|(entry, _)| *entry);
-                Ok(Value::Array(mails.into_iter().map(|(_, m)| m).collect()))
+            "get_mails" => List::Mails,
+            "get_unbilled_orders" => List::Unbilled,
+            "get_unshipped_orders" => List::Unshipped,
+            "get_delivered_orders" => List::Delivered,
+            "get_orders_report" => List::OrdersReport,
+            other => return Err(QueryError::Invalid(format!("unknown query {other:?}"))),
+        };
+        self.list(&after, list, None, page).await
+    }
+
+    async fn entities(
+        &self,
+        after: &BTreeMap<Topic, EntryId>,
+        query: EntityQuery,
+        one: bool,
+        page: Option<PageRequest>,
+    ) -> Result<Value, QueryError> {
+        let topic = query.kind.topic();
+        let read = match query.selector {
+            Selector::Id(id) => Read::One(topic, id),
+            Selector::Ids(ids) => Read::Many(topic, ids),
+            Selector::All if one => return Ok(Value::Null),
+            Selector::All => return self.list(after, List::Entities(topic), None, page).await,
+            Selector::Props(props) if one => return self.first_match(after, topic, &props).await,
+            Selector::Props(props) => {
+                return self
+                    .list(after, List::Entities(topic), Some(&props), page)
+                    .await;
             }
-            "get_unbilled_orders" | "get_unshipped_orders" | "get_delivered_orders" => {
-                let other = if function == "get_unbilled_orders" {
-                    Topic::Billing
-                } else {
-                    Topic::Shipping
-                };
-                let reads = vec![Read::All(Topic::Order), Read::All(other)];
-                let mut found = self.snapshot(&after, reads).await?.into_iter();
-                let orders = found.next().map(Found::into_map).unwrap_or_default();
-                let others = found.next().map(Found::into_map).unwrap_or_default();
-                Ok(match function {
-                    "get_unbilled_orders" => Value::Object(unbilled_orders(&orders, &others)),
-                    "get_unshipped_orders" => Value::Object(unshipped_orders(&orders, &others)),
-                    _ => Value::Array(delivered_orders(&orders, &others)),
-                })
+        };
+        let found = self
+            .consistent(after, || self.read(after, std::slice::from_ref(&read)))
+            .await?;
+        Ok(match (found.into_iter().next(), one) {
+            (Some(Found::One(entity)), true) => entity.unwrap_or(Value::Null),
+            (Some(Found::One(entity)), false) => Value::Array(entity.into_iter().collect()),
+            // First existing of the ids, in the given order.
+            (Some(Found::Many(entities)), true) => {
+                entities.into_iter().flatten().next().unwrap_or(Value::Null)
             }
-            other => Err(QueryError::Invalid(format!("unknown query {other:?}"))),
+            // In the given order, repeats kept, unknown ids left out.
+            (Some(Found::Many(entities)), false) => {
+                Value::Array(entities.into_iter().flatten().collect())
+            }
+            (None, true) => Value::Null,
+            (None, false) => Value::Array(Vec::new()),
+        })
+    }
+
+    /// The first entity (in id order) matching `props`, read page by page.
+    async fn first_match(
+        &self,
+        after: &BTreeMap<Topic, EntryId>,
+        topic: Topic,
+        props: &Map<String, Value>,
+    ) -> Result<Value, QueryError> {
+        let mut cursor = None;
+        loop {
+            let (items, next) = self
+                .page_items(after, List::Entities(topic), Some(props), MAX_LIMIT, cursor)
+                .await?;
+            if let Some(first) = items.into_iter().next() {
+                return Ok(first.1);
+            }
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(Value::Null),
+            }
         }
     }
 
-    /// Reads `reads` once the cache has applied `after`, waiting for it up
-    /// to the bound.
-    async fn snapshot(
+    /// One page of `list` (with `page`), or all of it in the v2 shape.
+    async fn list(
         &self,
         after: &BTreeMap<Topic, EntryId>,
-        reads: Vec<Read>,
-    ) -> Result<Vec<Found>, QueryError> {
+        list: List,
+        props: Option<&Map<String, Value>>,
+        page: Option<PageRequest>,
+    ) -> Result<Value, QueryError> {
+        if let Some(page) = page {
+            let (items, next, total) = self
+                .page(after, list, props, page.limit, page.cursor)
+                .await?;
+            let mut answer = json!({
+                "items": items.into_iter().map(|(_, item)| item).collect::<Vec<_>>(),
+                "next": next,
+            });
+            // A filtered list's length is only known by reading it all.
+            if matches!(list, List::Entities(_) | List::Mails) && props.is_none() {
+                answer["total"] = json!(total);
+            }
+            return Ok(answer);
+        }
+        let mut all = Vec::new();
+        let mut bytes = 0;
+        let mut cursor = None;
+        loop {
+            let (items, next) = self
+                .page_items(after, list, props, MAX_LIMIT, cursor)
+                .await?;
+            for (key, item) in items {
+                bytes += item.to_string().len();
+                if bytes > REPLY_BYTES {
+                    return Err(QueryError::TooLarge);
+                }
+                all.push((key, item));
+            }
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(if list.as_map() {
+            Value::Object(all.into_iter().collect())
+        } else {
+            Value::Array(all.into_iter().map(|(_, item)| item).collect())
+        })
+    }
+
+    async fn page_items(
+        &self,
+        after: &BTreeMap<Topic, EntryId>,
+        list: List,
+        props: Option<&Map<String, Value>>,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> Result<(Vec<(String, Value)>, Option<String>), QueryError> {
+        let (items, next, _) = self.page(after, list, props, limit, cursor).await?;
+        Ok((items, next))
+    }
+
+    /// One page of `list` after `cursor`: key and item, the next cursor
+    /// and the topic's entry count.
+    async fn page(
+        &self,
+        after: &BTreeMap<Topic, EntryId>,
+        list: List,
+        props: Option<&Map<String, Value>>,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> Result<(Vec<(String, Value)>, Option<String>, u64), QueryError> {
+        let read = PageRead {
+            topic: list.topic(),
+            cursor,
+            limit,
+            filter: list.filter(),
+        };
+        let page: Page = self
+            .consistent(after, || async {
+                let mut conn = self.redis.conn();
+                Ok(read_page(&self.pages, &mut conn, after, &read).await?)
+            })
+            .await?;
+        let mut items: Vec<(String, Value)> = page
+            .items
+            .into_iter()
+            .filter_map(|(key, doc)| Some((key, parse_doc(&doc)?)))
+            .filter(|(_, item)| props.is_none_or(|props| matches_props(item, props)))
+            .collect();
+        if list == List::OrdersReport {
+            items = self.expand_orders(items).await?;
+        }
+        Ok((items, page.next, page.total))
+    }
+
+    /// Orders with their cart (its customer and products), billings and
+    /// shippings, as the core's orders report has them; two Redis calls
+    /// for the page, whatever its size. The orders' page waited for every
+    /// topic's position, so these reads see at least as much.
+    async fn expand_orders(
+        &self,
+        orders: Vec<(String, Value)>,
+    ) -> Result<Vec<(String, Value)>, QueryError> {
+        let field = |item: &Value, name: &str| item.get(name)?.as_str().map(str::to_owned);
+        let cart_ids: Vec<String> = orders
+            .iter()
+            .filter_map(|(_, order)| field(order, "cart_id"))
+            .collect();
+        let order_tags: Vec<String> = orders.iter().map(|(id, _)| order_tag(id)).collect();
+        let [carts, billing_ids, shipping_ids] = self
+            .redis_reads(&[
+                (Topic::Cart, Lookup::Entities(&cart_ids)),
+                (Topic::Billing, Lookup::Tagged(&order_tags)),
+                (Topic::Shipping, Lookup::Tagged(&order_tags)),
+            ])
+            .await?
+            .try_into()
+            .map_err(|_| QueryError::Invalid("three lookups, three answers".into()))?;
+        let carts = docs_by_id(carts);
+        let billing_ids = holders(billing_ids);
+        let shipping_ids = holders(shipping_ids);
+        let customer_ids: Vec<String> = carts
+            .values()
+            .filter_map(|cart| field(cart, "customer_id"))
+            .collect();
+        let product_ids: Vec<String> = carts
+            .values()
+            .filter_map(|cart| cart.get("product_ids")?.as_array().cloned())
+            .flatten()
+            .filter_map(|id| id.as_str().map(str::to_owned))
+            .collect();
+        let second = self
+            .redis_reads(&[
+                (Topic::Customer, Lookup::Entities(&customer_ids)),
+                (Topic::Product, Lookup::Entities(&product_ids)),
+                (Topic::Billing, Lookup::Entities(&billing_ids)),
+                (Topic::Shipping, Lookup::Entities(&shipping_ids)),
+            ])
+            .await?;
+        let mut snapshot = EntitySnapshot::new();
+        snapshot.insert(EntityKind::Cart, carts);
+        let kinds = [
+            EntityKind::Customer,
+            EntityKind::Product,
+            EntityKind::Billing,
+            EntityKind::Shipping,
+        ];
+        for (kind, docs) in kinds.into_iter().zip(second) {
+            snapshot.insert(kind, docs_by_id(docs));
+        }
+        let ids: Vec<String> = orders.iter().map(|(id, _)| id.clone()).collect();
+        snapshot.insert(EntityKind::Order, orders.into_iter().collect());
+        Ok(ids.into_iter().zip(orders_report(&snapshot)).collect())
+    }
+
+    /// HMGETs of cache hashes in one pipeline, a list of answers per
+    /// lookup.
+    async fn redis_reads(
+        &self,
+        lookups: &[(Topic, Lookup<'_>)],
+    ) -> Result<Vec<Vec<Option<String>>>, QueryError> {
+        let mut pipe = redis::pipe();
+        for (topic, lookup) in lookups {
+            let keys = ReadModelKeys::new(topic.name());
+            let (hash, fields) = match lookup {
+                Lookup::Entities(ids) => (keys.entities, *ids),
+                Lookup::Tagged(tags) => (keys.tagged, *tags),
+            };
+            // HMGET needs at least one field.
+            if !fields.is_empty() {
+                pipe.cmd("HMGET").arg(hash).arg(fields);
+            }
+        }
+        let mut conn = self.redis.conn();
+        let values: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+        let mut values = values.into_iter();
+        lookups
+            .iter()
+            .map(|(_, lookup)| match lookup {
+                Lookup::Entities([]) | Lookup::Tagged([]) => Ok(Vec::new()),
+                _ => take(&mut values),
+            })
+            .collect()
+    }
+
+    /// Runs `read` once the cache has applied `after`, waiting for it up to
+    /// the bound.
+    async fn consistent<T, F, Fut>(
+        &self,
+        after: &BTreeMap<Topic, EntryId>,
+        mut read: F,
+    ) -> Result<T, QueryError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(Vec<EntryId>, T), QueryError>>,
+    {
         let deadline = Instant::now() + self.wait;
         loop {
-            let (checkpoints, found) = self.read(after, &reads).await?;
+            let (checkpoints, found) = read().await?;
             let behind: Vec<Topic> = after
                 .iter()
                 .zip(&checkpoints)
@@ -193,7 +468,6 @@ impl Queries {
                 .await;
         }
     }
-
     /// Waits until a fold task of a `behind` topic reports a checkpoint
     /// different from what the cache just said, or a short while passes.
     async fn wait_for_progress(
@@ -232,8 +506,8 @@ impl Queries {
         }
     }
 
-    /// One atomic transaction: the checkpoints of `after`'s topics, then
-    /// every read.
+    /// One atomic transaction: the layouts and checkpoints of `after`'s
+    /// topics, then every read.
     async fn read(
         &self,
         after: &BTreeMap<Topic, EntryId>,
@@ -242,13 +516,11 @@ impl Queries {
         let mut pipe = redis::pipe();
         pipe.atomic();
         for topic in after.keys() {
-            pipe.get(ReadModelKeys::new(topic.name()).checkpoint);
+            let keys = ReadModelKeys::new(topic.name());
+            pipe.get(keys.layout).get(keys.checkpoint);
         }
         for read in reads {
             match read {
-                Read::All(topic) => {
-                    pipe.hgetall(ReadModelKeys::new(topic.name()).entities);
-                }
                 Read::One(topic, id) => {
                     pipe.hget(ReadModelKeys::new(topic.name()).entities, id);
                 }
@@ -266,24 +538,13 @@ impl Queries {
         let mut values = values.into_iter();
         let mut checkpoints = Vec::with_capacity(after.len());
         for _ in after {
-            let text: Option<String> = take(&mut values)?;
-            checkpoints.push(
-                text.as_deref()
-                    .and_then(EntryId::parse)
-                    .unwrap_or(EntryId::ZERO),
-            );
+            let layout: Option<String> = take(&mut values)?;
+            let stored: Option<String> = take(&mut values)?;
+            checkpoints.push(checkpoint_of(layout.as_deref(), stored.as_deref()));
         }
         let mut found = Vec::with_capacity(reads.len());
         for read in reads {
             found.push(match read {
-                Read::All(_) => {
-                    let raw: HashMap<String, String> = take(&mut values)?;
-                    Found::All(
-                        raw.into_iter()
-                            .filter_map(|(id, doc)| Some((id, parse_doc(&doc)?)))
-                            .collect(),
-                    )
-                }
                 Read::One(_, _) => {
                     let raw: Option<String> = take(&mut values)?;
                     Found::One(raw.as_deref().and_then(parse_doc))
@@ -301,6 +562,37 @@ impl Queries {
         }
         Ok((checkpoints, found))
     }
+}
+
+/// What [`Queries::redis_reads`] looks up.
+#[derive(Debug, Clone, Copy)]
+enum Lookup<'a> {
+    /// Entities by id.
+    Entities(&'a [String]),
+    /// The ids carrying each tag.
+    Tagged(&'a [String]),
+}
+
+/// Entity documents found by HMGET, by their `entity_id`.
+fn docs_by_id(docs: Vec<Option<String>>) -> EntityMap {
+    docs.iter()
+        .flatten()
+        .filter_map(|doc| parse_doc(doc))
+        .filter_map(|entity| Some((entity.get("entity_id")?.as_str()?.to_owned(), entity)))
+        .collect()
+}
+
+/// Every id in tag lookups' JSON lists, once.
+fn holders(lists: Vec<Option<String>>) -> Vec<String> {
+    let mut ids: Vec<String> = lists
+        .iter()
+        .flatten()
+        .filter_map(|list| serde_json::from_str::<Vec<String>>(list).ok())
+        .flatten()
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 fn take<T: redis::FromRedisValue>(
@@ -338,6 +630,31 @@ fn positions(request: &Value) -> Result<BTreeMap<Topic, EntryId>, QueryError> {
         .collect()
 }
 
+/// The request's `page`: `{limit, cursor}`, limit 1 to [`MAX_LIMIT`].
+fn page_request(request: &Value) -> Result<Option<PageRequest>, QueryError> {
+    let Some(page) = request.get("page").filter(|p| !p.is_null()) else {
+        return Ok(None);
+    };
+    let invalid = |why: &str| QueryError::Invalid(format!("page: {why}"));
+    let page = page
+        .as_object()
+        .ok_or_else(|| invalid("must be an object {limit, cursor}"))?;
+    let limit = match page.get("limit") {
+        None | Some(Value::Null) => MAX_LIMIT,
+        Some(limit) => limit
+            .as_u64()
+            .filter(|l| (1..=MAX_LIMIT as u64).contains(l))
+            .ok_or_else(|| invalid(&format!("limit must be an integer from 1 to {MAX_LIMIT}")))?
+            as usize,
+    };
+    let cursor = match page.get("cursor") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(cursor)) if !cursor.is_empty() => Some(cursor.clone()),
+        Some(_) => return Err(invalid("cursor must be a non-empty string")),
+    };
+    Ok(Some(PageRequest { limit, cursor }))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -354,5 +671,34 @@ mod tests {
         assert!(positions(&json!({"after": {"nope": "1-0"}})).is_err());
         assert!(positions(&json!({"after": {"order": 5}})).is_err());
         assert!(positions(&json!({"after": []})).is_err());
+    }
+
+    #[test]
+    fn pages_are_read() {
+        assert_eq!(page_request(&json!({})).unwrap(), None);
+        assert_eq!(
+            page_request(&json!({"page": {"limit": 5, "cursor": "c9"}})).unwrap(),
+            Some(PageRequest {
+                limit: 5,
+                cursor: Some("c9".into())
+            })
+        );
+        assert_eq!(
+            page_request(&json!({"page": {}})).unwrap(),
+            Some(PageRequest {
+                limit: MAX_LIMIT,
+                cursor: None
+            })
+        );
+        for bad in [
+            json!({"page": []}),
+            json!({"page": {"limit": 0}}),
+            json!({"page": {"limit": 1001}}),
+            json!({"page": {"limit": "5"}}),
+            json!({"page": {"cursor": ""}}),
+            json!({"page": {"cursor": 3}}),
+        ] {
+            assert!(page_request(&bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,31 +1,36 @@
 //! Writing a page of events into the cache: one Lua call per page, so the
-//! entity writes and the topic's checkpoint change together (a restart
-//! resumes exactly after the last page applied, never half a page).
+//! entity writes, the index, the tags and the topic's checkpoint change
+//! together (a restart resumes exactly after the last page applied, never
+//! half a page).
 //!
 //! What an event does is decided here, in Rust, with the core's
-//! [`fold_step`]: put the entity, remove it, or nothing. The script then
-//! applies it only when the event's version is newer than the version the
-//! cache holds for the entity — the other half of the same rule, checked
-//! inside Redis so that two read-model replicas folding the same topic
-//! cannot undo each other's work or bring back a deleted entity.
+//! [`fold_step`]: put the entity, remove it, or nothing, and which tags the
+//! entity carries ([`tags_of`]). The script then applies it only when the
+//! event's version is newer than the version the cache holds for the
+//! entity — the other half of the same rule, checked inside Redis so that
+//! two read-model replicas folding the same topic cannot undo each other's
+//! work or bring back a deleted entity.
 //!
 //! The script also guards the checkpoint: a page read after position `P`
 //! is refused when the cache's checkpoint is behind `P` (the cache was
-//! flushed meanwhile: the fold must restart from the checkpoint), and
-//! events at or before the checkpoint (another replica applied them) are
-//! skipped.
+//! flushed meanwhile, or it has another layout and was just dropped: the
+//! fold must restart from the checkpoint), and events at or before the
+//! checkpoint (another replica applied them) are skipped.
 
 use ordershop_client::Recorded;
 use ordershop_core::{Entity, FoldStep, RecordedEvent, Topic, fold_step};
-use ordershop_topology::ReadModelKeys;
+use ordershop_topology::{READ_MODEL_LAYOUT, ReadModelKeys, mail_sort_key};
 use redis::Script;
+use serde_json::Value;
 
 use crate::codec::decode;
 use ordershop_topology::EntryId;
 
-/// KEYS: entities hash, versions hash, checkpoint.
-/// ARGV: after, count, then per event: entry id, op, entity id, version, doc.
+/// KEYS: entities, index, versions, tags, tagged, checkpoint, layout.
+/// ARGV: layout, after, count, whether the topic has tags (1/0), then per
+/// event: entry id, op, sort key, version, doc, tag count, tags.
 const SOURCE: &str = r#"
+local E, I, V, T, G, C, L = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local function pos(id)
   if id == nil or id == '' then return 0, 0 end
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
@@ -38,35 +43,83 @@ local function before(a, b)
   if am ~= bm then return am < bm end
   return as < bs
 end
-local stored = redis.call('GET', KEYS[3]) or ''
-if before(stored, ARGV[1]) then
+local function untag(id)
+  local old = redis.call('HGET', T, id)
+  if not old then return end
+  for _, tag in ipairs(cjson.decode(old)) do
+    local holders = redis.call('HGET', G, tag)
+    if holders then
+      local kept = {}
+      for _, holder in ipairs(cjson.decode(holders)) do
+        if holder ~= id then kept[#kept + 1] = holder end
+      end
+      if #kept == 0 then
+        redis.call('HDEL', G, tag)
+      else
+        redis.call('HSET', G, tag, cjson.encode(kept))
+      end
+    end
+  end
+  redis.call('HDEL', T, id)
+end
+local function tag(id, tags)
+  if #tags == 0 then return end
+  redis.call('HSET', T, id, cjson.encode(tags))
+  for _, t in ipairs(tags) do
+    local holders = redis.call('HGET', G, t)
+    local list = {}
+    if holders then list = cjson.decode(holders) end
+    list[#list + 1] = id
+    redis.call('HSET', G, t, cjson.encode(list))
+  end
+end
+local stored
+if redis.call('GET', L) ~= ARGV[1] then
+  -- Another layout (or none: flushed): drop it, rebuild from the start.
+  redis.call('DEL', E, I, V, T, G, C)
+  redis.call('SET', L, ARGV[1])
+  stored = ''
+else
+  stored = redis.call('GET', C) or ''
+end
+if before(stored, ARGV[2]) then
   return {0, stored}
 end
+local tagged = ARGV[4] == '1'
 local moved = false
-local n = tonumber(ARGV[2])
-for i = 0, n - 1 do
-  local b = 3 + i * 5
-  local entry, op, id, ver, doc = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+local n = tonumber(ARGV[3])
+local b = 5
+for _ = 1, n do
+  local entry, op, key, ver, doc = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+  local ntags = tonumber(ARGV[b + 5])
+  local tags = {}
+  for t = 1, ntags do tags[t] = ARGV[b + 5 + t] end
+  b = b + 6 + ntags
   if before(stored, entry) then
     if op == 'put' or op == 'remove' then
-      local current = tonumber(redis.call('HGET', KEYS[2], id) or '0')
+      local current = tonumber(redis.call('HGET', V, key) or '0')
       if tonumber(ver) > current then
-        redis.call('HSET', KEYS[2], id, ver)
+        redis.call('HSET', V, key, ver)
+        if tagged then untag(key) end
         if op == 'put' then
-          redis.call('HSET', KEYS[1], id, doc)
+          redis.call('HSET', E, key, doc)
+          redis.call('ZADD', I, 0, key)
+          if tagged then tag(key, tags) end
         else
-          redis.call('HDEL', KEYS[1], id)
+          redis.call('HDEL', E, key)
+          redis.call('ZREM', I, key)
         end
       end
     elseif op == 'mail' then
-      redis.call('HSET', KEYS[1], entry, doc)
+      redis.call('HSET', E, key, doc)
+      redis.call('ZADD', I, 0, key)
     end
     stored = entry
     moved = true
   end
 end
 if moved then
-  redis.call('SET', KEYS[3], stored)
+  redis.call('SET', C, stored)
 end
 return {1, stored}
 "#;
@@ -80,10 +133,51 @@ pub(crate) fn fold_script() -> Script {
 pub(crate) struct FoldOp {
     pub(crate) entry: EntryId,
     pub(crate) op: &'static str,
-    pub(crate) entity_id: String,
+    /// The entity id, or a mail's [`mail_sort_key`].
+    pub(crate) key: String,
     pub(crate) version: u64,
     /// The entity JSON (put), the mail entry JSON (mail), or empty.
     pub(crate) doc: String,
+    /// What the entity refers to, for queries that would otherwise read
+    /// every entity of the topic ([`tags_of`]).
+    pub(crate) tags: Vec<String>,
+}
+
+/// Whether entities of `topic` carry tags.
+pub(crate) fn has_tags(topic: Topic) -> bool {
+    matches!(topic, Topic::Billing | Topic::Shipping)
+}
+
+/// Tags an order's billings and shippings carry: this, then its id.
+pub(crate) const ORDER_TAG: &str = "order:";
+
+/// Tag a delivered shipping carries: this, then its order's id.
+pub(crate) const DELIVERED_TAG: &str = "delivered:";
+
+/// The tag of the order a billing or shipping belongs to.
+pub(crate) fn order_tag(order_id: &str) -> String {
+    format!("{ORDER_TAG}{order_id}")
+}
+
+/// The tags of an entity: billings and shippings name their order (so
+/// "unbilled", "unshipped" and an order's billings are lookups), and a
+/// shipping with `delivered` other than 0 also marks its order delivered.
+pub(crate) fn tags_of(topic: Topic, entity: &Value) -> Vec<String> {
+    if !has_tags(topic) {
+        return Vec::new();
+    }
+    let Some(order_id) = entity.get("order_id").and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    let mut tags = vec![order_tag(order_id)];
+    let delivered = entity
+        .get("delivered")
+        .and_then(Value::as_f64)
+        .is_some_and(|d| d != 0.0);
+    if topic == Topic::Shipping && delivered {
+        tags.push(format!("{DELIVERED_TAG}{order_id}"));
+    }
+    tags
 }
 
 /// What each record of a page does to the cache. Unreadable records become
@@ -100,9 +194,10 @@ pub(crate) fn fold_ops(topic: Topic, records: &[Recorded]) -> Vec<FoldOp> {
             let skip = FoldOp {
                 entry,
                 op: "skip",
-                entity_id: String::new(),
+                key: String::new(),
                 version: 0,
                 doc: String::new(),
+                tags: Vec::new(),
             };
             let event = match decode(record) {
                 Ok(event) => event,
@@ -121,19 +216,24 @@ fn fold_op(entry: EntryId, event: &RecordedEvent) -> Option<FoldOp> {
         return Some(FoldOp {
             entry,
             op: "mail",
-            entity_id: String::new(),
+            key: mail_sort_key(entry.ms, entry.seq),
             version: 0,
             doc: event.to_mail_entry().to_string(),
+            tags: Vec::new(),
         });
     };
     // Version 0 is "nothing held yet": the script compares the version.
-    let (op, doc) = match fold_step(0, event) {
+    let (op, doc, tags) = match fold_step(0, event) {
         FoldStep::Skip => return None,
-        FoldStep::Remove => ("remove", String::new()),
+        FoldStep::Remove => ("remove", String::new(), Vec::new()),
         FoldStep::Put => match Entity::from_json(kind, &event.data) {
             // Stored as the typed entity's JSON: numbers stay numbers,
             // unknown fields are dropped, as everywhere else.
-            Ok(entity) => ("put", entity.to_json().to_string()),
+            Ok(entity) => {
+                let json = entity.to_json();
+                let tags = tags_of(event.topic, &json);
+                ("put", json.to_string(), tags)
+            }
             Err(err) => {
                 tracing::error!(topic = %event.topic, entry = %event.entry_id, error = %err, "entity event with unreadable data skipped");
                 return None;
@@ -143,35 +243,43 @@ fn fold_op(entry: EntryId, event: &RecordedEvent) -> Option<FoldOp> {
     Some(FoldOp {
         entry,
         op,
-        entity_id: event.entity_id.clone(),
+        key: event.entity_id.clone(),
         version: event.version,
         doc,
+        tags,
     })
 }
 
-/// Runs the script for a page read after `after`. Returns whether it was
-/// applied and the cache's checkpoint afterwards.
+/// Runs the script for a page of `topic` read after `after`. Returns
+/// whether it was applied and the cache's checkpoint afterwards.
 pub(crate) async fn apply(
     script: &Script,
     conn: &mut redis::aio::ConnectionManager,
+    topic: Topic,
     keys: &ReadModelKeys,
     after: EntryId,
     ops: &[FoldOp],
 ) -> redis::RedisResult<(bool, EntryId)> {
     let mut invocation = script.prepare_invoke();
+    for key in keys.all() {
+        invocation.key(key);
+    }
     invocation
-        .key(&keys.entities)
-        .key(&keys.versions)
-        .key(&keys.checkpoint)
+        .arg(READ_MODEL_LAYOUT)
         .arg(after.cursor())
-        .arg(ops.len());
+        .arg(ops.len())
+        .arg(if has_tags(topic) { "1" } else { "0" });
     for op in ops {
         invocation
             .arg(op.entry.to_string())
             .arg(op.op)
-            .arg(&op.entity_id)
+            .arg(&op.key)
             .arg(op.version)
-            .arg(&op.doc);
+            .arg(&op.doc)
+            .arg(op.tags.len());
+        for tag in &op.tags {
+            invocation.arg(tag);
+        }
     }
     let (applied, stored): (i64, String) = invocation.invoke_async(conn).await?;
     Ok((
@@ -243,6 +351,21 @@ mod tests {
     }
 
     #[test]
+    fn billings_and_shippings_are_tagged_with_their_order() {
+        let billing = json!({"entity_id": "b1", "order_id": "o1", "amount": 3});
+        assert_eq!(tags_of(Topic::Billing, &billing), ["order:o1"]);
+        let shipping = json!({"entity_id": "s1", "order_id": "o1", "delivered": 0});
+        assert_eq!(tags_of(Topic::Shipping, &shipping), ["order:o1"]);
+        let delivered = json!({"entity_id": "s1", "order_id": "o1", "delivered": 17});
+        assert_eq!(
+            tags_of(Topic::Shipping, &delivered),
+            ["order:o1", "delivered:o1"]
+        );
+        assert!(tags_of(Topic::Order, &json!({"order_id": "o1"})).is_empty());
+        assert!(tags_of(Topic::Billing, &json!({"amount": 3})).is_empty());
+    }
+
+    #[test]
     fn mails_are_kept_as_mail_entries() {
         let ops = fold_ops(
             Topic::Mail,
@@ -255,6 +378,7 @@ mod tests {
             )],
         );
         assert_eq!(ops[0].op, "mail");
+        assert_eq!(ops[0].key, mail_sort_key(5, 1));
         let doc: serde_json::Value = serde_json::from_str(&ops[0].doc).unwrap();
         assert_eq!(doc[0], json!("5-1"));
         assert_eq!(doc[1]["event_action"], json!("mail_sent"));
