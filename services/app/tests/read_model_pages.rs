@@ -284,13 +284,13 @@ async fn order_lists_and_the_orders_report_come_from_tags() {
         .filter(|i| (i % 2 == 1 && *i != 1) || *i == 0)
         .map(|i| format!("o{i:03}"))
         .collect();
-    let shipped = |i: usize| i % 4 == 0 && i != 8;
+    let shipped = |i: usize| i.is_multiple_of(4) && i != 8;
     let unshipped_ids: BTreeSet<String> = (0..120)
         .filter(|&i| !shipped(i))
         .map(|i| format!("o{i:03}"))
         .collect();
     let delivered_ids: Vec<String> = (0..120)
-        .filter(|&i| shipped(i) && (i % 8 == 0 || i == 4))
+        .filter(|&i| shipped(i) && (i.is_multiple_of(8) || i == 4))
         .map(|i| format!("o{i:03}"))
         .collect();
 
@@ -395,5 +395,62 @@ async fn bad_pages_are_refused() {
             "{reply}"
         );
     }
+    read_model.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_report_pages_stay_small_once_expanded() {
+    let infra = Infra::start().await;
+    let read_model = infra.spawn(Role::ReadModel, "a");
+    read_model.ready().await;
+    let api = infra.api();
+    publish(
+        &infra,
+        "product",
+        vec![event(
+            "entity_created",
+            "p1",
+            json!({"entity_id": "p1", "name": "A pen with a long name to make it weigh", "price": 2}),
+        )],
+    )
+    .await;
+    // Every order's cart holds 300 pieces: ~25 KB once expanded.
+    publish(
+        &infra,
+        "cart",
+        vec![event(
+            "entity_created",
+            "k1",
+            json!({"entity_id": "k1", "customer_id": "ann", "product_ids": vec!["p1"; 300]}),
+        )],
+    )
+    .await;
+    let orders: Vec<String> = (0..120).map(|i| format!("o{i:03}")).collect();
+    publish(
+        &infra,
+        "order",
+        orders
+            .iter()
+            .map(|id| {
+                event(
+                    "entity_created",
+                    id,
+                    json!({"entity_id": id, "cart_id": "k1", "status": "CREATED"}),
+                )
+            })
+            .collect(),
+    )
+    .await;
+    let (report, sizes) = walk(&api, "get_orders_report", json!({}), 1000).await;
+    assert_eq!(ids(&report), orders);
+    assert!(sizes.len() >= 4, "pages cut by size: {sizes:?}");
+    assert_eq!(report[7]["cart"]["products"].as_array().unwrap().len(), 300);
+    let whole = api
+        .call(
+            "read-model.get_orders_report",
+            json!({"after": api.store.heads(&["order", "cart"]).await.unwrap()}),
+        )
+        .await;
+    assert_eq!(whole["kind"], json!("invalid"), "3 MB is not one message");
     read_model.stop().await;
 }

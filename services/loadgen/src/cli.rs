@@ -101,14 +101,19 @@ struct Args {
 
 const DEFAULT_DURATION: Duration = Duration::from_secs(20);
 
-/// Parses, runs, prints the report on stdout (logs go to stderr).
-pub fn main() -> ExitCode {
-    let args = Args::parse();
+/// Logs to stderr (the report goes to stdout), `RUST_LOG` or `info`.
+pub(crate) fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt::layer().compact().with_writer(std::io::stderr))
         .init();
+}
+
+/// Parses, runs, prints the report on stdout (logs go to stderr).
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

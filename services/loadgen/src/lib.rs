@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`api`] | one run as a library call (the chaos command drives load with it) |
 //! | [`cli`] | arguments, one run per client count, exit code |
+//! | [`lists`] | `ordershop-lists`: every list route read whole and walked page by page |
 //! | `run` | seed, drive the clients, check — one run |
 //! | `seed` | products, customers and inventories of a run |
 //! | `flow` | one flow: cart → order → IN_STOCK → billing → SHIPPED |
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod cli;
 mod flow;
+pub mod lists;
 mod machine;
 mod render;
 mod report;

@@ -42,6 +42,12 @@ const RECHECK_EVERY: Duration = Duration::from_millis(50);
 /// documents: the queue refuses payloads over 1 MiB.
 pub(crate) const REPLY_BYTES: usize = 768 * 1024;
 
+/// Orders per page of the orders report, read before expanding them.
+const ORDERS_REPORT_PAGE: usize = 250;
+
+/// The most a page of the orders report holds once expanded, in bytes.
+const EXPANDED_PAGE_BYTES: usize = 512 * 1024;
+
 /// One entity read by id.
 #[derive(Debug, Clone, PartialEq)]
 enum Read {
@@ -324,6 +330,11 @@ impl Queries {
         limit: usize,
         cursor: Option<String>,
     ) -> Result<(Vec<(String, Value)>, Option<String>, u64), QueryError> {
+        let limit = if list == List::OrdersReport {
+            limit.min(ORDERS_REPORT_PAGE)
+        } else {
+            limit
+        };
         let read = PageRead {
             topic: list.topic(),
             cursor,
@@ -342,10 +353,24 @@ impl Queries {
             .filter_map(|(key, doc)| Some((key, parse_doc(&doc)?)))
             .filter(|(_, item)| props.is_none_or(|props| matches_props(item, props)))
             .collect();
+        let mut next = page.next;
         if list == List::OrdersReport {
             items = self.expand_orders(items).await?;
+            // Expanded orders are several times their own size: end the
+            // page where it would outgrow a reply, and go on from there.
+            let mut bytes = 0;
+            if let Some(cut) = items.iter().position(|(_, item)| {
+                bytes += item.to_string().len();
+                bytes > EXPANDED_PAGE_BYTES
+            }) {
+                let cut = cut.max(1);
+                if cut < items.len() {
+                    items.truncate(cut);
+                    next = items.last().map(|(key, _)| key.clone());
+                }
+            }
         }
-        Ok((items, page.next, page.total))
+        Ok((items, next, page.total))
     }
 
     /// Orders with their cart (its customer and products), billings and
