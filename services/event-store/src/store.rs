@@ -131,8 +131,64 @@ impl StreamStore {
         let mut pipe = redis::pipe();
         add_heads(&mut pipe, topics);
         let mut conn = self.redis.conn();
-        let replies: Vec<StreamRangeReply> = pipe.query_async(&mut conn).await?;
-        Ok(parse_heads(topics, replies))
+        let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+        self.complete_heads(topics, replies).await
+    }
+
+    /// The heads an [`add_heads`] reply holds. A topic without a head key
+    /// (appended to before the publish script kept one, or never) is read
+    /// from its stream once, and the key is set if still absent, so the
+    /// next read finds it; a publish in between wins, as its head is newer.
+    async fn complete_heads(
+        &self,
+        topics: &[String],
+        replies: Vec<redis::Value>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let stored: Vec<Option<String>> = match replies.into_iter().next() {
+            Some(value) => redis::from_redis_value(value).map_err(redis::RedisError::from)?,
+            None => Vec::new(),
+        };
+        let mut heads: Vec<(String, Option<String>)> = topics
+            .iter()
+            .cloned()
+            .zip(stored.into_iter().chain(std::iter::repeat(None)))
+            .collect();
+        let missing: Vec<usize> = (0..heads.len()).filter(|&i| heads[i].1.is_none()).collect();
+        if !missing.is_empty() {
+            let mut pipe = redis::pipe();
+            for &i in &missing {
+                pipe.cmd("XREVRANGE")
+                    .arg(stream_key(&heads[i].0))
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1);
+            }
+            let mut conn = self.redis.conn();
+            let ranges: Vec<StreamRangeReply> = pipe.query_async(&mut conn).await?;
+            let mut set = redis::pipe();
+            for (&i, range) in missing.iter().zip(ranges) {
+                let head = range
+                    .ids
+                    .first()
+                    .map_or_else(|| "0-0".to_owned(), |e| e.id.clone());
+                set.cmd("SET")
+                    .arg(StreamKeys::new(&heads[i].0).head)
+                    .arg(&head)
+                    .arg("NX")
+                    .ignore();
+                heads[i].1 = Some(head);
+            }
+            // Only saves the next read a round trip: a full Redis (which
+            // refuses writes) must not fail the read.
+            if let Err(err) = set.query_async::<()>(&mut conn).await {
+                tracing::debug!(error = %err, "head keys not kept");
+            }
+        }
+        Ok(heads
+            .into_iter()
+            .map(|(topic, head)| (topic, head.unwrap_or_else(|| "0-0".to_owned())))
+            .collect())
     }
 
     /// Creates the group if it does not exist yet (and the stream with it).
@@ -456,11 +512,7 @@ impl StreamStore {
         let entries: Option<StreamReadReply> =
             redis::from_redis_value(replies.next().unwrap_or(redis::Value::Nil))
                 .map_err(redis::RedisError::from)?;
-        let ranges = replies
-            .map(redis::from_redis_value)
-            .collect::<Result<Vec<StreamRangeReply>, _>>()
-            .map_err(redis::RedisError::from)?;
-        let heads = Arc::new(parse_heads(heads_of, ranges));
+        let heads = Arc::new(self.complete_heads(heads_of, replies.collect()).await?);
         Ok(flatten(entries)
             .into_iter()
             .map(|event| Delivered {
@@ -472,28 +524,17 @@ impl StreamStore {
     }
 }
 
-/// Adds one `XREVRANGE <stream> + - COUNT 1` per topic: its head.
+/// Adds one `MGET` of the topics' head keys (nothing for no topics);
+/// [`StreamStore::complete_heads`] reads its reply.
 fn add_heads(pipe: &mut redis::Pipeline, topics: &[String]) {
-    for topic in topics {
-        pipe.cmd("XREVRANGE")
-            .arg(stream_key(topic))
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1);
+    if topics.is_empty() {
+        return;
     }
-}
-
-/// The heads [`add_heads`] asked for, "0-0" for an empty topic.
-fn parse_heads(topics: &[String], replies: Vec<StreamRangeReply>) -> Vec<(String, String)> {
-    topics
-        .iter()
-        .zip(replies)
-        .map(|(topic, reply)| {
-            let head = reply.ids.first().map(|e| e.id.clone());
-            (topic.clone(), head.unwrap_or_else(|| "0-0".into()))
-        })
-        .collect()
+    let mut mget = redis::cmd("MGET");
+    for topic in topics {
+        mget.arg(StreamKeys::new(topic).head);
+    }
+    pipe.add_command(mget);
 }
 
 /// Stream read replies name streams by key; records name them by topic.

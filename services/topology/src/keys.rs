@@ -29,6 +29,10 @@ pub struct StreamKeys {
     pub event_ids: String,
     /// Dead-letter stream.
     pub dead: String,
+    /// String: the entry id of the stream's last entry, set by the publish
+    /// script with every append, so the heads of every topic are one
+    /// `MGET` instead of one `XREVRANGE` per topic.
+    pub head: String,
 }
 
 impl StreamKeys {
@@ -38,6 +42,7 @@ impl StreamKeys {
             versions: format!("{{events:{topic}}}:versions"),
             event_ids: format!("{{events:{topic}}}:ids"),
             dead: dead_letter_stream(topic),
+            head: format!("{{events:{topic}}}:head"),
         }
     }
 }

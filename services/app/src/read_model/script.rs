@@ -102,8 +102,11 @@ for _ = 1, n do
         redis.call('HSET', V, key, ver)
         if tagged then untag(key) end
         if op == 'put' then
-          redis.call('HSET', E, key, doc)
-          redis.call('ZADD', I, 0, key)
+          -- HSET answers 1 for a new field: only then is the key new to
+          -- the index (an update needs no ZADD).
+          if redis.call('HSET', E, key, doc) == 1 then
+            redis.call('ZADD', I, 0, key)
+          end
           if tagged then tag(key, tags) end
         else
           redis.call('HDEL', E, key)

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Redis commands, CPU and throughput per order flow, side by side with
+# another build: for each round and build (alternated, so the machine's
+# drift hits both alike), a fresh `ordershop local`, then
+# `ordershop-loadgen --clients CLIENTS --duration DURATION`; Redis's
+# `INFO commandstats` and the CPU time of every process of the shop (its
+# Redis included, from /proc) are read before and after.
+#
+#   cargo build --release -p ordershop -p ordershop-loadgen
+#   services/loadgen/bench/flows.sh [ROUNDS] [OTHER_BUILD_DIR] [CLIENTS] [DURATION]
+#
+# Commands per flow do not depend on the machine: the headline figure.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+bin="${CARGO_TARGET_DIR:-target}/release"
+rounds="${1:-3}"
+other="${2:-}"
+clients="${3:-32}"
+duration="${4:-20s}"
+port="${ORDERSHOP_BENCH_REDIS_PORT:-6431}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+builds=("this:$bin")
+[ -n "$other" ] && builds+=("other:$other")
+
+# CPU seconds (user + system) of a process and all its descendants.
+tree_cpu() {
+  python3 - "$1" <<'PY'
+import os, sys
+root = int(sys.argv[1])
+children = {}
+for pid in os.listdir("/proc"):
+    if not pid.isdigit():
+        continue
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    children.setdefault(int(fields[1]), []).append((int(pid), fields))
+total, todo = 0, [root]
+try:
+    fields = open(f"/proc/{root}/stat").read().rsplit(")", 1)[1].split()
+    total += int(fields[11]) + int(fields[12])
+except OSError:
+    pass
+while todo:
+    for pid, fields in children.get(todo.pop(), []):
+        total += int(fields[11]) + int(fields[12])
+        todo.append(pid)
+print(total / os.sysconf("SC_CLK_TCK"))
+PY
+}
+
+echo "| build | round | flows | failed | flows/s | p99 ms | Redis commands/flow | CPU ms/flow | top commands per flow |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+for round in $(seq 1 "$rounds"); do
+  for build in "${builds[@]}"; do
+    name="${build%%:*}"
+    dir="${build#*:}"
+    data="$work/$name-$round"
+    "$dir/ordershop" local --data-dir "$data" --redis-port "$port" --base-port 0 \
+      --http-listen 127.0.0.1:0 >"$data.log" 2>&1 &
+    shop=$!
+    for _ in $(seq 1 600); do [ -f "$data/run/http.addr" ] && break; sleep 0.1; done
+    [ -f "$data/run/http.addr" ] || { cat "$data.log"; echo "the shop did not start" >&2; exit 1; }
+    redis-cli -p "$port" INFO commandstats >"$data.before"
+    cpu_before=$(tree_cpu "$shop")
+    "$bin/ordershop-loadgen" --url "http://$(cat "$data/run/http.addr")" --clients "$clients" \
+      --duration "$duration" --format json >"$data.json" || echo "(the load run reported a failed check)"
+    cpu_after=$(tree_cpu "$shop")
+    redis-cli -p "$port" INFO commandstats >"$data.after"
+    python3 - "$name" "$round" "$data" "$cpu_before" "$cpu_after" <<'PY'
+import json, re, sys
+name, round_, data, cpu0, cpu1 = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
+def calls(path):
+    out = {}
+    for line in open(path):
+        m = re.match(r"cmdstat_([^:]+):calls=(\d+)", line)
+        if m:
+            out[m.group(1)] = int(m.group(2))
+    return out
+before, after = calls(data + ".before"), calls(data + ".after")
+delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
+run = json.load(open(data + ".json"))["runs"][0]
+flows = max(run["flows_shipped"], 1)
+top = sorted(delta.items(), key=lambda kv: -kv[1])[:8]
+print(f"| {name} | {round_} | {run['flows_shipped']} | {run['flows_failed']} | {run['flows_per_s']:.1f} | "
+      f"{run['flow_latency']['p99_ms']:.0f} | {sum(delta.values()) / flows:.0f} | {(cpu1 - cpu0) * 1000 / flows:.1f} | "
+      + ", ".join(f"{k} {v / flows:.1f}" for k, v in top) + " |")
+PY
+    kill -TERM "$shop"
+    wait "$shop" || true
+  done
+done
