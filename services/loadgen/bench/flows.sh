@@ -70,7 +70,7 @@ for round in $(seq 1 "$rounds"); do
     cpu_after=$(tree_cpu "$shop")
     redis-cli -p "$port" INFO commandstats >"$data.after"
     python3 - "$name" "$round" "$data" "$cpu_before" "$cpu_after" <<'PY'
-import json, re, sys
+import json, os, re, sys
 name, round_, data, cpu0, cpu1 = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
 def calls(path):
     out = {}
@@ -83,7 +83,7 @@ before, after = calls(data + ".before"), calls(data + ".after")
 delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
 run = json.load(open(data + ".json"))["runs"][0]
 flows = max(run["flows_shipped"], 1)
-top = sorted(delta.items(), key=lambda kv: -kv[1])[:8]
+top = sorted(delta.items(), key=lambda kv: -kv[1])[:int(os.environ.get("ORDERSHOP_BENCH_TOP", "8"))]
 print(f"| {name} | {round_} | {run['flows_shipped']} | {run['flows_failed']} | {run['flows_per_s']:.1f} | "
       f"{run['flow_latency']['p99_ms']:.0f} | {sum(delta.values()) / flows:.0f} | {(cpu1 - cpu0) * 1000 / flows:.1f} | "
       + ", ".join(f"{k} {v / flows:.1f}" for k, v in top) + " |")
