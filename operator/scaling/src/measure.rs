@@ -20,8 +20,8 @@
 //! `undelivered_age` on, one per group with lag > 0 (the same script with
 //! `COUNT 1`, for the first undelivered ID).
 //!
-//! For the 13 OrderShop roles (10 consumers of 29 channels, 8 groups on 4
-//! streams) that is 2 × 4 + 3 × 29 = 95 commands in 1 round trip, plus 1 to
+//! For the 13 OrderShop roles (10 consumers of 30 channels, 8 groups on 4
+//! streams) that is 2 × 4 + 3 × 30 = 98 commands in 1 round trip, plus 1 to
 //! 8 `EVAL`s in a second one when a lag must be counted; [`PollCost`] reports the actual
 //! numbers of each poll.
 
