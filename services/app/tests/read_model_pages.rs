@@ -34,6 +34,27 @@ async fn publish(infra: &Infra, topic: &str, events: Vec<Append>) {
     }
 }
 
+/// Publishes one `entity_created` of `topic`, `entity_id` set from `id`.
+async fn create(infra: &Infra, topic: &str, id: &str, mut data: Value) {
+    data["entity_id"] = json!(id);
+    publish(infra, topic, vec![event("entity_created", id, data)]).await;
+}
+
+/// Publishes CREATED orders of cart `cart`.
+async fn create_orders(infra: &Infra, ids: &[String], cart: &str) {
+    let events = ids
+        .iter()
+        .map(|id| {
+            event(
+                "entity_created",
+                id,
+                json!({"entity_id": id, "cart_id": cart, "status": "CREATED"}),
+            )
+        })
+        .collect();
+    publish(infra, "order", events).await;
+}
+
 /// Follows `next` from the first page; returns every item and the pages'
 /// sizes.
 async fn walk(api: &Api, function: &str, request: Value, limit: usize) -> (Vec<Value>, Vec<usize>) {
@@ -179,51 +200,22 @@ async fn order_lists_and_the_orders_report_come_from_tags() {
     let api = infra.api();
 
     let orders: Vec<String> = (0..120).map(|i| format!("o{i:03}")).collect();
-    publish(
-        &infra,
-        "product",
-        vec![event(
-            "entity_created",
-            "p1",
-            json!({"entity_id": "p1", "name": "Pen", "price": 2}),
-        )],
-    )
-    .await;
-    publish(
+    create(&infra, "product", "p1", json!({"name": "Pen", "price": 2})).await;
+    create(
         &infra,
         "customer",
-        vec![event(
-            "entity_created",
-            "ann",
-            json!({"entity_id": "ann", "name": "Ann", "email": "a@b.c"}),
-        )],
+        "ann",
+        json!({"name": "Ann", "email": "a@b.c"}),
     )
     .await;
-    publish(
+    create(
         &infra,
         "cart",
-        vec![event(
-            "entity_created",
-            "k1",
-            json!({"entity_id": "k1", "customer_id": "ann", "product_ids": ["p1", "p1"]}),
-        )],
+        "k1",
+        json!({"customer_id": "ann", "product_ids": ["p1", "p1"]}),
     )
     .await;
-    publish(
-        &infra,
-        "order",
-        orders
-            .iter()
-            .map(|id| {
-                event(
-                    "entity_created",
-                    id,
-                    json!({"entity_id": id, "cart_id": "k1", "status": "CREATED"}),
-                )
-            })
-            .collect(),
-    )
-    .await;
+    create_orders(&infra, &orders, "k1").await;
     // Even orders are billed, every fourth shipped, every eighth delivered.
     let billed: Vec<&String> = orders.iter().step_by(2).collect();
     publish(
@@ -404,43 +396,23 @@ async fn orders_report_pages_stay_small_once_expanded() {
     let read_model = infra.spawn(Role::ReadModel, "a");
     read_model.ready().await;
     let api = infra.api();
-    publish(
+    create(
         &infra,
         "product",
-        vec![event(
-            "entity_created",
-            "p1",
-            json!({"entity_id": "p1", "name": "A pen with a long name to make it weigh", "price": 2}),
-        )],
+        "p1",
+        json!({"name": "A pen with a long name to make it weigh", "price": 2}),
     )
     .await;
     // Every order's cart holds 300 pieces: ~25 KB once expanded.
-    publish(
+    create(
         &infra,
         "cart",
-        vec![event(
-            "entity_created",
-            "k1",
-            json!({"entity_id": "k1", "customer_id": "ann", "product_ids": vec!["p1"; 300]}),
-        )],
+        "k1",
+        json!({"customer_id": "ann", "product_ids": vec!["p1"; 300]}),
     )
     .await;
     let orders: Vec<String> = (0..120).map(|i| format!("o{i:03}")).collect();
-    publish(
-        &infra,
-        "order",
-        orders
-            .iter()
-            .map(|id| {
-                event(
-                    "entity_created",
-                    id,
-                    json!({"entity_id": id, "cart_id": "k1", "status": "CREATED"}),
-                )
-            })
-            .collect(),
-    )
-    .await;
+    create_orders(&infra, &orders, "k1").await;
     let (report, sizes) = walk(&api, "get_orders_report", json!({}), 1000).await;
     assert_eq!(ids(&report), orders);
     assert!(sizes.len() >= 4, "pages cut by size: {sizes:?}");

@@ -12,6 +12,7 @@
 # Commands per flow do not depend on the machine: the headline figure.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+. services/loadgen/bench/shop.sh
 bin="${CARGO_TARGET_DIR:-target}/release"
 rounds="${1:-3}"
 other="${2:-}"
@@ -58,14 +59,10 @@ for round in $(seq 1 "$rounds"); do
     name="${build%%:*}"
     dir="${build#*:}"
     data="$work/$name-$round"
-    "$dir/ordershop" local --data-dir "$data" --redis-port "$port" --base-port 0 \
-      --http-listen 127.0.0.1:0 >"$data.log" 2>&1 &
-    shop=$!
-    for _ in $(seq 1 600); do [ -f "$data/run/http.addr" ] && break; sleep 0.1; done
-    [ -f "$data/run/http.addr" ] || { cat "$data.log"; echo "the shop did not start" >&2; exit 1; }
+    start_shop "$dir/ordershop" "$data" --redis-port "$port"
     redis-cli -p "$port" INFO commandstats >"$data.before"
     cpu_before=$(tree_cpu "$shop")
-    "$bin/ordershop-loadgen" --url "http://$(cat "$data/run/http.addr")" --clients "$clients" \
+    "$bin/ordershop-loadgen" --url "$url" --clients "$clients" \
       --duration "$duration" --format json >"$data.json" || echo "(the load run reported a failed check)"
     cpu_after=$(tree_cpu "$shop")
     redis-cli -p "$port" INFO commandstats >"$data.after"
@@ -88,7 +85,6 @@ print(f"| {name} | {round_} | {run['flows_shipped']} | {run['flows_failed']} | {
       f"{run['flow_latency']['p99_ms']:.0f} | {sum(delta.values()) / flows:.0f} | {(cpu1 - cpu0) * 1000 / flows:.1f} | "
       + ", ".join(f"{k} {v / flows:.1f}" for k, v in top) + " |")
 PY
-    kill -TERM "$shop"
-    wait "$shop" || true
+    stop_shop
   done
 done

@@ -14,6 +14,7 @@
 # and the list reader are this build's for both.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+. services/loadgen/bench/shop.sh
 bin="${CARGO_TARGET_DIR:-target}/release"
 flows="${1:-20000}"
 rounds="${2:-10}"
@@ -26,12 +27,7 @@ for build in "${builds[@]}"; do
   name="${build%%:*}"
   dir="${build#*:}"
   data="$work/$name"
-  "$dir/ordershop" local --data-dir "$data" --redis-port 0 --base-port 0 \
-    --http-listen 127.0.0.1:0 >"$data.log" 2>&1 &
-  shop=$!
-  for _ in $(seq 1 600); do [ -f "$data/run/http.addr" ] && break; sleep 0.1; done
-  [ -f "$data/run/http.addr" ] || { cat "$data.log"; echo "the shop did not start" >&2; exit 1; }
-  url="http://$(cat "$data/run/http.addr")"
+  start_shop "$dir/ordershop" "$data" --redis-port 0
   echo "## $name build ($dir): $flows flows"
   "$bin/ordershop-loadgen" --url "$url" --clients 32 --flows "$flows" --format json \
     >"$work/$name-load.json" || echo "(the load run reported a failed check)"
@@ -42,6 +38,5 @@ print(f"load: {r['flows_shipped']} flows shipped, {r['flows_failed']} failed, {r
 PY
   "$bin/ordershop-lists" --url "$url" --rounds "$rounds" \
     --gateway-pid "$(cat "$data/run/api-gateway.pid")" || echo "(a list check failed)"
-  kill -TERM "$shop"
-  wait "$shop" || true
+  stop_shop
 done

@@ -114,6 +114,21 @@ pub(crate) fn init_logging() {
 pub fn main() -> ExitCode {
     let args = Args::parse();
     init_logging();
+    let format = args.format;
+    run_to_exit(
+        run_all(args),
+        |report| render(report, format),
+        Report::passed,
+    )
+}
+
+/// Runs `work` on a multi-threaded runtime, writes its rendered report to
+/// stdout, and exits non-zero when a check failed or the work failed.
+pub(crate) fn run_to_exit<R>(
+    work: impl Future<Output = anyhow::Result<R>>,
+    render: impl Fn(&R) -> String,
+    passed: impl Fn(&R) -> bool,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -124,15 +139,14 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let format = args.format;
-    match runtime.block_on(run_all(args)) {
+    match runtime.block_on(work) {
         Ok(report) => {
             let mut stdout = std::io::stdout().lock();
-            if let Err(err) = stdout.write_all(render(&report, format).as_bytes()) {
+            if let Err(err) = stdout.write_all(render(&report).as_bytes()) {
                 tracing::error!(error = %err, "cannot write the report");
                 return ExitCode::FAILURE;
             }
-            if report.passed() {
+            if passed(&report) {
                 ExitCode::SUCCESS
             } else {
                 tracing::error!("a check failed; see the report");

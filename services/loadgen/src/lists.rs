@@ -155,38 +155,12 @@ impl ListsReport {
 pub fn main() -> std::process::ExitCode {
     let args = Args::parse();
     crate::cli::init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            tracing::error!(error = %err, "cannot start the async runtime");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
     let format = args.format;
-    match runtime.block_on(run(args)) {
-        Ok(report) => {
-            let mut stdout = std::io::stdout().lock();
-            if let Err(err) =
-                std::io::Write::write_all(&mut stdout, render(&report, format).as_bytes())
-            {
-                tracing::error!(error = %err, "cannot write the report");
-                return std::process::ExitCode::FAILURE;
-            }
-            if report.passed() {
-                std::process::ExitCode::SUCCESS
-            } else {
-                tracing::error!("a list failed; see the report");
-                std::process::ExitCode::FAILURE
-            }
-        }
-        Err(err) => {
-            tracing::error!("{err:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    crate::cli::run_to_exit(
+        run(args),
+        |report| render(report, format),
+        ListsReport::passed,
+    )
 }
 
 async fn run(args: Args) -> anyhow::Result<ListsReport> {

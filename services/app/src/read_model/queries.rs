@@ -247,8 +247,8 @@ impl Queries {
     ) -> Result<Value, QueryError> {
         let mut cursor = None;
         loop {
-            let (items, next) = self
-                .page_items(after, List::Entities(topic), Some(props), MAX_LIMIT, cursor)
+            let (items, next, _) = self
+                .page(after, List::Entities(topic), Some(props), MAX_LIMIT, cursor)
                 .await?;
             if let Some(first) = items.into_iter().next() {
                 return Ok(first.1);
@@ -286,9 +286,7 @@ impl Queries {
         let mut bytes = 0;
         let mut cursor = None;
         loop {
-            let (items, next) = self
-                .page_items(after, list, props, MAX_LIMIT, cursor)
-                .await?;
+            let (items, next, _) = self.page(after, list, props, MAX_LIMIT, cursor).await?;
             for (key, item) in items {
                 bytes += item.to_string().len();
                 if bytes > REPLY_BYTES {
@@ -306,18 +304,6 @@ impl Queries {
         } else {
             Value::Array(all.into_iter().map(|(_, item)| item).collect())
         })
-    }
-
-    async fn page_items(
-        &self,
-        after: &BTreeMap<Topic, EntryId>,
-        list: List,
-        props: Option<&Map<String, Value>>,
-        limit: usize,
-        cursor: Option<String>,
-    ) -> Result<(Vec<(String, Value)>, Option<String>), QueryError> {
-        let (items, next, _) = self.page(after, list, props, limit, cursor).await?;
-        Ok((items, next))
     }
 
     /// One page of `list` after `cursor`: key and item, the next cursor

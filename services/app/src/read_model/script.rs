@@ -75,8 +75,9 @@ local function tag(id, tags)
 end
 local stored
 if redis.call('GET', L) ~= ARGV[1] then
-  -- Another layout (or none: flushed): drop it, rebuild from the start.
-  redis.call('DEL', E, I, V, T, G, C)
+  -- Another layout (or none: flushed): drop it (UNLINK frees a large
+  -- cache in the background), rebuild from the start.
+  redis.call('UNLINK', E, I, V, T, G, C)
   redis.call('SET', L, ARGV[1])
   stored = ''
 else

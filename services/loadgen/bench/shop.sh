@@ -1,0 +1,21 @@
+# Sourced by the bench scripts: start and stop a fresh `ordershop local`.
+
+# start_shop BINARY DATA_DIR [ordershop local options...]
+# Starts the shop in DATA_DIR (its log beside it, DATA_DIR.log) on free
+# ports; sets $shop (its pid) and $url (its HTTP API) once it answers.
+start_shop() {
+  local binary="$1" data="$2"
+  shift 2
+  "$binary" local --data-dir "$data" --base-port 0 --http-listen 127.0.0.1:0 "$@" \
+    >"$data.log" 2>&1 &
+  shop=$!
+  for _ in $(seq 1 600); do [ -f "$data/run/http.addr" ] && break; sleep 0.1; done
+  [ -f "$data/run/http.addr" ] || { cat "$data.log"; echo "the shop did not start" >&2; exit 1; }
+  url="http://$(cat "$data/run/http.addr")"
+}
+
+# stop_shop: SIGTERM, then wait for every role and Redis to stop.
+stop_shop() {
+  kill -TERM "$shop"
+  wait "$shop" || true
+}
