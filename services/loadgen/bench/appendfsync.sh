@@ -9,10 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 . services/loadgen/bench/shop.sh
-bin="${CARGO_TARGET_DIR:-target}/release"
 rounds="${1:-3}"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+bench_setup
 for round in $(seq 1 "$rounds"); do
   for mode in everysec always; do
     data="$work/$mode-$round"

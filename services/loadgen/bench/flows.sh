@@ -13,16 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 . services/loadgen/bench/shop.sh
-bin="${CARGO_TARGET_DIR:-target}/release"
 rounds="${1:-3}"
-other="${2:-}"
 clients="${3:-32}"
 duration="${4:-20s}"
 port="${ORDERSHOP_BENCH_REDIS_PORT:-6431}"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-builds=("this:$bin")
-[ -n "$other" ] && builds+=("other:$other")
+bench_setup "${2:-}"
 
 # CPU seconds (user + system) of a process and all its descendants.
 tree_cpu() {

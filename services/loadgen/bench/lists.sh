@@ -15,14 +15,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 . services/loadgen/bench/shop.sh
-bin="${CARGO_TARGET_DIR:-target}/release"
 flows="${1:-20000}"
 rounds="${2:-10}"
-other="${3:-}"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-builds=("this:$bin")
-[ -n "$other" ] && builds+=("other:$other")
+bench_setup "${3:-}"
 for build in "${builds[@]}"; do
   name="${build%%:*}"
   dir="${build#*:}"

@@ -1,4 +1,16 @@
-# Sourced by the bench scripts: start and stop a fresh `ordershop local`.
+# Sourced by the bench scripts: the builds to compare, a scratch folder,
+# and starting and stopping a fresh `ordershop local`.
+
+# bench_setup [OTHER_BUILD_DIR]
+# Sets $bin (this build's release binaries), $work (removed on exit) and
+# $builds ("this:DIR" and, given another build, "other:DIR").
+bench_setup() {
+  bin="${CARGO_TARGET_DIR:-target}/release"
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  builds=("this:$bin")
+  if [ -n "${1:-}" ]; then builds+=("other:$1"); fi
+}
 
 # start_shop BINARY DATA_DIR [ordershop local options...]
 # Starts the shop in DATA_DIR (its log beside it, DATA_DIR.log) on free

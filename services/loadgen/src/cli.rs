@@ -26,13 +26,8 @@ use crate::{
 #[derive(Debug, Parser)]
 #[command(name = "ordershop-loadgen", version)]
 struct Args {
-    /// The shop's HTTP API.
-    #[arg(
-        long,
-        env = "ORDERSHOP_LOADGEN_URL",
-        default_value = "http://127.0.0.1:5000"
-    )]
-    url: String,
+    #[command(flatten)]
+    shop: ShopUrl,
     /// Concurrent clients; a list runs each in turn (`8,32`).
     #[arg(
         long,
@@ -101,6 +96,18 @@ struct Args {
 
 const DEFAULT_DURATION: Duration = Duration::from_secs(20);
 
+/// Where the shop under test answers (both binaries of this crate).
+#[derive(Debug, clap::Args)]
+pub(crate) struct ShopUrl {
+    /// The shop's HTTP API.
+    #[arg(
+        long,
+        env = "ORDERSHOP_LOADGEN_URL",
+        default_value = "http://127.0.0.1:5000"
+    )]
+    pub(crate) url: String,
+}
+
 /// Logs to stderr (the report goes to stdout), `RUST_LOG` or `info`.
 pub(crate) fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -162,7 +169,7 @@ pub(crate) fn run_to_exit<R>(
 
 async fn run_all(args: Args) -> anyhow::Result<Report> {
     let Args {
-        url,
+        shop: ShopUrl { url },
         clients,
         duration,
         flows,

@@ -77,13 +77,8 @@ enum Key {
 #[derive(Debug, Parser)]
 #[command(name = "ordershop-lists", version)]
 struct Args {
-    /// The shop's HTTP API.
-    #[arg(
-        long,
-        env = "ORDERSHOP_LOADGEN_URL",
-        default_value = "http://127.0.0.1:5000"
-    )]
-    url: String,
+    #[command(flatten)]
+    shop: crate::cli::ShopUrl,
     /// Times each route is read whole.
     #[arg(long, default_value_t = 10)]
     rounds: usize,
@@ -171,7 +166,7 @@ async fn run(args: Args) -> anyhow::Result<ListsReport> {
         .timeout(args.request_timeout)
         .build()
         .context("HTTP client")?;
-    let base = args.url.trim_end_matches('/').to_owned();
+    let base = args.shop.url.trim_end_matches('/').to_owned();
     let memory = args.gateway_pid.map(RssSampler::start);
 
     let mut routes = Vec::new();
