@@ -2,7 +2,7 @@
 //! pages that walk every entry exactly once, in order, bounded; filtered
 //! lists (unbilled, unshipped, delivered) from tags kept by the fold;
 //! the orders report page by page; a clear error for a whole-list request
-//! that would not fit; and a cache of the previous layout rebuilt.
+//! that would not fit; and a cache of the first layout removed.
 
 mod support;
 
@@ -180,15 +180,22 @@ async fn lists_larger_than_a_queue_message_are_read_in_pages() {
         Value::Null
     );
 
-    // A cache of the previous layout (no index) is dropped and rebuilt.
+    // A cache of the first layout (no index, other names), as an older
+    // read model left it, is removed; this one is unaffected.
     read_model.stop().await;
     let mut conn = infra.redis_conn().await;
-    let _: () = conn.del("{readmodel:customer}:layout").await.unwrap();
-    let _: () = conn.del("{readmodel:customer}:index").await.unwrap();
+    let old = ordershop_topology::ReadModelKeys::first_layout("customer");
+    let _: () = conn.hset(&old[0], "c00001", "{}").await.unwrap();
+    let _: () = conn.hset(&old[1], "c00001", 1).await.unwrap();
+    let _: () = conn.set(&old[2], "1-0").await.unwrap();
     let read_model = infra.spawn(Role::ReadModel, "b");
     read_model.ready().await;
     let (items, _) = walk(&api, "get_entities", json!({"name": "customer"}), 1000).await;
     assert_eq!(ids(&items), customers[1000..]);
+    for key in &old {
+        let exists: bool = conn.exists(key).await.unwrap();
+        assert!(!exists, "{key} of the first layout was removed");
+    }
     read_model.stop().await;
 }
 

@@ -94,8 +94,11 @@ impl QueueKeys {
 }
 
 /// The read model's cache of one topic. The keys share the hash tag
-/// `{readmodel:<topic>}`, so the fold script that writes entities and the
-/// checkpoint together stays on one slot.
+/// `{readmodel.<layout>:<topic>}`, so the fold script that writes entities
+/// and the checkpoint together stays on one slot. The layout
+/// ([`READ_MODEL_LAYOUT`]) is in the names: replicas of different versions
+/// during a rolling upgrade each keep a cache of their own instead of
+/// writing one the other cannot read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadModelKeys {
     /// Hash sort key -> entity JSON (live entities only; the sort key is
@@ -120,14 +123,11 @@ pub struct ReadModelKeys {
     pub tagged: String,
     /// String: the entry id of the last event of the topic applied.
     pub checkpoint: String,
-    /// String: the layout of these keys ([`READ_MODEL_LAYOUT`]); a cache
-    /// of another layout is dropped and rebuilt from the event store.
-    pub layout: String,
 }
 
 impl ReadModelKeys {
     pub fn new(topic: &str) -> Self {
-        let tag = format!("{{readmodel:{topic}}}");
+        let tag = format!("{{readmodel.{READ_MODEL_LAYOUT}:{topic}}}");
         Self {
             entities: format!("{tag}:entities"),
             index: format!("{tag}:index"),
@@ -135,12 +135,11 @@ impl ReadModelKeys {
             tags: format!("{tag}:tags"),
             tagged: format!("{tag}:tagged"),
             checkpoint: format!("{tag}:checkpoint"),
-            layout: format!("{tag}:layout"),
         }
     }
 
-    /// Every key, e.g. to drop a cache of another layout.
-    pub fn all(&self) -> [&str; 7] {
+    /// Every key, in the fold script's order.
+    pub fn all(&self) -> [&str; 6] {
         [
             &self.entities,
             &self.index,
@@ -148,13 +147,23 @@ impl ReadModelKeys {
             &self.tags,
             &self.tagged,
             &self.checkpoint,
-            &self.layout,
+        ]
+    }
+
+    /// The keys of the first layout (`{readmodel:<topic>}`: no index, no
+    /// tags), which a read model of this layout removes.
+    pub fn first_layout(topic: &str) -> [String; 3] {
+        let tag = format!("{{readmodel:{topic}}}");
+        [
+            format!("{tag}:entities"),
+            format!("{tag}:versions"),
+            format!("{tag}:checkpoint"),
         ]
     }
 }
 
-/// The layout the read model writes. Version 1 (no layout key) had no
-/// index and no tags.
+/// The layout of the read model's keys, part of their names. Layout 1 had
+/// no index and no tags.
 pub const READ_MODEL_LAYOUT: &str = "2";
 
 /// The sort key of a mail: its entry id with both parts zero-padded to 20
@@ -163,9 +172,9 @@ pub fn mail_sort_key(ms: u64, seq: u64) -> String {
     format!("{ms:020}-{seq:020}")
 }
 
-/// Matches every key of the read model's cache (`SCAN MATCH`), e.g. to
+/// Matches every key of the read model's cache, of any layout (`SCAN MATCH`), e.g. to
 /// flush it: the read model then rebuilds it from the event store.
-pub const READ_MODEL_KEY_PATTERN: &str = "{readmodel:*";
+pub const READ_MODEL_KEY_PATTERN: &str = "{readmodel*";
 
 /// The set of every channel ever used, so the queue's lease reaper and the
 /// operator can find them.
@@ -205,7 +214,7 @@ mod tests {
     fn read_model_keys_share_one_tag_and_match_the_pattern() {
         let keys = ReadModelKeys::new("cart");
         for key in keys.all() {
-            assert!(key.starts_with("{readmodel:cart}:"), "{key}");
+            assert!(key.starts_with("{readmodel.2:cart}:"), "{key}");
             let prefix = READ_MODEL_KEY_PATTERN.trim_end_matches('*');
             assert!(key.starts_with(prefix), "{key}");
         }

@@ -13,8 +13,8 @@ use std::time::Duration;
 use ordershop_client::{Backoff, EventStore, Recorded, retry_until_cancelled};
 use ordershop_core::Topic;
 use ordershop_redis::Redis;
-use ordershop_topology::{READ_MODEL_LAYOUT, ReadModelKeys};
-use redis::Script;
+use ordershop_topology::ReadModelKeys;
+use redis::{AsyncCommands, Script};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -84,6 +84,9 @@ impl Folder {
         else {
             return;
         };
+        if let Err(err) = self.remove_first_layout().await {
+            tracing::warn!(%topic, error = %err, "cannot remove the cache of the first layout yet");
+        }
         tracing::info!(%topic, checkpoint = %cursor, "read model folding");
         self.checkpoint.send_replace(cursor);
         let mut backoff = Backoff::default();
@@ -161,6 +164,7 @@ impl Folder {
     /// Compares the cursor with the cache's checkpoint; a cache behind it
     /// was flushed, so the fold restarts from the cache's checkpoint.
     async fn verify(&self, cursor: EntryId) -> Result<EntryId, FoldError> {
+        self.remove_first_layout().await?;
         let stored = self.stored_checkpoint().await?;
         self.checkpoint.send_replace(stored);
         if stored < cursor {
@@ -172,23 +176,27 @@ impl Folder {
 
     async fn stored_checkpoint(&self) -> redis::RedisResult<EntryId> {
         let mut conn = self.redis.conn();
-        let (layout, stored): (Option<String>, Option<String>) = redis::pipe()
-            .get(&self.keys.layout)
-            .get(&self.keys.checkpoint)
+        let stored: Option<String> = conn.get(&self.keys.checkpoint).await?;
+        Ok(stored
+            .as_deref()
+            .and_then(EntryId::parse)
+            .unwrap_or(EntryId::ZERO))
+    }
+
+    /// Removes this topic's cache of the first layout, left by an older
+    /// read model (again at every idle check: a replica of the old version
+    /// may still be writing it during a rolling upgrade).
+    async fn remove_first_layout(&self) -> redis::RedisResult<()> {
+        let mut conn = self.redis.conn();
+        let removed: usize = redis::cmd("UNLINK")
+            .arg(&ReadModelKeys::first_layout(self.topic.name()))
             .query_async(&mut conn)
             .await?;
-        Ok(checkpoint_of(layout.as_deref(), stored.as_deref()))
+        if removed > 0 {
+            tracing::info!(topic = %self.topic, "removed the cache of the first layout");
+        }
+        Ok(())
     }
-}
-
-/// The checkpoint a cache holds: none (so a rebuild from the start) when
-/// its keys have another layout, which the fold script drops on its first
-/// page.
-pub(crate) fn checkpoint_of(layout: Option<&str>, stored: Option<&str>) -> EntryId {
-    if layout != Some(READ_MODEL_LAYOUT) {
-        return EntryId::ZERO;
-    }
-    stored.and_then(EntryId::parse).unwrap_or(EntryId::ZERO)
 }
 
 #[derive(Debug, thiserror::Error)]

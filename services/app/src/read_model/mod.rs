@@ -1,16 +1,20 @@
 //! The read model: every topic folded, in order, into a Redis cache that
 //! answers the queries of the wire contract.
 //!
-//! Cache layout (key names in `ordershop_topology::ReadModelKeys`): per
-//! topic a hash entity id -> entity JSON (mails: entry id -> mail entry),
-//! a hash entity id -> version, and the checkpoint (last entry applied),
-//! written together by one script per page. So:
+//! Cache layout (key names in `ordershop_topology::ReadModelKeys`, the
+//! layout's number in them): per topic a hash entity id -> entity JSON
+//! (mails: sort key -> mail entry), the index of those keys in byte order
+//! (lists are read in pages after a cursor, [`pages`]), a hash entity id ->
+//! version, the tags of billings and shippings both ways, and the
+//! checkpoint (last entry applied), written together by one script per
+//! page. So:
 //! - a restart resumes after the checkpoint;
 //! - a flushed cache (checkpoints gone) is rebuilt from the beginning;
 //! - deleted entities stay deleted (their version stays);
 //! - two replicas can fold into the same cache: each write is guarded by
 //!   the version and the checkpoint, so it happens once;
-//! - one fold task per topic, whatever the number of queries.
+//! - one fold task per topic, whatever the number of queries;
+//! - a cache of the first layout is removed, and this one built beside it.
 
 mod fold;
 mod pages;

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use ordershop_core::Topic;
-use ordershop_topology::{EntryId, READ_MODEL_LAYOUT, ReadModelKeys};
+use ordershop_topology::{EntryId, ReadModelKeys};
 use redis::Script;
 
 /// The most entries a page may ask for.
@@ -25,24 +25,19 @@ pub(crate) const PAGE_BYTES: usize = 256 * 1024;
 /// Index entries one page looks at, at most.
 pub(crate) const SCAN_MAX: usize = 5_000;
 
-/// KEYS: per `after` topic its layout and checkpoint; then the index and
-/// the entities of the listed topic; then the tagged hash of the filter.
-/// ARGV: number of `after` topics, layout, cursor ('' = from the start),
-/// limit, byte budget, scan budget, filter ('' | 'without' | 'with'), tag
-/// prefix. Returns {checkpoints, next ('' = no more), total, {key, doc}*}.
+/// KEYS: per `after` topic its checkpoint; then the index and the entities
+/// of the listed topic; then the tagged hash of the filter.
+/// ARGV: number of `after` topics, cursor ('' = from the start), limit,
+/// byte budget, scan budget, filter ('' | 'without' | 'with'), tag prefix. Returns {checkpoints, next ('' = no more), total, {key, doc}*}.
 const SOURCE: &str = r#"
 local nc = tonumber(ARGV[1])
 local checkpoints = {}
 for k = 1, nc do
-  if redis.call('GET', KEYS[2 * k - 1]) == ARGV[2] then
-    checkpoints[k] = redis.call('GET', KEYS[2 * k]) or ''
-  else
-    checkpoints[k] = ''
-  end
+  checkpoints[k] = redis.call('GET', KEYS[k]) or ''
 end
-local index, entities, tagged = KEYS[2 * nc + 1], KEYS[2 * nc + 2], KEYS[2 * nc + 3]
-local cursor, limit, budget, scan = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local filter, prefix = ARGV[7], ARGV[8]
+local index, entities, tagged = KEYS[nc + 1], KEYS[nc + 2], KEYS[nc + 3]
+local cursor, limit, budget, scan = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local filter, prefix = ARGV[6], ARGV[7]
 local CHUNK = 200
 local from = '-'
 if cursor ~= '' then from = '(' .. cursor end
@@ -142,7 +137,7 @@ pub(crate) async fn read_page(
     let mut invocation = script.prepare_invoke();
     for topic in after.keys() {
         let keys = ReadModelKeys::new(topic.name());
-        invocation.key(keys.layout).key(keys.checkpoint);
+        invocation.key(keys.checkpoint);
     }
     let listed = ReadModelKeys::new(read.topic.name());
     let (filter, prefix, tagged) = match read.filter {
@@ -157,7 +152,6 @@ pub(crate) async fn read_page(
         .key(listed.entities)
         .key(tagged)
         .arg(after.len())
-        .arg(READ_MODEL_LAYOUT)
         .arg(read.cursor.as_deref().unwrap_or(""))
         .arg(read.limit.max(1))
         .arg(PAGE_BYTES)

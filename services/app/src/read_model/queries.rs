@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use crate::envelope;
-use crate::read_model::fold::{FoldHandle, checkpoint_of};
+use crate::read_model::fold::FoldHandle;
 use crate::read_model::pages::{Filter, MAX_LIMIT, Page, PageRead, page_script, read_page};
 use crate::read_model::script::{DELIVERED_TAG, ORDER_TAG, order_tag};
 use ordershop_topology::EntryId;
@@ -517,8 +517,8 @@ impl Queries {
         }
     }
 
-    /// One atomic transaction: the layouts and checkpoints of `after`'s
-    /// topics, then every read.
+    /// One atomic transaction: the checkpoints of `after`'s topics, then
+    /// every read.
     async fn read(
         &self,
         after: &BTreeMap<Topic, EntryId>,
@@ -527,8 +527,7 @@ impl Queries {
         let mut pipe = redis::pipe();
         pipe.atomic();
         for topic in after.keys() {
-            let keys = ReadModelKeys::new(topic.name());
-            pipe.get(keys.layout).get(keys.checkpoint);
+            pipe.get(ReadModelKeys::new(topic.name()).checkpoint);
         }
         for read in reads {
             match read {
@@ -549,9 +548,13 @@ impl Queries {
         let mut values = values.into_iter();
         let mut checkpoints = Vec::with_capacity(after.len());
         for _ in after {
-            let layout: Option<String> = take(&mut values)?;
             let stored: Option<String> = take(&mut values)?;
-            checkpoints.push(checkpoint_of(layout.as_deref(), stored.as_deref()));
+            checkpoints.push(
+                stored
+                    .as_deref()
+                    .and_then(EntryId::parse)
+                    .unwrap_or(EntryId::ZERO),
+            );
         }
         let mut found = Vec::with_capacity(reads.len());
         for read in reads {

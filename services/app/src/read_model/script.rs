@@ -13,24 +13,23 @@
 //!
 //! The script also guards the checkpoint: a page read after position `P`
 //! is refused when the cache's checkpoint is behind `P` (the cache was
-//! flushed meanwhile, or it has another layout and was just dropped: the
-//! fold must restart from the checkpoint), and events at or before the
+//! flushed meanwhile: the fold must restart from the checkpoint), and events at or before the
 //! checkpoint (another replica applied them) are skipped.
 
 use ordershop_client::Recorded;
 use ordershop_core::{Entity, FoldStep, RecordedEvent, Topic, fold_step};
-use ordershop_topology::{READ_MODEL_LAYOUT, ReadModelKeys, mail_sort_key};
+use ordershop_topology::{ReadModelKeys, mail_sort_key};
 use redis::Script;
 use serde_json::Value;
 
 use crate::codec::decode;
 use ordershop_topology::EntryId;
 
-/// KEYS: entities, index, versions, tags, tagged, checkpoint, layout.
-/// ARGV: layout, after, count, whether the topic has tags (1/0), then per
-/// event: entry id, op, sort key, version, doc, tag count, tags.
+/// KEYS: entities, index, versions, tags, tagged, checkpoint.
+/// ARGV: after, count, whether the topic has tags (1/0), then per event:
+/// entry id, op, sort key, version, doc, tag count, tags.
 const SOURCE: &str = r#"
-local E, I, V, T, G, C, L = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local E, I, V, T, G, C = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local function pos(id)
   if id == nil or id == '' then return 0, 0 end
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
@@ -73,23 +72,14 @@ local function tag(id, tags)
     redis.call('HSET', G, t, cjson.encode(list))
   end
 end
-local stored
-if redis.call('GET', L) ~= ARGV[1] then
-  -- Another layout (or none: flushed): drop it (UNLINK frees a large
-  -- cache in the background), rebuild from the start.
-  redis.call('UNLINK', E, I, V, T, G, C)
-  redis.call('SET', L, ARGV[1])
-  stored = ''
-else
-  stored = redis.call('GET', C) or ''
-end
-if before(stored, ARGV[2]) then
+local stored = redis.call('GET', C) or ''
+if before(stored, ARGV[1]) then
   return {0, stored}
 end
-local tagged = ARGV[4] == '1'
+local tagged = ARGV[3] == '1'
 local moved = false
-local n = tonumber(ARGV[3])
-local b = 5
+local n = tonumber(ARGV[2])
+local b = 4
 for _ = 1, n do
   local entry, op, key, ver, doc = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   local ntags = tonumber(ARGV[b + 5])
@@ -269,7 +259,6 @@ pub(crate) async fn apply(
         invocation.key(key);
     }
     invocation
-        .arg(READ_MODEL_LAYOUT)
         .arg(after.cursor())
         .arg(ops.len())
         .arg(if has_tags(topic) { "1" } else { "0" });
