@@ -37,6 +37,10 @@ pub struct Settings {
     pub view: ViewSettings,
     /// How long a read-model query waits for its `after` positions.
     pub read_model_wait: Duration,
+    /// How long the read model runs before it removes the cache an older
+    /// read model left: long enough for a rolling upgrade to retire the
+    /// old replicas, which still read and write that cache meanwhile.
+    pub read_model_legacy_grace: Duration,
     /// Set once the role has caught up with the event store at start.
     pub readiness: Readiness,
 }
@@ -52,6 +56,7 @@ impl Default for Settings {
             max_conflicts: 8,
             view: ViewSettings::default(),
             read_model_wait: Duration::from_secs(5),
+            read_model_legacy_grace: Duration::from_secs(600),
             readiness: Readiness::default(),
         }
     }

@@ -8,7 +8,8 @@
 //! it ([`FoldHandle::recheck`]), and then rebuilds from the checkpoint.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use ordershop_client::{Backoff, EventStore, Recorded, retry_until_cancelled};
 use ordershop_core::Topic;
@@ -48,6 +49,9 @@ pub(crate) struct Folder {
     idle_check: Duration,
     checkpoint: watch::Sender<EntryId>,
     recheck: Arc<Notify>,
+    started: Instant,
+    legacy_grace: Duration,
+    legacy_removed: AtomicBool,
 }
 
 impl Folder {
@@ -56,6 +60,7 @@ impl Folder {
         redis: Redis,
         store: EventStore,
         idle_check: Duration,
+        legacy_grace: Duration,
     ) -> (Folder, FoldHandle) {
         let (checkpoint, rx) = watch::channel(EntryId::ZERO);
         let recheck = Arc::new(Notify::new());
@@ -72,6 +77,9 @@ impl Folder {
             idle_check,
             checkpoint,
             recheck,
+            started: Instant::now(),
+            legacy_grace,
+            legacy_removed: AtomicBool::new(false),
         };
         (folder, handle)
     }
@@ -84,9 +92,6 @@ impl Folder {
         else {
             return;
         };
-        if let Err(err) = self.remove_first_layout().await {
-            tracing::warn!(%topic, error = %err, "cannot remove the cache of the first layout yet");
-        }
         tracing::info!(%topic, checkpoint = %cursor, "read model folding");
         self.checkpoint.send_replace(cursor);
         let mut backoff = Backoff::default();
@@ -164,7 +169,12 @@ impl Folder {
     /// Compares the cursor with the cache's checkpoint; a cache behind it
     /// was flushed, so the fold restarts from the cache's checkpoint.
     async fn verify(&self, cursor: EntryId) -> Result<EntryId, FoldError> {
-        self.remove_first_layout().await?;
+        if !self.legacy_removed.load(Ordering::Relaxed)
+            && self.started.elapsed() >= self.legacy_grace
+        {
+            self.remove_first_layout().await?;
+            self.legacy_removed.store(true, Ordering::Relaxed);
+        }
         let stored = self.stored_checkpoint().await?;
         self.checkpoint.send_replace(stored);
         if stored < cursor {
@@ -184,8 +194,8 @@ impl Folder {
     }
 
     /// Removes this topic's cache of the first layout, left by an older
-    /// read model (again at every idle check: a replica of the old version
-    /// may still be writing it during a rolling upgrade).
+    /// read model; once, at the first idle check after the grace period
+    /// (before that, old replicas of a rolling upgrade may still use it).
     async fn remove_first_layout(&self) -> redis::RedisResult<()> {
         let mut conn = self.redis.conn();
         let removed: usize = redis::cmd("UNLINK")

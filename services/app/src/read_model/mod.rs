@@ -52,6 +52,7 @@ pub(crate) async fn run(
             redis.clone(),
             clients.event_store.clone(),
             settings.view.idle_check,
+            settings.read_model_legacy_grace,
         );
         folds.insert(topic, handle);
         tasks.push(tokio::spawn(folder.run(shutdown.clone())));
