@@ -88,6 +88,11 @@ pub(crate) struct LiveView {
     positions: HashMap<Topic, watch::Sender<EntryId>>,
     /// The heads of `topics`, one request shared by concurrent callers.
     heads: SharedHeads,
+    /// Fired when the store turned out to be behind this view: it lost
+    /// events the view had folded (Redis restarted without its last
+    /// writes). The view cannot unfold them; the role restarts instead and
+    /// replays the store as it is now.
+    behind_store: CancellationToken,
 }
 
 impl std::fmt::Debug for LiveView {
@@ -111,6 +116,7 @@ impl LiveView {
         let names: Vec<&str> = topics.iter().map(|t| t.name()).collect();
         Arc::new(LiveView {
             heads: SharedHeads::new(store.clone(), &names),
+            behind_store: CancellationToken::new(),
             store,
             folded: RwLock::new(Folded {
                 view: View::new(&topics),
@@ -198,7 +204,24 @@ impl LiveView {
 
     /// Brings the view up to the store's current heads.
     pub(crate) async fn catch_up(&self) -> Result<(), ClientError> {
+        // Heads read after this point cannot be older than what was folded
+        // before it, unless the store lost events.
+        let folded: Vec<(Topic, EntryId)> =
+            self.topics.iter().map(|t| (*t, self.cursor(*t))).collect();
         let heads = self.heads.current().await?;
+        for (topic, cursor) in folded {
+            let head = heads
+                .get(topic.name())
+                .and_then(|h| EntryId::parse(h))
+                .unwrap_or(EntryId::ZERO);
+            if head < cursor {
+                tracing::error!(%topic, %head, %cursor, "the event store is behind this view: it lost events the view folded; restarting to replay it");
+                self.behind_store.cancel();
+                return Err(ClientError::Rpc(tonic::Status::unavailable(format!(
+                    "the event store lost {topic} events after {head}; the service restarts"
+                ))));
+            }
+        }
         try_join_all(self.topics.iter().map(|topic| {
             let head = heads
                 .get(topic.name())
@@ -240,6 +263,11 @@ impl LiveView {
             self.fold_page(topic, records);
         }
         Ok(())
+    }
+
+    /// Fires when the store is found behind this view ([`Self::catch_up`]).
+    pub(crate) fn behind_store(&self) -> &CancellationToken {
+        &self.behind_store
     }
 
     /// Notifies of every fold into `topic` from now on.

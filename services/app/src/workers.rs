@@ -124,6 +124,9 @@ pub(crate) async fn run(
     settings: Settings,
     shutdown: CancellationToken,
 ) -> Result<(), AppError> {
+    // Stops every task of the role, on shutdown or when the view finds the
+    // store behind it.
+    let shutdown = shutdown.child_token();
     let topics = view_topics(role);
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
     let view = if topics.is_empty() {
@@ -198,9 +201,21 @@ pub(crate) async fn run(
     if let Some(saga) = saga {
         tasks.extend(subscribe(role, &clients, &settings, &shutdown, saga));
     }
+    if let Some(view) = &view {
+        let (behind, stop) = (view.behind_store().clone(), shutdown.clone());
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = behind.cancelled() => stop.cancel(),
+                _ = stop.cancelled() => {}
+            }
+        }));
+    }
     tracing::info!(role = role.slug(), instance = %clients.instance, "serving");
     join_all(tasks).await;
     tracing::info!(role = role.slug(), "stopped");
+    if view.is_some_and(|view| view.behind_store().is_cancelled()) {
+        return Err(AppError::StoreBehindView);
+    }
     Ok(())
 }
 

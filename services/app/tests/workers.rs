@@ -620,3 +620,100 @@ async fn two_replicas_of_a_service_have_no_double_effects() {
         role.stop().await;
     }
 }
+
+/// Redis restarted without its last writes (possible with appendfsync
+/// everysec when a slow fsync held the file back): the store is now behind
+/// a service's view, which cannot unfold what it folded. The service must
+/// not decide on that view forever (every append would conflict): it ends
+/// with an error, its supervisor restarts it, and the new one replays the
+/// store as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_whose_view_is_ahead_of_the_store_restarts_and_replays_it() {
+    let infra = Infra::start().await;
+    let product = infra.spawn(Role::Product, "a");
+    product.ready().await;
+    let api = infra.api();
+    let kept = api
+        .create(
+            Role::Product,
+            "products",
+            json!({"name": "Kept", "price": 1}),
+        )
+        .await;
+    let lost = api
+        .create(
+            Role::Product,
+            "products",
+            json!({"name": "Lost", "price": 2}),
+        )
+        .await;
+
+    // What Redis would look like after losing the last append: the entry,
+    // its version and event id gone, the head back at the one before.
+    let mut conn = infra.redis_conn().await;
+    let keys = ordershop_topology::StreamKeys::new("product");
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(&keys.stream)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (last, fields) = entries.last().unwrap();
+    let event_id = &fields.iter().find(|(k, _)| k == "event_id").unwrap().1;
+    let (before, _) = &entries[entries.len() - 2];
+    let _: () = redis::pipe()
+        .cmd("XDEL")
+        .arg(&keys.stream)
+        .arg(last)
+        .ignore()
+        .cmd("HDEL")
+        .arg(&keys.versions)
+        .arg(&lost)
+        .ignore()
+        .cmd("HDEL")
+        .arg(&keys.event_ids)
+        .arg(event_id)
+        .ignore()
+        .cmd("SET")
+        .arg(&keys.head)
+        .arg(before)
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    // Its next decision catches up, finds the store behind and ends the
+    // role; the command stays queued for the restarted one.
+    api.queue
+        .send(
+            "product-service.update_product",
+            &json!({"entity_id": kept, "name": "Kept", "price": 3}).to_string(),
+            "",
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        product.ended().await,
+        Err(ordershop_app::AppError::StoreBehindView)
+    ));
+
+    // Restarted, it replays the store as it is: the lost product is gone,
+    // the update applies.
+    let product = infra.spawn(Role::Product, "a");
+    product.ready().await;
+    api.ok(
+        Role::Product,
+        "update_product",
+        json!({"entity_id": kept, "name": "Kept", "price": 3}),
+    )
+    .await;
+    let reply = api
+        .call(
+            "product-service.update_product",
+            json!({"entity_id": lost, "name": "Lost", "price": 4}),
+        )
+        .await;
+    assert_eq!(error_kind(&reply), "not_found", "{reply}");
+    product.stop().await;
+}

@@ -144,6 +144,16 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Waits for the role to end by itself (not stopped) and returns how.
+    pub async fn ended(self) -> Result<(), AppError> {
+        tokio::time::timeout(DEADLINE, self.handle)
+            .await
+            .unwrap_or_else(|_| panic!("{:?} did not end", self.role))
+            .unwrap()
+    }
+}
+
 pub async fn all_ready(roles: &[Running]) {
     for role in roles {
         role.ready().await;

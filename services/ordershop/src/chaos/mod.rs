@@ -25,6 +25,8 @@ use ordershop_loadgen::{
 };
 use tokio::time::Instant;
 
+use crate::local::redis_server::AppendFsync;
+
 use self::{
     report::{Format, Report},
     target::{Leases, ShopUnderTest},
@@ -45,6 +47,13 @@ pub(crate) struct ChaosArgs {
     /// test; the event store and the queue are paused for longer than that.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     lease: Duration,
+    /// Redis' appendfsync in the shop under test. The audit counts every
+    /// acknowledged write, and Redis is killed once: only `always` keeps
+    /// them all. With `everysec` Redis may postpone writing the append-only
+    /// file while a slow fsync runs (up to 2 s) yet still answer, so a kill
+    /// then loses acknowledged writes: the audit shows what that costs.
+    #[arg(long, value_enum, default_value_t = AppendFsync::Always)]
+    redis_appendfsync: AppendFsync,
     /// Seed of the fault plan and of the flows' choices; the default takes
     /// the clock (the report prints it, to replay a run).
     #[arg(long)]
@@ -82,7 +91,7 @@ pub(crate) async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     let pause = leases.claim_idle + Duration::from_secs(1);
     let plan = faults::plan(args.duration, args.kill_every, pause, seed);
 
-    let mut shop = ShopUnderTest::start(&dir, leases).await?;
+    let mut shop = ShopUnderTest::start(&dir, leases, args.redis_appendfsync).await?;
     tracing::info!(url = %shop.http_url, dir = %dir.display(), seed, faults = plan.len(), "chaos run starting");
     let load_options = LoadOptions {
         url: shop.http_url.clone(),

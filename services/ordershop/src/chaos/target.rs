@@ -39,14 +39,18 @@ pub(super) struct Leases {
 }
 
 impl ShopUnderTest {
-    pub(super) async fn start(dir: &Path, leases: Leases) -> anyhow::Result<Self> {
+    pub(super) async fn start(
+        dir: &Path,
+        leases: Leases,
+        appendfsync: AppendFsync,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let redis = LocalRedis::start(
             &dir.join("redis"),
             &RedisOptions {
                 port: 0,
                 maxmemory: "1gb".into(),
-                appendfsync: AppendFsync::Everysec,
+                appendfsync,
             },
         )
         .await?;
