@@ -209,26 +209,29 @@ impl LiveView {
         let folded: Vec<(Topic, EntryId)> =
             self.topics.iter().map(|t| (*t, self.cursor(*t))).collect();
         let heads = self.heads.current().await?;
-        for (topic, cursor) in folded {
-            let head = heads
-                .get(topic.name())
-                .and_then(|h| EntryId::parse(h))
-                .unwrap_or(EntryId::ZERO);
-            if head < cursor {
-                tracing::error!(%topic, %head, %cursor, "the event store is behind this view: it lost events the view folded; restarting to replay it");
-                self.behind_store.cancel();
-                return Err(ClientError::Rpc(tonic::Status::unavailable(format!(
-                    "the event store lost {topic} events after {head}; the service restarts"
-                ))));
-            }
+        let targets: Vec<(Topic, EntryId, EntryId)> = folded
+            .into_iter()
+            .map(|(topic, cursor)| {
+                let head = heads
+                    .get(topic.name())
+                    .and_then(|h| EntryId::parse(h))
+                    .unwrap_or(EntryId::ZERO);
+                (topic, head, cursor)
+            })
+            .collect();
+        if let Some((topic, head, cursor)) = targets.iter().find(|(_, head, cursor)| head < cursor)
+        {
+            tracing::error!(%topic, %head, %cursor, "the event store is behind this view: it lost events the view folded; restarting to replay it");
+            self.behind_store.cancel();
+            return Err(ClientError::Rpc(tonic::Status::unavailable(format!(
+                "the event store lost {topic} events after {head}; the service restarts"
+            ))));
         }
-        try_join_all(self.topics.iter().map(|topic| {
-            let head = heads
-                .get(topic.name())
-                .and_then(|h| EntryId::parse(h))
-                .unwrap_or(EntryId::ZERO);
-            self.reach(*topic, head)
-        }))
+        try_join_all(
+            targets
+                .into_iter()
+                .map(|(topic, head, _)| self.reach(topic, head)),
+        )
         .await?;
         Ok(())
     }

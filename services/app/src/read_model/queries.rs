@@ -53,6 +53,8 @@ const EXPANDED_PAGE_BYTES: usize = 512 * 1024;
 enum Read {
     One(Topic, String),
     Many(Topic, Vec<String>),
+    /// For each tag of `Topic`, the JSON list of ids carrying it.
+    Tagged(Topic, Vec<String>),
 }
 
 /// What a [`Read`] found.
@@ -60,6 +62,52 @@ enum Read {
 enum Found {
     One(Option<Value>),
     Many(Vec<Option<Value>>),
+}
+
+/// One page of a list, read by [`Queries::page`].
+#[derive(Debug)]
+struct Listed {
+    /// Key and item, in key order.
+    items: Vec<(String, Value)>,
+    /// The cursor of the next page; `None` when this one is the last.
+    next: Option<String>,
+    /// Entries in the listed topic (before any filter).
+    total: u64,
+    /// Size of the items as JSON.
+    bytes: usize,
+}
+
+impl Listed {
+    /// Ends the page before its items outgrow `budget` bytes (keeping at
+    /// least one) and points `next` at the last item kept. Sizes the items
+    /// as JSON, once: expanded orders are several times their own size.
+    fn end_before(&mut self, budget: usize) {
+        let mut bytes = 0;
+        let mut keep = self.items.len();
+        for (n, (_, item)) in self.items.iter().enumerate() {
+            let size = item.to_string().len();
+            if n > 0 && bytes + size > budget {
+                keep = n;
+                break;
+            }
+            bytes += size;
+        }
+        if keep < self.items.len() {
+            self.items.truncate(keep);
+            self.next = self.items.last().map(|(key, _)| key.clone());
+        }
+        self.bytes = bytes;
+    }
+}
+
+impl Found {
+    /// Every document found, in the order asked for.
+    fn into_many(self) -> Vec<Option<Value>> {
+        match self {
+            Found::One(doc) => vec![doc],
+            Found::Many(docs) => docs,
+        }
+    }
 }
 
 /// Why a query could not be answered.
@@ -247,13 +295,13 @@ impl Queries {
     ) -> Result<Value, QueryError> {
         let mut cursor = None;
         loop {
-            let (items, next, _) = self
+            let listed = self
                 .page(after, List::Entities(topic), Some(props), MAX_LIMIT, cursor)
                 .await?;
-            if let Some(first) = items.into_iter().next() {
-                return Ok(first.1);
+            if let Some((_, first)) = listed.items.into_iter().next() {
+                return Ok(first);
             }
-            match next {
+            match listed.next {
                 Some(next) => cursor = Some(next),
                 None => return Ok(Value::Null),
             }
@@ -269,16 +317,16 @@ impl Queries {
         page: Option<PageRequest>,
     ) -> Result<Value, QueryError> {
         if let Some(page) = page {
-            let (items, next, total) = self
+            let listed = self
                 .page(after, list, props, page.limit, page.cursor)
                 .await?;
             let mut answer = json!({
-                "items": items.into_iter().map(|(_, item)| item).collect::<Vec<_>>(),
-                "next": next,
+                "items": listed.items.into_iter().map(|(_, item)| item).collect::<Vec<_>>(),
+                "next": listed.next,
             });
             // A filtered list's length is only known by reading it all.
             if matches!(list, List::Entities(_) | List::Mails) && props.is_none() {
-                answer["total"] = json!(total);
+                answer["total"] = json!(listed.total);
             }
             return Ok(answer);
         }
@@ -286,15 +334,13 @@ impl Queries {
         let mut bytes = 0;
         let mut cursor = None;
         loop {
-            let (items, next, _) = self.page(after, list, props, MAX_LIMIT, cursor).await?;
-            for (key, item) in items {
-                bytes += item.to_string().len();
-                if bytes > REPLY_BYTES {
-                    return Err(QueryError::TooLarge);
-                }
-                all.push((key, item));
+            let listed = self.page(after, list, props, MAX_LIMIT, cursor).await?;
+            bytes += listed.bytes;
+            if bytes > REPLY_BYTES {
+                return Err(QueryError::TooLarge);
             }
-            match next {
+            all.extend(listed.items);
+            match listed.next {
                 Some(next) => cursor = Some(next),
                 None => break,
             }
@@ -306,8 +352,7 @@ impl Queries {
         })
     }
 
-    /// One page of `list` after `cursor`: key and item, the next cursor
-    /// and the topic's entry count.
+    /// One page of `list` after `cursor`.
     async fn page(
         &self,
         after: &BTreeMap<Topic, EntryId>,
@@ -315,7 +360,7 @@ impl Queries {
         props: Option<&Map<String, Value>>,
         limit: usize,
         cursor: Option<String>,
-    ) -> Result<(Vec<(String, Value)>, Option<String>, u64), QueryError> {
+    ) -> Result<Listed, QueryError> {
         let limit = if list == List::OrdersReport {
             limit.min(ORDERS_REPORT_PAGE)
         } else {
@@ -333,30 +378,28 @@ impl Queries {
                 Ok(read_page(&self.pages, &mut conn, after, &read).await?)
             })
             .await?;
-        let mut items: Vec<(String, Value)> = page
+        let mut bytes = 0;
+        let items: Vec<(String, Value)> = page
             .items
             .into_iter()
-            .filter_map(|(key, doc)| Some((key, parse_doc(&doc)?)))
-            .filter(|(_, item)| props.is_none_or(|props| matches_props(item, props)))
+            .filter_map(|(key, doc)| Some((key, parse_doc(&doc)?, doc.len())))
+            .filter(|(_, item, _)| props.is_none_or(|props| matches_props(item, props)))
+            .map(|(key, item, size)| {
+                bytes += size;
+                (key, item)
+            })
             .collect();
-        let mut next = page.next;
+        let mut listed = Listed {
+            items,
+            next: page.next,
+            total: page.total,
+            bytes,
+        };
         if list == List::OrdersReport {
-            items = self.expand_orders(items).await?;
-            // Expanded orders are several times their own size: end the
-            // page where it would outgrow a reply, and go on from there.
-            let mut bytes = 0;
-            if let Some(cut) = items.iter().position(|(_, item)| {
-                bytes += item.to_string().len();
-                bytes > EXPANDED_PAGE_BYTES
-            }) {
-                let cut = cut.max(1);
-                if cut < items.len() {
-                    items.truncate(cut);
-                    next = items.last().map(|(key, _)| key.clone());
-                }
-            }
+            listed.items = self.expand_orders(listed.items).await?;
+            listed.end_before(EXPANDED_PAGE_BYTES);
         }
-        Ok((items, next, page.total))
+        Ok(listed)
     }
 
     /// Orders with their cart (its customer and products), billings and
@@ -373,18 +416,25 @@ impl Queries {
             .filter_map(|(_, order)| field(order, "cart_id"))
             .collect();
         let order_tags: Vec<String> = orders.iter().map(|(id, _)| order_tag(id)).collect();
-        let [carts, billing_ids, shipping_ids] = self
-            .redis_reads(&[
-                (Topic::Cart, Lookup::Entities(&cart_ids)),
-                (Topic::Billing, Lookup::Tagged(&order_tags)),
-                (Topic::Shipping, Lookup::Tagged(&order_tags)),
-            ])
+        let no_wait = BTreeMap::new();
+        let first = self
+            .read(
+                &no_wait,
+                &[
+                    Read::Many(Topic::Cart, cart_ids),
+                    Read::Tagged(Topic::Billing, order_tags.clone()),
+                    Read::Tagged(Topic::Shipping, order_tags),
+                ],
+            )
             .await?
-            .try_into()
-            .map_err(|_| QueryError::Invalid("three lookups, three answers".into()))?;
+            .1;
+        let mut first = first.into_iter().map(Found::into_many);
+        let (carts, billing_ids, shipping_ids) = (
+            first.next().unwrap_or_default(),
+            first.next().unwrap_or_default(),
+            first.next().unwrap_or_default(),
+        );
         let carts = docs_by_id(carts);
-        let billing_ids = holders(billing_ids);
-        let shipping_ids = holders(shipping_ids);
         let customer_ids: Vec<String> = carts
             .values()
             .filter_map(|cart| field(cart, "customer_id"))
@@ -396,13 +446,17 @@ impl Queries {
             .filter_map(|id| id.as_str().map(str::to_owned))
             .collect();
         let second = self
-            .redis_reads(&[
-                (Topic::Customer, Lookup::Entities(&customer_ids)),
-                (Topic::Product, Lookup::Entities(&product_ids)),
-                (Topic::Billing, Lookup::Entities(&billing_ids)),
-                (Topic::Shipping, Lookup::Entities(&shipping_ids)),
-            ])
-            .await?;
+            .read(
+                &no_wait,
+                &[
+                    Read::Many(Topic::Customer, customer_ids),
+                    Read::Many(Topic::Product, product_ids),
+                    Read::Many(Topic::Billing, holders(billing_ids)),
+                    Read::Many(Topic::Shipping, holders(shipping_ids)),
+                ],
+            )
+            .await?
+            .1;
         let mut snapshot = EntitySnapshot::new();
         snapshot.insert(EntityKind::Cart, carts);
         let kinds = [
@@ -411,42 +465,12 @@ impl Queries {
             EntityKind::Billing,
             EntityKind::Shipping,
         ];
-        for (kind, docs) in kinds.into_iter().zip(second) {
-            snapshot.insert(kind, docs_by_id(docs));
+        for (kind, found) in kinds.into_iter().zip(second) {
+            snapshot.insert(kind, docs_by_id(found.into_many()));
         }
         let ids: Vec<String> = orders.iter().map(|(id, _)| id.clone()).collect();
         snapshot.insert(EntityKind::Order, orders.into_iter().collect());
         Ok(ids.into_iter().zip(orders_report(&snapshot)).collect())
-    }
-
-    /// HMGETs of cache hashes in one pipeline, a list of answers per
-    /// lookup.
-    async fn redis_reads(
-        &self,
-        lookups: &[(Topic, Lookup<'_>)],
-    ) -> Result<Vec<Vec<Option<String>>>, QueryError> {
-        let mut pipe = redis::pipe();
-        for (topic, lookup) in lookups {
-            let keys = ReadModelKeys::new(topic.name());
-            let (hash, fields) = match lookup {
-                Lookup::Entities(ids) => (keys.entities, *ids),
-                Lookup::Tagged(tags) => (keys.tagged, *tags),
-            };
-            // HMGET needs at least one field.
-            if !fields.is_empty() {
-                pipe.cmd("HMGET").arg(hash).arg(fields);
-            }
-        }
-        let mut conn = self.redis.conn();
-        let values: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
-        let mut values = values.into_iter();
-        lookups
-            .iter()
-            .map(|(_, lookup)| match lookup {
-                Lookup::Entities([]) | Lookup::Tagged([]) => Ok(Vec::new()),
-                _ => take(&mut values),
-            })
-            .collect()
     }
 
     /// Runs `read` once the cache has applied `after`, waiting for it up to
@@ -535,11 +559,16 @@ impl Queries {
                     pipe.hget(ReadModelKeys::new(topic.name()).entities, id);
                 }
                 // HMGET needs at least one field.
-                Read::Many(_, ids) if ids.is_empty() => {}
+                Read::Many(_, ids) | Read::Tagged(_, ids) if ids.is_empty() => {}
                 Read::Many(topic, ids) => {
                     pipe.cmd("HMGET")
                         .arg(ReadModelKeys::new(topic.name()).entities)
                         .arg(ids);
+                }
+                Read::Tagged(topic, tags) => {
+                    pipe.cmd("HMGET")
+                        .arg(ReadModelKeys::new(topic.name()).tagged)
+                        .arg(tags);
                 }
             }
         }
@@ -563,8 +592,10 @@ impl Queries {
                     let raw: Option<String> = take(&mut values)?;
                     Found::One(raw.as_deref().and_then(parse_doc))
                 }
-                Read::Many(_, ids) if ids.is_empty() => Found::Many(Vec::new()),
-                Read::Many(_, _) => {
+                Read::Many(_, ids) | Read::Tagged(_, ids) if ids.is_empty() => {
+                    Found::Many(Vec::new())
+                }
+                Read::Many(_, _) | Read::Tagged(_, _) => {
                     let raw: Vec<Option<String>> = take(&mut values)?;
                     Found::Many(
                         raw.iter()
@@ -578,31 +609,22 @@ impl Queries {
     }
 }
 
-/// What [`Queries::redis_reads`] looks up.
-#[derive(Debug, Clone, Copy)]
-enum Lookup<'a> {
-    /// Entities by id.
-    Entities(&'a [String]),
-    /// The ids carrying each tag.
-    Tagged(&'a [String]),
-}
-
-/// Entity documents found by HMGET, by their `entity_id`.
-fn docs_by_id(docs: Vec<Option<String>>) -> EntityMap {
-    docs.iter()
+/// Entity documents found, by their `entity_id`.
+fn docs_by_id(docs: Vec<Option<Value>>) -> EntityMap {
+    docs.into_iter()
         .flatten()
-        .filter_map(|doc| parse_doc(doc))
         .filter_map(|entity| Some((entity.get("entity_id")?.as_str()?.to_owned(), entity)))
         .collect()
 }
 
-/// Every id in tag lookups' JSON lists, once.
-fn holders(lists: Vec<Option<String>>) -> Vec<String> {
+/// Every id in tag lookups' lists, once.
+fn holders(lists: Vec<Option<Value>>) -> Vec<String> {
     let mut ids: Vec<String> = lists
         .iter()
         .flatten()
-        .filter_map(|list| serde_json::from_str::<Vec<String>>(list).ok())
+        .filter_map(Value::as_array)
         .flatten()
+        .filter_map(|id| id.as_str().map(str::to_owned))
         .collect();
     ids.sort();
     ids.dedup();
