@@ -1,6 +1,8 @@
 //! The gRPC server every OrderShop role runs: its own services (if any),
-//! plus `grpc.health.v1.Health` for Kubernetes probes and server reflection
-//! for grpcurl, with graceful shutdown.
+//! plus `grpc.health.v1.Health` for Kubernetes probes, server reflection
+//! for grpcurl and `GET /metrics` (Prometheus text, HTTP/1.1) on the same
+//! port, with graceful shutdown. Every call is counted and timed
+//! ([`ordershop_metrics::GrpcMetricsLayer`]).
 //!
 //! Health answers two questions under two service names: `""` (the overall
 //! health) is readiness, set by the role from its dependencies;
@@ -67,14 +69,33 @@ pub async fn serve(
         .build_v1()?;
     let mut all = routes.unwrap_or_default();
     all = all.add_service(health_service).add_service(reflection);
+    // Prometheus scrapes `GET /metrics` over HTTP/1.1 on the same port, so
+    // every role is scraped the same way, with no second listener.
+    let all = Routes::from(
+        all.into_axum_router()
+            .route("/metrics", axum::routing::get(metrics)),
+    );
     // Without TCP_NODELAY small replies wait for the client's delayed ACK
     // (~40 ms per call); tonic's own `tcp_nodelay` default does not apply
     // to an incoming stream we hand it, so set it on the accepted sockets.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(ordershop_metrics::GrpcMetricsLayer)
         .add_routes(all)
         .serve_with_incoming_shutdown(incoming, shutdown);
     Ok((Health(reporter), server))
+}
+
+/// `GET /metrics`: the process' Prometheus metrics.
+async fn metrics() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            ordershop_metrics::CONTENT_TYPE,
+        )],
+        ordershop_metrics::encode(),
+    )
 }
 
 /// Flips `health` with the outcome of `check` every `every`, until

@@ -2,7 +2,7 @@
 //! developers and CI run exactly the same thing.
 //!
 //! - `test`: format check, clippy, every workspace test (real redis-server
-//!   per test binary), then the end-to-end tests on a local Kubernetes
+//!   per test binary; schemathesis from PyPI for the contract test), then the end-to-end tests on a local Kubernetes
 //!   cluster with a real node (`e2e/cluster.sh`): images of this checkout
 //!   are built and imported, and the cluster is always torn down.
 //! - `e2e`: only the cluster part.
@@ -164,6 +164,7 @@ fn test(root: &Path) -> Result<(), String> {
         ],
         &[],
     )?;
+    let schemathesis = install_schemathesis(root)?;
     let mut tally = Tally::default();
     let outcome = cargo_test(
         root,
@@ -174,12 +175,32 @@ fn test(root: &Path) -> Result<(), String> {
             "--exclude",
             "ordershop-e2e",
         ],
-        &[],
+        &[("ORDERSHOP_SCHEMATHESIS", schemathesis)],
         &mut tally,
     )
     .and_then(|()| e2e_counted(root, &mut tally));
     tally.print();
     outcome
+}
+
+/// The contract test's fuzzer (PyPI), installed once into the project's
+/// cache by the test's own script; returns the path of its `st`.
+fn install_schemathesis(root: &Path) -> Result<String, String> {
+    let script = root.join("services/ordershop/tests/contract/install.sh");
+    step(&format!(
+        "{} (schemathesis for the contract test)",
+        script.display()
+    ));
+    let output = Command::new("bash")
+        .arg(&script)
+        .current_dir(root)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !output.status.success() {
+        return Err(format!("{} failed", script.display()));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 /// The operator's end-to-end tests against a real control plane. The

@@ -33,6 +33,7 @@ mod envelope;
 mod error;
 mod live_view;
 mod mail;
+mod metrics;
 mod read_model;
 mod sagas;
 mod settings;

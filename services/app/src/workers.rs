@@ -99,7 +99,11 @@ enum Saga {
 }
 
 impl Saga {
-    async fn handle(&self, delivery: Delivery) -> Result<(), ordershop_client::HandlerError> {
+    async fn handle(
+        &self,
+        role: Role,
+        delivery: Delivery,
+    ) -> Result<(), ordershop_client::HandlerError> {
         let started = std::time::Instant::now();
         let (topic, entry) = (
             delivery.event.topic.clone(),
@@ -112,6 +116,7 @@ impl Saga {
             Saga::Shipping(saga) => saga.handle(delivery).await,
             Saga::Crm(crm) => crm.handle(delivery).await,
         };
+        crate::metrics::event_handled(role.slug(), &topic, &entry, outcome.is_ok());
         tracing::debug!(%topic, %entry, delivery = count, elapsed = ?started.elapsed(), ok = outcome.is_ok(), "event handled");
         outcome
     }
@@ -299,7 +304,7 @@ fn subscribe(
                 .event_store
                 .subscribe(options, shutdown.clone(), move |delivery| {
                     let saga = saga.clone();
-                    async move { saga.handle(delivery).await }
+                    async move { saga.handle(role, delivery).await }
                 })
         })
         .collect()

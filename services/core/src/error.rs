@@ -14,6 +14,14 @@ pub enum DomainError {
     #[error("expected a JSON object or a list of JSON objects")]
     NotAnObjectOrList,
 
+    /// A create with an empty list.
+    #[error("expected at least one object")]
+    EmptyBatch,
+
+    /// A create with more entities than one append takes.
+    #[error("at most {limit} objects per request, got {given}")]
+    BatchTooBig { given: usize, limit: usize },
+
     #[error("{field} is required")]
     Missing { field: &'static str },
 
@@ -78,11 +86,13 @@ pub enum DomainError {
 /// The class of an error, for mapping to a transport status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
-    /// The input is malformed or refers to nothing (HTTP 400).
+    /// The input is malformed: no state of the shop makes it succeed (HTTP 400).
     Invalid,
     /// The entity addressed by the command does not exist (HTTP 404).
     NotFound,
-    /// The command is well-formed but the current state refuses it (HTTP 409).
+    /// The command is well-formed but the current state refuses it: it names
+    /// an entity that does not exist, an amount that is not the order's, a
+    /// field that cannot change, stock that is not there (HTTP 409).
     Conflict,
     /// A bug on our side (HTTP 500).
     Internal,
@@ -126,15 +136,21 @@ impl DomainError {
         match self {
             DomainError::NotAnObject
             | DomainError::NotAnObjectOrList
+            | DomainError::EmptyBatch
+            | DomainError::BatchTooBig { .. }
             | DomainError::Missing { .. }
             | DomainError::Invalid { .. }
-            | DomainError::UnknownReference { .. }
-            | DomainError::AmountNotAccurate
-            | DomainError::Immutable { .. }
             | DomainError::UnknownName(_) => ErrorKind::Invalid,
             DomainError::Item { source, .. } => source.kind(),
             DomainError::NotFound(_) => ErrorKind::NotFound,
-            DomainError::OutOfStock { .. }
+            // Well-formed input that the current state refuses: the same
+            // request can succeed later (once the customer exists, the
+            // order's cart is what the billing says). Kept apart from
+            // `Invalid`, which no state can make succeed.
+            DomainError::UnknownReference { .. }
+            | DomainError::AmountNotAccurate
+            | DomainError::Immutable { .. }
+            | DomainError::OutOfStock { .. }
             | DomainError::StillNeeded { .. }
             | DomainError::Conflict(_) => ErrorKind::Conflict,
             DomainError::ViewIncomplete(_) => ErrorKind::Internal,
@@ -191,7 +207,11 @@ mod tests {
         ] {
             assert_eq!(ErrorKind::from_label(kind.as_str()), Some(kind));
         }
-        assert_eq!(DomainError::AmountNotAccurate.kind().http_status(), 400);
+        assert_eq!(
+            DomainError::Missing { field: "name" }.kind().http_status(),
+            400
+        );
+        assert_eq!(DomainError::AmountNotAccurate.kind().http_status(), 409);
         assert_eq!(DomainError::Conflict("x".into()).kind().http_status(), 409);
         assert_eq!(
             DomainError::ViewIncomplete(Topic::Cart)

@@ -13,6 +13,14 @@
 //!   required, so a misspelt field still fails as "missing".
 //! - `entity_id` is required for updates and deletes, and ignored on create
 //!   (ids are made by the server).
+//! - A create takes one object or a list of 1 to
+//!   [`MAX_APPEND_BATCH`](ordershop_topology::MAX_APPEND_BATCH) objects (one
+//!   event each, appended atomically); a new order starts CREATED and a new
+//!   shipping undelivered.
+//!
+//! These are the rules that need no state, so the gateway runs them too
+//! ([`crate::commands::check_input`]) and refuses bad input before it enqueues
+//! anything, and `/openapi.json` states them as JSON Schema.
 
 use serde_json::{Map, Value};
 
@@ -20,11 +28,17 @@ use crate::entity::{Billing, Cart, Customer, Entity, Inventory, Order, Product, 
 use crate::error::DomainError;
 use crate::kind::EntityKind;
 use crate::status::OrderStatus;
+use ordershop_topology::MAX_APPEND_BATCH;
 
 /// The objects of a create command: one object or a list of objects.
 pub fn batch(input: &Value) -> Result<Vec<&Map<String, Value>>, DomainError> {
     match input {
         Value::Object(object) => Ok(vec![object]),
+        Value::Array(items) if items.is_empty() => Err(DomainError::EmptyBatch),
+        Value::Array(items) if items.len() > MAX_APPEND_BATCH => Err(DomainError::BatchTooBig {
+            given: items.len(),
+            limit: MAX_APPEND_BATCH,
+        }),
         Value::Array(items) => items
             .iter()
             .enumerate()
@@ -93,6 +107,23 @@ pub fn entity(
             delivered: optional_timestamp(fields, "delivered")?.unwrap_or(0),
         }),
     })
+}
+
+/// Reads a new entity of `kind` (its id is made later): [`entity`] plus the
+/// rules of a create: an order starts CREATED, a shipping undelivered.
+pub fn new_entity(kind: EntityKind, fields: &Map<String, Value>) -> Result<Entity, DomainError> {
+    let entity = entity(kind, String::new(), fields)?;
+    match &entity {
+        Entity::Order(order) if order.status != OrderStatus::Created => Err(DomainError::Invalid {
+            field: "status",
+            expected: "CREATED for a new order",
+        }),
+        Entity::Shipping(shipping) if shipping.delivered != 0 => Err(DomainError::Invalid {
+            field: "delivered",
+            expected: "0 for a new shipping",
+        }),
+        _ => Ok(entity),
+    }
 }
 
 /// Whether the input names a status at all (an order update may omit it).
@@ -258,7 +289,18 @@ mod tests {
     fn batches_are_an_object_or_a_list_of_objects() {
         assert_eq!(batch(&json!({"a": 1})).unwrap().len(), 1);
         assert_eq!(batch(&json!([{"a": 1}, {"b": 2}])).unwrap().len(), 2);
-        assert!(batch(&json!([])).unwrap().is_empty());
+        assert_eq!(batch(&json!([])), Err(DomainError::EmptyBatch));
+        let too_many = Value::Array(vec![json!({}); MAX_APPEND_BATCH + 1]);
+        assert_eq!(
+            batch(&too_many).unwrap_err().to_string(),
+            format!("at most {MAX_APPEND_BATCH} objects per request, got 1001")
+        );
+        assert_eq!(
+            batch(&Value::Array(vec![json!({}); MAX_APPEND_BATCH]))
+                .unwrap()
+                .len(),
+            MAX_APPEND_BATCH
+        );
         assert_eq!(batch(&json!("x")), Err(DomainError::NotAnObjectOrList));
         assert_eq!(
             batch(&json!([{}, 3])).unwrap_err().to_string(),
@@ -410,6 +452,48 @@ mod tests {
         assert_eq!(
             e.to_json(),
             json!({"entity_id": "id", "name": "Ann", "email": "ann@example.org"})
+        );
+    }
+
+    #[test]
+    fn new_orders_start_created_and_new_shippings_undelivered() {
+        let new = |kind, input: Value| new_entity(kind, input.as_object().unwrap());
+        assert!(new(EntityKind::Order, json!({"cart_id": "c"})).is_ok());
+        assert!(new(EntityKind::Order, json!({"cart_id": "c", "status": null})).is_ok());
+        assert!(
+            new(
+                EntityKind::Order,
+                json!({"cart_id": "c", "status": "CREATED"})
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            new(
+                EntityKind::Order,
+                json!({"cart_id": "c", "status": "SHIPPED"})
+            )
+            .unwrap_err()
+            .to_string(),
+            "status must be CREATED for a new order"
+        );
+        // Fractions of a second are dropped, so 0.5 is 0.
+        for delivered in [json!(0), json!(0.5), json!(null)] {
+            assert!(
+                new(
+                    EntityKind::Shipping,
+                    json!({"order_id": "o", "delivered": delivered})
+                )
+                .is_ok()
+            );
+        }
+        assert_eq!(
+            new(
+                EntityKind::Shipping,
+                json!({"order_id": "o", "delivered": 1})
+            )
+            .unwrap_err()
+            .to_string(),
+            "delivered must be 0 for a new shipping"
         );
     }
 

@@ -75,7 +75,10 @@ impl StreamStore {
         validate::batch(&mut events)?;
         let keys = StreamKeys::new(topic);
         let mut conn = self.redis.conn();
-        self.publish.run(&mut conn, &keys, &events).await
+        let started = std::time::Instant::now();
+        let outcome = self.publish.run(&mut conn, &keys, &events).await;
+        count_append(topic, started.elapsed(), &outcome);
+        outcome
     }
 
     /// One page of a topic's history after `after` (exclusive). With a
@@ -551,4 +554,28 @@ fn flatten(reply: Option<StreamReadReply>) -> Vec<Recorded> {
                 .map(move |e| Recorded::from_entry(topic, e))
         })
         .collect()
+}
+
+/// The metrics of one append: its time, and what became of its events.
+fn count_append(topic: &str, took: Duration, outcome: &Result<Vec<Stored>, StoreError>) {
+    use ordershop_metrics::families::{
+        APPEND_CONFLICTS, APPEND_DUPLICATES, APPEND_SECONDS, EVENTS_APPENDED, topic as label,
+    };
+    let label = label(topic);
+    APPEND_SECONDS
+        .get_or_create(&label)
+        .observe(took.as_secs_f64());
+    match outcome {
+        Ok(stored) => {
+            let duplicates = stored.iter().filter(|s| s.duplicate).count() as u64;
+            APPEND_DUPLICATES.get_or_create(&label).inc_by(duplicates);
+            EVENTS_APPENDED
+                .get_or_create(&label)
+                .inc_by(stored.len() as u64 - duplicates);
+        }
+        Err(StoreError::Conflict { .. }) => {
+            APPEND_CONFLICTS.get_or_create(&label).inc();
+        }
+        Err(_) => {}
+    }
 }

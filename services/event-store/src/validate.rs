@@ -9,7 +9,7 @@ use crate::{NewEvent, StoreError};
 /// keeps a runaway client from bloating a stream that is never trimmed.
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 /// Largest batch appended atomically in one script call.
-pub const MAX_BATCH: usize = 1000;
+pub const MAX_BATCH: usize = ordershop_topology::MAX_APPEND_BATCH;
 /// Largest replay page.
 pub const MAX_PAGE: usize = 1000;
 

@@ -23,6 +23,9 @@ pub struct GatewayConfig {
     pub push_send_timeout: Duration,
     /// How long a stop waits for WebSocket clients to take their close frame.
     pub shutdown_grace: Duration,
+    /// Origins (`https://shop.example.com`, or `*`) whose pages may open the
+    /// live push's WebSocket besides the gateway's own pages.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -35,6 +38,7 @@ impl Default for GatewayConfig {
             max_push_clients: 1024,
             push_send_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
+            allowed_origins: Vec::new(),
         }
     }
 }

@@ -18,12 +18,14 @@
 //! | `ui` | the embedded page, script and stylesheet |
 //! | `openapi` | the OpenAPI 3 document, built from the same tables as the router |
 //! | `health` | `/healthz` (process up) and `/readyz` (event store and queue answer) |
+//! | `metrics` | requests counted and timed per route template, for Prometheus |
 
 mod body;
 mod config;
 mod error;
 mod health;
 mod lists;
+mod metrics;
 mod openapi;
 mod push;
 mod reply;

@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 
 use axum::Json;
 use ordershop_core::{EntityKind, OrderStatus};
+use ordershop_topology::MAX_APPEND_BATCH;
 use serde_json::{Map, Value, json};
 
 use crate::{routes, ui};
@@ -135,6 +136,11 @@ fn ok(description: &str, result: Value) -> Value {
     })
 }
 
+fn with_links(mut response: Value, links: Value) -> Value {
+    response["links"] = links;
+    response
+}
+
 /// The error answers a query can give.
 fn query_errors(responses: &mut Map<String, Value>) {
     for code in ["500", "502", "503", "504"] {
@@ -172,9 +178,48 @@ fn write_body(schema: Value, required: bool) -> Value {
     })
 }
 
+/// A create's body: one new entity, or a list of 1 to
+/// [`MAX_APPEND_BATCH`] (one event each, appended atomically).
 fn one_or_many(kind: EntityKind) -> Value {
-    let entity = schema_ref(&schema_name(kind));
-    json!({"oneOf": [entity, {"type": "array", "items": entity, "minItems": 1}]})
+    let entity = schema_ref(&new_schema_name(kind));
+    json!({"oneOf": [entity, {
+        "type": "array",
+        "items": entity,
+        "minItems": 1,
+        "maxItems": MAX_APPEND_BATCH,
+    }]})
+}
+
+/// The kinds whose new entities have rules of their own: an order starts
+/// CREATED, a shipping undelivered.
+const NEW_SCHEMAS: [EntityKind; 2] = [EntityKind::Order, EntityKind::Shipping];
+
+/// The schema of a new entity: `New<Kind>` where a create has rules of its
+/// own, else the entity's.
+fn new_schema_name(kind: EntityKind) -> String {
+    if NEW_SCHEMAS.contains(&kind) {
+        format!("New{}", schema_name(kind))
+    } else {
+        schema_name(kind)
+    }
+}
+
+/// From a sync create's answer (the new ids) to the entity's own routes,
+/// so a stateful test can chain create → read → update → delete.
+fn created_links(kind: EntityKind) -> Value {
+    let singular = kind.singular();
+    let mut links = Map::new();
+    for (name, operation) in [("get", "get"), ("update", "update"), ("delete", "delete")] {
+        links.insert(
+            format!("{name}_created"),
+            json!({
+                "operationId": format!("{operation}_{singular}"),
+                "parameters": {"id": "$response.body#/result/0"},
+                "description": format!("The first {singular} created"),
+            }),
+        );
+    }
+    Value::Object(links)
 }
 
 fn collection_item(kind: EntityKind) -> Value {
@@ -186,7 +231,7 @@ fn collection_item(kind: EntityKind) -> Value {
             "tags": [singular],
             "parameters": page_parameters(),
             "responses": responses(
-                ok_page(&format!("list_{plural}"), &format!("Every {singular}, or one page"), json!({"type": "array", "items": schema_ref(&name)})),
+                ok_page(&format!("Every {singular}, or one page"), json!({"type": "array", "items": schema_ref(&name)})),
                 list_errors,
             ),
         },
@@ -214,7 +259,10 @@ fn create_item(kind: EntityKind) -> Value {
             "parameters": [idempotency_key_parameter()],
             "requestBody": write_body(one_or_many(kind), true),
             "responses": responses(
-                ok("The new ids, in the order of the input", json!({"type": "array", "items": {"type": "string"}})),
+                with_links(
+                    ok("The new ids, in the order of the input", json!({"type": "array", "items": {"type": "string"}, "minItems": 1})),
+                    created_links(kind),
+                ),
                 command_errors,
             ),
         },
@@ -226,7 +274,7 @@ fn entity_item(kind: EntityKind) -> Value {
     let id = json!({
         "name": "id", "in": "path", "required": true,
         "schema": {"type": "string"},
-        "description": format!("The {singular}'s entity_id"),
+        "description": format!("The {singular}'s entity_id (an unknown or blank one names no {singular})"),
     });
     json!({
         "parameters": [id],
@@ -252,7 +300,7 @@ fn entity_item(kind: EntityKind) -> Value {
             "summary": format!("Delete the {singular}"),
             "tags": [singular],
             "parameters": [idempotency_key_parameter()],
-            "requestBody": write_body(schema_ref(&name), false),
+            "requestBody": write_body(schema_ref("DeleteBody"), false),
             "responses": responses(ok("Deleted", json!({"const": true})), command_errors),
         },
     })
@@ -272,8 +320,9 @@ fn page_parameters() -> Value {
 }
 
 /// A 200 answer of a list route: `{"result": <schema>}`, plus `next` and
-/// `total` when one page was asked for.
-fn ok_page(operation_id: &str, description: &str, result: Value) -> Value {
+/// `total` when one page was asked for. (No OpenAPI link to the next page:
+/// a whole list has no `next`, and a link cannot say "when present".)
+fn ok_page(description: &str, result: Value) -> Value {
     json!({
         "description": description,
         "content": {"application/json": {"schema": {
@@ -292,20 +341,13 @@ fn ok_page(operation_id: &str, description: &str, result: Value) -> Value {
                 },
             },
         }}},
-        "links": {
-            "next_page": {
-                "operationId": operation_id,
-                "parameters": {"after": "$response.body#/next"},
-                "description": "The next page",
-            },
-        },
     })
 }
 
 /// A list route of the `query` tag.
 fn list_item(summary: &str, result: Value) -> Value {
     let operation_id = summary.to_lowercase().replace([' ', ','], "_");
-    let ok = ok_page(&operation_id, summary, result);
+    let ok = ok_page(summary, result);
     json!({
         "get": {
             "operationId": operation_id,
@@ -391,6 +433,8 @@ fn websocket_item() -> Value {
             "responses": {
                 "101": {"description": "Switched to the WebSocket protocol"},
                 "400": response_ref("400"),
+                "403": response_ref("403"),
+                "426": response_ref("426"),
                 "503": response_ref("503"),
             },
         },
@@ -416,45 +460,121 @@ fn probe_item(summary: &str, can_fail: bool) -> Value {
     })
 }
 
-fn entity_schema(kind: EntityKind) -> Value {
-    let id =
-        json!({"type": "string", "readOnly": true, "description": "Made by the server (a UUID)"});
-    let string = json!({"type": "string"});
+/// A text field: a string with something in it besides white space (the
+/// domain trims with Rust's `char::is_whitespace`, whose characters the
+/// pattern lists, so the schema and the services agree on every string).
+fn text() -> Value {
+    json!({"type": "string", "minLength": 1, "pattern": non_blank_pattern()})
+}
+
+/// `[^<every white-space character>]`: matches where a string has a
+/// character that is not white space. Written with `\u` escapes, which
+/// ECMA-262, Python and Rust regular expressions read alike.
+fn non_blank_pattern() -> String {
+    let mut class = String::from("[^");
+    let mut run: Option<(char, char)> = None;
+    let push = |class: &mut String, (first, last): (char, char)| {
+        class.push_str(&format!("\\u{:04x}", u32::from(first)));
+        if last != first {
+            class.push_str(&format!("-\\u{:04x}", u32::from(last)));
+        }
+    };
+    // Every white-space character is in the Basic Multilingual Plane.
+    for c in (0..=0xFFFF_u32)
+        .filter_map(char::from_u32)
+        .filter(|c| c.is_whitespace())
+    {
+        run = match run {
+            Some((first, last)) if u32::from(last) + 1 == u32::from(c) => Some((first, c)),
+            Some(done) => {
+                push(&mut class, done);
+                Some((c, c))
+            }
+            None => Some((c, c)),
+        };
+    }
+    if let Some(done) = run {
+        push(&mut class, done);
+    }
+    class.push(']');
+    class
+}
+
+/// The largest whole number the services keep (a signed 64-bit integer).
+const MAX_WHOLE: i64 = i64::MAX;
+
+/// The fields of an entity of `kind` as the domain reads them
+/// ([`ordershop_core::input`]): required fields, types, minimums.
+fn entity_schema(kind: EntityKind, new: bool) -> Value {
+    let id = json!({
+        "type": "string",
+        "readOnly": true,
+        "description": "Made by the server; in a request body, if given, it must be the id in the URL",
+    });
+    let amount =
+        |description: &str| json!({"type": "number", "minimum": 0, "description": description});
+    let statuses: Vec<Value> = if new {
+        vec![json!("CREATED")]
+    } else {
+        OrderStatus::ALL.iter().map(|s| json!(s.as_str())).collect()
+    };
     let (properties, required) = match kind {
         EntityKind::Customer => (
-            json!({"name": string, "email": string}),
+            json!({"name": text(), "email": {
+                "type": "string",
+                "pattern": "^[^@]+@[^@]+$",
+                "description": "One @ with something on either side",
+            }}),
             vec!["name", "email"],
         ),
         EntityKind::Product => (
-            json!({"name": string, "price": {"type": "number"}}),
+            json!({"name": text(), "price": amount("The price of one piece")}),
             vec!["name", "price"],
         ),
         EntityKind::Inventory => (
-            json!({"product_id": string, "amount": {"type": "integer"}}),
+            json!({"product_id": text(), "amount": {
+                "type": "integer", "minimum": 0, "maximum": MAX_WHOLE,
+                "description": "Pieces in stock (5.0 counts as 5)",
+            }}),
             vec!["product_id", "amount"],
         ),
         EntityKind::Cart => (
-            json!({"customer_id": string, "product_ids": {
-                "type": "array", "items": string,
+            json!({"customer_id": text(), "product_ids": {
+                "type": "array", "items": text(), "minItems": 1,
                 "description": "A product repeated n times means n pieces",
             }}),
             vec!["customer_id", "product_ids"],
         ),
-        EntityKind::Order => (
-            json!({"cart_id": string, "status": {"$ref": "#/components/schemas/OrderStatus"}}),
-            vec!["cart_id"],
-        ),
+        EntityKind::Order => {
+            let mut status = statuses;
+            status.push(Value::Null);
+            let description = if new {
+                "A new order starts CREATED; null or absent means CREATED"
+            } else {
+                "Only the order workflow moves it: an update repeats it or leaves it out (null)"
+            };
+            (
+                json!({"cart_id": text(), "status": {"enum": status, "description": description}}),
+                vec!["cart_id"],
+            )
+        }
         EntityKind::Billing => (
-            json!({"order_id": string, "amount": {
-                "type": "number",
-                "description": "The sum of the prices of the order's cart products",
-            }}),
+            json!({"order_id": text(), "amount": amount(
+                "The sum of the prices of the order's cart products (else 409)",
+            )}),
             vec!["order_id", "amount"],
         ),
+        EntityKind::Shipping if new => (
+            json!({"order_id": text(), "delivered": {
+                "type": ["number", "null"], "minimum": 0, "exclusiveMaximum": 1,
+                "description": "A new shipping is not delivered yet: 0 (seconds; fractions are dropped), null or absent",
+            }}),
+            vec!["order_id"],
+        ),
         EntityKind::Shipping => (
-            json!({"order_id": string, "delivered": {
-                "type": "integer",
-                "description": "0 until delivered, then a unix timestamp in seconds",
+            json!({"order_id": text(), "delivered": {
+                "type": ["number", "null"], "minimum": 0, "maximum": MAX_WHOLE,
+                "description": "0 until delivered, then a unix timestamp in seconds (fractions are dropped); null or absent keeps it",
             }}),
             vec!["order_id"],
         ),
@@ -464,14 +584,30 @@ fn entity_schema(kind: EntityKind) -> Value {
         _ => Map::new(),
     };
     properties.insert("entity_id".into(), id);
-    json!({"type": "object", "required": required, "properties": properties})
+    json!({
+        "type": "object",
+        "required": required,
+        "properties": properties,
+        "description": "Other fields are ignored and not kept",
+    })
 }
 
 fn components() -> Value {
     let mut schemas = Map::new();
     for kind in EntityKind::ALL {
-        schemas.insert(schema_name(kind), entity_schema(kind));
+        schemas.insert(schema_name(kind), entity_schema(kind, false));
     }
+    for kind in NEW_SCHEMAS {
+        schemas.insert(new_schema_name(kind), entity_schema(kind, true));
+    }
+    schemas.insert(
+        "DeleteBody".into(),
+        json!({
+            "type": "object",
+            "description": "Optional: only entity_id is read, and if given it must be the id in the URL",
+            "properties": {"entity_id": {"type": "string", "readOnly": true}},
+        }),
+    );
     let statuses: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
     schemas.insert(
         "OrderStatus".into(),
@@ -532,10 +668,12 @@ fn components() -> Value {
     json!({
         "schemas": schemas,
         "responses": {
-            "400": error("Malformed request, or refused as invalid by the domain"),
+            "400": error("Malformed request: it breaks this document's schema, which states every rule that needs no state"),
+            "403": error("A WebSocket opened by a page of another origin"),
             "404": error("The entity to change does not exist"),
-            "409": error("The current state refuses the command (out of stock, locked cart, ...)"),
+            "409": error("The current state refuses the command: a referenced entity does not exist, the amount is not the order's, a field cannot change, out of stock, a locked cart, ..."),
             "413": error("The body is larger than the limit"),
+            "426": error("A plain request to the WebSocket's address"),
             "422": error("The Idempotency-Key was already used, within its window, for a different request"),
             "500": error("A bug in a service"),
             "502": error("A service or the infrastructure answered something unusable"),
@@ -561,10 +699,10 @@ fn components() -> Value {
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": false,
-                "schema": {"type": "string", "maxLength": 256},
+                "schema": {"type": "string", "maxLength": 256, "pattern": "^[!-~]*$"},
                 "description": "Makes a retried write safe: the same key on the same route is carried out once, \
                     and a retry within the key's window (10 minutes) gets the first attempt's answer. \
-                    Reusing a key for a different body is refused with 422.",
+                    Reusing a key for a different body is refused with 422. Printable ASCII without spaces; empty means none.",
             },
         },
     })

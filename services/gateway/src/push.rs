@@ -22,6 +22,10 @@ use axum::{
             rejection::WebSocketUpgradeRejection,
         },
     },
+    http::{
+        HeaderMap, StatusCode,
+        header::{HOST, ORIGIN},
+    },
     response::Response,
 };
 use ordershop_client::{EventStore, Recorded, retry_until_cancelled};
@@ -120,11 +124,20 @@ pub(crate) async fn follow_all(store: EventStore, hub: PushHub, shutdown: Cancel
 /// `GET /ws`: the WebSocket of the live push.
 pub(crate) async fn websocket(
     State(state): State<GatewayState>,
+    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let upgrade = upgrade.map_err(|rejection| ApiError::Rejected {
-        status: rejection.status(),
-        message: rejection.body_text(),
+    // Before the handshake's own checks: a page of another site learns
+    // nothing from how its request would fail.
+    check_origin(&headers, &state.config.allowed_origins)?;
+    let upgrade = upgrade.map_err(|rejection| match rejection {
+        // A plain GET: this address only speaks WebSocket (RFC 9110 426).
+        WebSocketUpgradeRejection::InvalidConnectionHeader(_)
+        | WebSocketUpgradeRejection::InvalidUpgradeHeader(_) => ApiError::UpgradeRequired,
+        other => ApiError::Rejected {
+            status: other.status(),
+            message: other.body_text(),
+        },
     })?;
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
@@ -148,6 +161,37 @@ pub(crate) async fn websocket(
         .max_frame_size(CLIENT_MESSAGE_LIMIT)
         .on_failed_upgrade(|err| tracing::debug!(error = %err, "WebSocket handshake failed"))
         .on_upgrade(move |socket| client.serve(socket)))
+}
+
+/// Refuses a browser's WebSocket opened by a page of another site
+/// (cross-site WebSocket hijacking: browsers do not apply the same-origin
+/// policy to WebSockets, but they do send the page's `Origin`). A client
+/// without `Origin` is not a browser and is let in; a browser is let in when
+/// its page came from this gateway (the Origin's host is the `Host` it
+/// connected to) or from an origin in `allowed`.
+pub(crate) fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let same_host = origin
+        .split_once("://")
+        .map(|(_, authority)| authority)
+        .zip(headers.get(HOST).and_then(|host| host.to_str().ok()))
+        .is_some_and(|(authority, host)| authority.eq_ignore_ascii_case(host));
+    let listed = allowed
+        .iter()
+        .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin));
+    if same_host || listed {
+        Ok(())
+    } else {
+        Err(ApiError::Rejected {
+            status: StatusCode::FORBIDDEN,
+            message: format!(
+                "a WebSocket from origin {origin:?} is refused: only pages of this gateway, or of an allowed origin (--allowed-origin), may open one"
+            ),
+        })
+    }
 }
 
 /// One connected browser.

@@ -7,7 +7,7 @@ use std::{fmt, time::Duration};
 
 use axum::{
     Json,
-    http::{Method, StatusCode},
+    http::{HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use ordershop_client::ClientError;
@@ -80,6 +80,8 @@ pub(crate) enum ApiError {
         upstream: String,
         detail: String,
     },
+    /// A plain request to the WebSocket's address.
+    UpgradeRequired,
     /// As many WebSocket clients as configured are connected already.
     PushFull,
     /// The gateway is stopping and takes no new WebSocket clients.
@@ -101,6 +103,7 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
         }
     }
 
@@ -121,6 +124,9 @@ impl ApiError {
             }
             ApiError::Unavailable { dependency, .. } => format!("{dependency} is unavailable"),
             ApiError::BadGateway { upstream, .. } => format!("{upstream} failed"),
+            ApiError::UpgradeRequired => {
+                "this is the live push's WebSocket: open it with a WebSocket handshake (Connection: Upgrade, Upgrade: websocket)".to_owned()
+            }
             ApiError::PushFull => "too many live-push clients; try again later".to_owned(),
             ApiError::ShuttingDown => "the gateway is shutting down".to_owned(),
         }
@@ -179,14 +185,23 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let message = self.message();
+        // Messages can quote the client (ids from a body): logged with
+        // `?`, escaped, so a newline in them cannot forge a log line.
         match &self {
             ApiError::Unavailable { detail, .. } | ApiError::BadGateway { detail, .. } => {
-                tracing::warn!(%status, %message, %detail, "request failed upstream");
+                tracing::warn!(%status, ?message, ?detail, "request failed upstream");
             }
-            _ if status.is_server_error() => tracing::warn!(%status, %message, "request failed"),
-            _ => tracing::debug!(%status, %message, "request refused"),
+            _ if status.is_server_error() => tracing::warn!(%status, ?message, "request failed"),
+            _ => tracing::debug!(%status, ?message, "request refused"),
         }
-        (status, Json(json!({ "error": message }))).into_response()
+        let mut response = (status, Json(json!({ "error": message }))).into_response();
+        if matches!(self, ApiError::UpgradeRequired) {
+            // RFC 9110 §15.5.22: a 426 names the protocol to switch to.
+            response
+                .headers_mut()
+                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        }
+        response
     }
 }
 

@@ -13,14 +13,18 @@ use axum::{
 };
 use ordershop_core::{CommandOp, EntityKind};
 use serde_json::Value;
-use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
 
 use crate::{
     GatewayState,
     body::{EntityId, IdempotencyKey, JsonBody, OptionalJsonBody, with_entity_id},
     health,
     lists::{self, PageParams},
-    openapi, push,
+    metrics, openapi, push,
     reply::{Answer, ApiError, answer},
     ui,
     upstream::Query,
@@ -78,9 +82,18 @@ pub fn router(state: GatewayState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panicked))
-        // Failed requests are logged once, by `ApiError`, at a level that
-        // fits their cause; the trace layer keeps to spans and timings.
-        .layer(TraceLayer::new_for_http().on_failure(()))
+        .layer(axum::middleware::from_fn(metrics::track))
+        // The access log: one `info` line per request as it is answered,
+        // with method, URI, status and latency (filter it with
+        // RUST_LOG=tower_http=warn). Failed requests are also logged once,
+        // by `ApiError`, at a level that fits their cause.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                .on_failure(()),
+        )
         .with_state(state)
 }
 
@@ -173,6 +186,7 @@ async fn update(
     IdempotencyKey(key): IdempotencyKey,
     JsonBody(body): JsonBody,
 ) -> Answer {
+    existing(kind, &id)?;
     let entity = with_entity_id(Some(body), &id)?;
     answer(
         state
@@ -189,6 +203,7 @@ async fn delete(
     IdempotencyKey(key): IdempotencyKey,
     OptionalJsonBody(body): OptionalJsonBody,
 ) -> Answer {
+    existing(kind, &id)?;
     let entity = with_entity_id(body, &id)?;
     answer(
         state
@@ -196,6 +211,18 @@ async fn delete(
             .command(kind, CommandOp::Delete, &entity, &key)
             .await?,
     )
+}
+
+/// Ids are never blank, so a blank `{id}` names no entity: 404 like any
+/// unknown id, rather than the domain's "entity_id is required" for a body.
+fn existing(kind: EntityKind, id: &str) -> Result<(), ApiError> {
+    if id.trim().is_empty() {
+        return Err(ApiError::Refused {
+            kind: ordershop_core::ErrorKind::NotFound,
+            message: ordershop_core::DomainError::NotFound(kind).to_string(),
+        });
+    }
+    Ok(())
 }
 
 async fn unbilled_orders(

@@ -9,7 +9,7 @@
 use std::{sync::Arc, time::Duration};
 
 use ordershop_client::{Clients, EventStore, SharedHeads};
-use ordershop_core::{CommandOp, EntityKind, Topic};
+use ordershop_core::{CommandOp, EntityKind, Topic, commands::check_input};
 use ordershop_topology::{Role, channel_name};
 use serde_json::{Map, Value, json};
 
@@ -116,6 +116,17 @@ pub(crate) fn query_channel(query: &Query) -> String {
     channel_name(Role::ReadModel.service_name(), query.function())
 }
 
+/// The command's payload, once it passes the domain's input rules: malformed
+/// input is refused here, before anything is enqueued, with the domain's own
+/// message — an async create has no other chance to tell its caller.
+fn checked(kind: EntityKind, op: CommandOp, payload: &Value) -> Result<String, ApiError> {
+    check_input(kind, op, payload).map_err(|err| ApiError::Refused {
+        kind: err.kind(),
+        message: err.to_string(),
+    })?;
+    Ok(payload.to_string())
+}
+
 /// Calls to the event store and the queue on behalf of requests.
 #[derive(Debug, Clone)]
 pub(crate) struct Upstream {
@@ -148,9 +159,9 @@ impl Upstream {
         payload: &Value,
         idempotency_key: &str,
     ) -> Result<Value, ApiError> {
+        let payload = checked(kind, op, payload)?;
         let channel = command_channel(kind, op);
-        self.call(&channel, &payload.to_string(), idempotency_key)
-            .await
+        self.call(&channel, &payload, idempotency_key).await
     }
 
     /// An async create: enqueues and returns the message id at once.
@@ -160,10 +171,11 @@ impl Upstream {
         payload: &Value,
         idempotency_key: &str,
     ) -> Result<String, ApiError> {
+        let payload = checked(kind, CommandOp::Create, payload)?;
         let channel = command_channel(kind, CommandOp::Create);
         self.clients
             .queue
-            .send(&channel, &payload.to_string(), idempotency_key)
+            .send(&channel, &payload, idempotency_key)
             .await
             .map_err(|err| {
                 ApiError::from_client(Dependency::Queue, &channel, self.call_timeout, &err)

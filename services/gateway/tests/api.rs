@@ -13,6 +13,7 @@ use axum::{
 use ordershop_gateway::GatewayConfig;
 use serde_json::{Value, json};
 use support::{FakeDomain, Infra, InfraExt, absent_clients, gateway, get, json_request, send};
+use tower::ServiceExt;
 
 /// A read-model reply of one page, the last.
 fn page(items: Value) -> Value {
@@ -196,8 +197,11 @@ async fn refusals_map_to_statuses_with_the_service_text() {
         ("internal", StatusCode::INTERNAL_SERVER_ERROR),
     ];
     for (kind, expected) in cases {
-        let (status, body) =
-            send(&app, json_request("POST", "/order", &json!({"kind": kind}))).await;
+        let (status, body) = send(
+            &app,
+            json_request("POST", "/order", &json!({"cart_id": "k1", "kind": kind})),
+        )
+        .await;
         assert_eq!(status, expected, "{kind}");
         assert_eq!(body, json!({"error": format!("refused as {kind}")}));
     }
@@ -549,8 +553,127 @@ async fn unknown_routes_and_methods_answer_json() {
     assert!(body["error"].is_string());
 
     // Not a WebSocket handshake.
-    let (status, body) = send(&app, get("/ws")).await;
-    assert!(status.is_client_error(), "{status}: {body}");
+    let response = app.clone().oneshot(get("/ws")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UPGRADE_REQUIRED);
+    assert_eq!(response.headers()["upgrade"], "websocket");
+}
+
+/// Input the domain refuses as malformed never reaches the queue: these
+/// answers come with the queue unreachable, which would be a 503.
+#[tokio::test]
+async fn malformed_writes_are_refused_before_anything_is_enqueued() {
+    let app = gateway(absent_clients(), quick());
+    let too_many = Value::Array(vec![json!({"name": "A", "email": "a@b"}); 1001]);
+    for (method, path, body, error) in [
+        ("POST", "/customers", json!({}), "name is required"),
+        (
+            "POST",
+            "/customers",
+            json!(null),
+            "expected a JSON object or a list of JSON objects",
+        ),
+        (
+            "POST",
+            "/customers",
+            json!([]),
+            "expected at least one object",
+        ),
+        (
+            "POST",
+            "/customers",
+            too_many.clone(),
+            "at most 1000 objects per request, got 1001",
+        ),
+        (
+            "POST",
+            "/customer",
+            too_many,
+            "at most 1000 objects per request, got 1001",
+        ),
+        (
+            "POST",
+            "/products",
+            json!([{"name": "Tea", "price": 1}, {"name": " ", "price": 1}]),
+            "item 1: name is required",
+        ),
+        (
+            "POST",
+            "/order",
+            json!({"cart_id": "c", "status": "SHIPPED"}),
+            "status must be CREATED for a new order",
+        ),
+        (
+            "POST",
+            "/shippings",
+            json!({"order_id": "o", "delivered": 5}),
+            "delivered must be 0 for a new shipping",
+        ),
+        (
+            "PUT",
+            "/product/p1",
+            json!({"name": "Tea", "price": -1}),
+            "price must be a number not below 0",
+        ),
+        (
+            "PUT",
+            "/inventory/i1",
+            json!({"product_id": "p", "amount": 1.5}),
+            "amount must be a whole number not below 0",
+        ),
+    ] {
+        let (status, reply) = send(&app, json_request(method, path, &body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {reply}");
+        assert_eq!(reply, json!({ "error": error }), "{method} {path}");
+    }
+    // A blank id names no entity.
+    for method in ["PUT", "DELETE"] {
+        let (status, reply) = send(
+            &app,
+            json_request(
+                method,
+                "/customer/%20",
+                &json!({"name": "A", "email": "a@b"}),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method}: {reply}");
+        assert_eq!(reply, json!({"error": "could not find customer"}));
+    }
+}
+
+#[tokio::test]
+async fn a_page_of_another_site_cannot_open_the_live_push() {
+    let app = gateway(absent_clients(), quick());
+    let handshake = |origin: &str| {
+        Request::builder()
+            .uri("/ws")
+            .header("host", "shop.example:5000")
+            .header("origin", origin)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, body) = send(&app, handshake("https://evil.example")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("evil.example"),
+        "{body}"
+    );
+    // The gateway's own page passes the origin check (and then fails only
+    // because this in-process request cannot be upgraded).
+    let (status, body) = send(&app, handshake("http://shop.example:5000")).await;
+    assert_ne!(status, StatusCode::FORBIDDEN, "{body}");
+
+    let allowed = GatewayConfig {
+        allowed_origins: vec!["https://ui.example".to_owned()],
+        ..quick()
+    };
+    let app = gateway(absent_clients(), allowed);
+    let (status, body) = send(&app, handshake("https://ui.example")).await;
+    assert_ne!(status, StatusCode::FORBIDDEN, "{body}");
 }
 
 #[tokio::test]
@@ -562,7 +685,11 @@ async fn an_absent_event_store_or_queue_is_503() {
 
     let (status, body) = send(
         &app,
-        json_request("POST", "/customer", &json!({"name": "Ann"})),
+        json_request(
+            "POST",
+            "/customer",
+            &json!({"name": "Ann", "email": "ann@example.org"}),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");

@@ -4,6 +4,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use ordershop_metrics::families as metrics;
 use ordershop_redis::{Redis, Refusal, delivery_count};
 use ordershop_topology::{CHANNELS_SET, QueueKeys};
 use tokio::time::Instant;
@@ -182,6 +183,11 @@ impl QueueStore {
                 .await?;
             match body {
                 Some(body) => {
+                    if attempt > 1 {
+                        metrics::QUEUE_REDELIVERIES
+                            .get_or_create(&metrics::channel(channel))
+                            .inc();
+                    }
                     let envelope: Envelope = serde_json::from_str(&body)
                         .map_err(|e| QueueError::Corrupt(format!("{id}: {e}")))?;
                     return Ok(Some(Message {
@@ -194,6 +200,9 @@ impl QueueStore {
                     }));
                 }
                 None => {
+                    metrics::QUEUE_DEAD_LETTERED
+                        .get_or_create(&metrics::dead_lettered(channel, "poison"))
+                        .inc();
                     tracing::warn!(
                         channel,
                         id,
@@ -276,11 +285,17 @@ impl QueueStore {
                 "message {id} is not in flight on {channel}"
             ))),
             1 => {
-                tracing::warn!(channel, id, reason, "message dead-lettered");
+                metrics::QUEUE_DEAD_LETTERED
+                    .get_or_create(&metrics::dead_lettered(channel, "refused"))
+                    .inc();
+                tracing::warn!(channel, id, ?reason, "message dead-lettered");
                 Ok(true)
             }
             _ => {
-                tracing::debug!(channel, id, reason, "message will be retried");
+                metrics::QUEUE_RETRIES
+                    .get_or_create(&metrics::channel(channel))
+                    .inc();
+                tracing::debug!(channel, id, ?reason, "message will be retried");
                 Ok(false)
             }
         }

@@ -107,6 +107,14 @@ pub(crate) struct RoleArgs {
     /// Services: how long a received queue message stays leased.
     #[arg(long, env = "ORDERSHOP_LEASE_MS", default_value_t = 10_000)]
     pub(crate) lease_ms: u64,
+    /// API gateway: origins (`https://shop.example.com`, or `*`) whose pages
+    /// may open the live push's WebSocket, besides the gateway's own pages.
+    #[arg(
+        long = "allowed-origin",
+        env = "ORDERSHOP_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub(crate) allowed_origins: Vec<String>,
     /// Set by `ordershop local` for its children: stop when it is gone.
     #[arg(long, env = "ORDERSHOP_PARENT_PID", hide = true)]
     pub(crate) parent_pid: Option<u32>,

@@ -115,7 +115,10 @@ pub(crate) struct DeadCount {
 }
 
 /// Every topic's and every known channel's dead letters.
-pub(crate) async fn counts(conn: &mut MultiplexedConnection) -> anyhow::Result<Vec<DeadCount>> {
+pub(crate) async fn counts<C>(conn: &mut C) -> anyhow::Result<Vec<DeadCount>>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
     let mut counts = Vec::new();
     for topic in TOPICS {
         let dead: u64 = redis::cmd("XLEN")

@@ -4,6 +4,7 @@
 //! all-in-one run.
 #![deny(warnings)]
 
+mod backlog_metrics;
 mod chaos;
 pub mod cli;
 mod dead_letters;

@@ -10,7 +10,7 @@ use ordershop_topology::Role;
 use tokio::net::TcpListener;
 
 use crate::listeners::{self, Listeners};
-use crate::{cli::RoleArgs, parent_watch, shutdown};
+use crate::{backlog_metrics, cli::RoleArgs, parent_watch, shutdown};
 
 /// `listeners` are taken from the environment before the runtime starts
 /// (listenfd edits the environment, which is unsound next to other threads).
@@ -23,11 +23,13 @@ pub(crate) async fn run(
     if let Some(parent) = args.parent_pid {
         parent_watch::stop_when_parent_dies(parent, shutdown.clone());
     }
+    ordershop_metrics::families::preset(role);
     let listener = listeners.take(listeners::GRPC, args.listen).await?;
     tracing::info!(role = role.slug(), listen = %listener.local_addr()?, "starting");
     match role {
         Role::EventStore => {
             let redis = Redis::open(&args.redis_url)?;
+            tokio::spawn(backlog_metrics::run(redis.clone(), role, shutdown.clone()));
             let config = StoreConfig {
                 claim_idle: args.claim_idle(),
                 max_deliveries: args.max_deliveries,
@@ -37,6 +39,7 @@ pub(crate) async fn run(
         }
         Role::MessageQueue => {
             let redis = Redis::open(&args.redis_url)?;
+            tokio::spawn(backlog_metrics::run(redis.clone(), role, shutdown.clone()));
             let config = QueueConfig {
                 max_attempts: args.max_deliveries,
                 ..QueueConfig::default()
@@ -104,7 +107,10 @@ async fn work(
 ) -> anyhow::Result<()> {
     if let Some(listener) = http {
         tracing::info!(http = %listener.local_addr()?, "API gateway listening");
-        let config = ordershop_gateway::GatewayConfig::default();
+        let config = ordershop_gateway::GatewayConfig {
+            allowed_origins: args.allowed_origins.clone(),
+            ..ordershop_gateway::GatewayConfig::default()
+        };
         ordershop_gateway::run(listener, clients, config, shutdown).await?;
         return Ok(());
     }

@@ -40,6 +40,12 @@ pub const ENTITY_TOPICS: &[&str] = &[
     "shipping",
 ];
 
+/// The most events one append takes (atomically, in one script call). A
+/// create command makes one event per entity, so this is also the most
+/// entities one create takes: the gateway refuses a bigger batch before it
+/// enqueues it, the domain services refuse it, the event store refuses it.
+pub const MAX_APPEND_BATCH: usize = 1000;
+
 /// The gRPC health service name (`grpc.health.v1.Health`) every role reports
 /// SERVING for as long as its process runs, whatever its dependencies do.
 ///

@@ -143,6 +143,17 @@ impl Role {
             .collect()
     }
 
+    /// Whether `channel` is one that a role of OrderShop serves (metrics
+    /// label only these by name, so a client cannot mint label values).
+    pub fn serves_channel(channel: &str) -> bool {
+        Role::ALL.iter().any(|role| {
+            channel
+                .strip_prefix(role.service_name())
+                .and_then(|rest| rest.strip_prefix('.'))
+                .is_some_and(|function| role.functions().contains(&function))
+        })
+    }
+
     /// Durable consumer-group subscriptions of this role's sagas. The group
     /// is always `service_name()`.
     pub const fn subscriptions(self) -> &'static [Subscription] {
@@ -176,6 +187,24 @@ impl Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn served_channels_are_known_and_others_not() {
+        for role in Role::ALL {
+            for channel in role.channels() {
+                assert!(Role::serves_channel(&channel), "{channel}");
+            }
+        }
+        for other in [
+            "",
+            "customer-service",
+            "customer-service.",
+            "x.create_customers",
+            "customer-service.create_carts",
+        ] {
+            assert!(!Role::serves_channel(other), "{other}");
+        }
+    }
 
     #[test]
     fn slugs_round_trip() {

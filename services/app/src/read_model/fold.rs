@@ -161,6 +161,9 @@ impl Folder {
             tracing::warn!(topic = %self.topic, %cursor, checkpoint = %stored, "cache behind the fold (flushed?); rebuilding from its checkpoint");
             return Ok(stored);
         }
+        if let Some(newest) = records.last() {
+            crate::metrics::events_applied(self.topic.name(), &newest.entry_id, records.len());
+        }
         tracing::trace!(topic = %self.topic, events = ops.len(), checkpoint = %stored, "page folded");
         // Another replica may be ahead: continue after whichever is further.
         Ok(last.max(stored))

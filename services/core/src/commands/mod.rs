@@ -125,6 +125,31 @@ pub fn decide_command(
     })
 }
 
+/// The rules of a command's input that need no state, which the deciders
+/// apply before they look at the state, so a command that passes may still be refused by the
+/// state (404, 409) but never as malformed (400). The gateway runs this
+/// before it enqueues a command.
+pub fn check_input(kind: EntityKind, op: CommandOp, input: &Value) -> Result<(), DomainError> {
+    match op {
+        CommandOp::Create => {
+            let is_list = input.is_array();
+            for (index, fields) in input::batch(input)?.into_iter().enumerate() {
+                input::new_entity(kind, fields)
+                    .map_err(|e| if is_list { e.in_item(index) } else { e })?;
+            }
+        }
+        CommandOp::Update => {
+            let fields = input::object(input)?;
+            let id = input::entity_id(fields)?;
+            input::entity(kind, id, fields)?;
+        }
+        CommandOp::Delete => {
+            input::entity_id(input::object(input)?)?;
+        }
+    }
+    Ok(())
+}
+
 /// `create_<plural>`: one object or a list; all items are valid or nothing
 /// is written (the events form one atomic batch). Replies the new ids in
 /// input order.
@@ -169,7 +194,7 @@ pub fn decide_create(
     };
     let mut pending: Vec<Entity> = Vec::with_capacity(items.len());
     for (index, fields) in items.iter().enumerate() {
-        let mut entity = input::entity(kind, String::new(), fields)
+        let mut entity = input::new_entity(kind, fields)
             .and_then(|e| check_create(view, e, &pending))
             .map_err(in_item(index))?;
         let id = match entity.unique_key() {
@@ -219,6 +244,8 @@ pub fn decide_update(
     view.require(command_topics(kind))?;
     let fields = input::object(input)?;
     let id = input::entity_id(fields)?;
+    // Malformed input is refused as such whether or not the entity exists.
+    let given = input::entity(kind, id.clone(), fields)?;
     let topic = kind.topic();
     let event_id = ids::command_event_id(message_id, topic.name(), &id);
     let record = view.record(topic, &id);
@@ -228,7 +255,7 @@ pub fn decide_update(
     let (old, version) = record
         .and_then(|r| Some((r.live()?, r.version)))
         .ok_or(DomainError::NotFound(kind))?;
-    let new = keep_omitted(old, input::entity(kind, id, fields)?, fields);
+    let new = keep_omitted(old, given, fields);
     let new = check_update(view, old, new)?;
     if new == *old {
         return Ok(done());
@@ -445,11 +472,72 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_list_creates_nothing() {
+    fn an_empty_list_is_refused() {
         let shop = Shop::new();
-        let d = decide_create(EntityKind::Product, &shop.view, "m1", &json!([])).unwrap();
-        assert!(d.events.is_empty());
-        assert!(d.reply.is_empty());
+        let err = decide_create(EntityKind::Product, &shop.view, "m1", &json!([])).unwrap_err();
+        assert_eq!(err, DomainError::EmptyBatch);
+    }
+
+    #[test]
+    fn input_checks_need_no_state_and_match_the_deciders() {
+        let shop = Shop::new();
+        let cases = [
+            (
+                EntityKind::Customer,
+                CommandOp::Create,
+                json!({"name": "Ann"}),
+            ),
+            (EntityKind::Customer, CommandOp::Create, json!([])),
+            (
+                EntityKind::Order,
+                CommandOp::Create,
+                json!({"cart_id": "c", "status": "SHIPPED"}),
+            ),
+            (
+                EntityKind::Product,
+                CommandOp::Update,
+                json!({"entity_id": "p", "name": "Tea"}),
+            ),
+            (
+                EntityKind::Product,
+                CommandOp::Update,
+                json!({"name": "Tea", "price": 1}),
+            ),
+            (
+                EntityKind::Cart,
+                CommandOp::Delete,
+                json!({"entity_id": " "}),
+            ),
+            (EntityKind::Cart, CommandOp::Delete, json!([])),
+        ];
+        for (kind, op, input) in cases {
+            let checked = check_input(kind, op, &input).unwrap_err();
+            let decided = decide_command(kind, op, &shop.view, "m1", &input).unwrap_err();
+            assert_eq!(checked, decided, "{kind:?} {op:?} {input}");
+            assert_eq!(checked.kind(), crate::ErrorKind::Invalid, "{checked}");
+        }
+        // Input that only the state refuses passes the check.
+        for (kind, op, input) in [
+            (
+                EntityKind::Cart,
+                CommandOp::Create,
+                json!({"customer_id": "nobody", "product_ids": ["p"]}),
+            ),
+            (
+                EntityKind::Customer,
+                CommandOp::Update,
+                json!({"entity_id": "c9", "name": "A", "email": "a@b"}),
+            ),
+            (
+                EntityKind::Customer,
+                CommandOp::Delete,
+                json!({"entity_id": "c9", "name": 1}),
+            ),
+        ] {
+            check_input(kind, op, &input).unwrap();
+            let refused = decide_command(kind, op, &shop.view, "m1", &input).unwrap_err();
+            assert_ne!(refused.kind(), crate::ErrorKind::Invalid, "{refused}");
+        }
     }
 
     #[test]
@@ -554,9 +642,22 @@ mod tests {
                 decide_delete(kind, &shop.view, "m1", &json!({"entity_id": "nope"})).unwrap_err();
             assert_eq!(err.to_string(), format!("could not find {kind}"));
             assert_eq!(err.kind(), crate::ErrorKind::NotFound);
+            let mut valid = match kind {
+                EntityKind::Customer => json!({"name": "A", "email": "a@b"}),
+                EntityKind::Product => json!({"name": "Tea", "price": 1}),
+                EntityKind::Inventory => json!({"product_id": "p", "amount": 1}),
+                EntityKind::Cart => json!({"customer_id": "c", "product_ids": ["p"]}),
+                EntityKind::Order => json!({"cart_id": "c"}),
+                EntityKind::Billing => json!({"order_id": "o", "amount": 1}),
+                EntityKind::Shipping => json!({"order_id": "o"}),
+            };
+            valid["entity_id"] = json!("nope");
+            let err = decide_update(kind, &shop.view, "m1", &valid).unwrap_err();
+            assert_eq!(err.to_string(), format!("could not find {kind}"));
+            // Malformed input is refused as such, known entity or not.
             let err =
                 decide_update(kind, &shop.view, "m1", &json!({"entity_id": "nope"})).unwrap_err();
-            assert_eq!(err.to_string(), format!("could not find {kind}"));
+            assert_eq!(err.kind(), crate::ErrorKind::Invalid, "{err}");
         }
         // A deleted entity is unknown too.
         shop.customer("c1", "Ann");

@@ -18,13 +18,9 @@ use crate::lookup;
 use crate::status::OrderStatus;
 use crate::view::View;
 
+/// (That a new order starts CREATED is a rule of its input:
+/// [`crate::input::new_entity`].)
 pub(super) fn create(view: &View, new: &Order, pending: &[&Order]) -> Result<(), DomainError> {
-    if new.status != OrderStatus::Created {
-        return Err(DomainError::Invalid {
-            field: "status",
-            expected: "CREATED for a new order",
-        });
-    }
     let cart = view
         .get::<Cart>(&new.cart_id)
         .ok_or_else(|| DomainError::UnknownReference {

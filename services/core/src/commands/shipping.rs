@@ -18,12 +18,8 @@ pub(super) fn create(
     new: &Shipping,
     pending: &[&Shipping],
 ) -> Result<(), DomainError> {
-    if new.delivered != 0 {
-        return Err(DomainError::Invalid {
-            field: "delivered",
-            expected: "0 for a new shipping",
-        });
-    }
+    // (That a new shipping is undelivered is a rule of its input:
+    // [`crate::input::new_entity`].)
     let order = view
         .get::<Order>(&new.order_id)
         .ok_or_else(|| DomainError::UnknownReference {

@@ -119,10 +119,20 @@ impl Supervisor {
     /// Writes the UI's address to `<data dir>/run/http.addr` (renamed into
     /// place, so a reader never sees half of it): how a script or test
     /// that asked for port 0 learns which one it got.
+    ///
+    /// Each role's gRPC address (where it also serves `GET /metrics`) goes
+    /// to `<role>.grpc.addr` first, so once `http.addr` exists they all do.
     pub(super) fn publish_http_addr(&self) -> anyhow::Result<()> {
-        let path = self.run_dir.join("http.addr");
-        let partial = self.run_dir.join("http.addr.partial");
-        std::fs::write(&partial, self.http_addr().to_string())
+        for role in self.grpc.keys() {
+            self.publish(&format!("{}.grpc.addr", role.slug()), self.grpc_addr(*role))?;
+        }
+        self.publish("http.addr", self.http_addr())
+    }
+
+    fn publish(&self, name: &str, addr: SocketAddr) -> anyhow::Result<()> {
+        let path = self.run_dir.join(name);
+        let partial = self.run_dir.join(format!("{name}.partial"));
+        std::fs::write(&partial, addr.to_string())
             .and_then(|()| std::fs::rename(&partial, &path))
             .with_context(|| format!("cannot write {}", path.display()))
     }

@@ -1,0 +1,54 @@
+//! Counts and times every HTTP request by route template (`/customer/{id}`,
+//! never the raw path), method and status, for Prometheus
+//! ([`ordershop_metrics::families`]; served on the role's gRPC port).
+
+use std::time::Instant;
+
+use axum::{
+    extract::{MatchedPath, Request},
+    http::Method,
+    middleware::Next,
+    response::Response,
+};
+use ordershop_metrics::families::{HTTP_REQUESTS, HTTP_SECONDS, RouteLabels, RouteStatusLabels};
+
+pub(crate) async fn track(matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
+    let route = matched.map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = method_label(request.method());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    HTTP_SECONDS
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+            method: method.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    HTTP_REQUESTS
+        .get_or_create(&RouteStatusLabels {
+            route,
+            method,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+/// The standard methods by name; a made-up one is `other`.
+fn method_label(method: &Method) -> String {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PATCH,
+        Method::TRACE,
+        Method::CONNECT,
+    ];
+    if STANDARD.contains(method) {
+        method.as_str().to_owned()
+    } else {
+        "other".to_owned()
+    }
+}
