@@ -1,6 +1,6 @@
 //! The gRPC server every OrderShop role runs: its own services (if any),
 //! plus `grpc.health.v1.Health` for Kubernetes probes, server reflection
-//! for grpcurl and `GET /metrics` (Prometheus text, HTTP/1.1) on the same
+//! for grpcurl when asked for ([`enable_reflection`]) and `GET /metrics` (Prometheus text, HTTP/1.1) on the same
 //! port, with graceful shutdown. Every call is counted and timed
 //! ([`ordershop_metrics::GrpcMetricsLayer`]).
 //!
@@ -10,7 +10,10 @@
 //! process' end, so only a process that no longer answers at all is
 //! restarted.
 
-use std::future::Future;
+use std::{
+    future::Future,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +21,16 @@ use tonic::service::Routes;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 pub use ordershop_topology::LIVENESS_SERVICE;
+
+/// Whether servers started from now on offer gRPC server reflection.
+static REFLECTION: AtomicBool = AtomicBool::new(false);
+
+/// Offers gRPC server reflection (grpcurl without the `.proto` files) on the
+/// servers this process starts from now on. Off unless asked for: it hands
+/// every method and message of the API to whoever connects.
+pub fn enable_reflection() {
+    REFLECTION.store(true, Ordering::Relaxed);
+}
 
 /// Reports the overall health (service name "") that readiness probes and
 /// clients ask for.
@@ -41,7 +54,7 @@ impl Health {
     }
 }
 
-/// Serves `routes` with health and reflection on `listener` until
+/// Serves `routes` with health (and reflection, if enabled) on `listener` until
 /// `shutdown` resolves; in-flight calls finish first. The overall health
 /// starts as NOT_SERVING: the caller flips it once its dependencies answer.
 /// [`LIVENESS_SERVICE`] is SERVING from the start and never changes.
@@ -63,12 +76,15 @@ pub async fn serve(
     reporter
         .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
     let mut all = routes.unwrap_or_default();
-    all = all.add_service(health_service).add_service(reflection);
+    all = all.add_service(health_service);
+    if REFLECTION.load(Ordering::Relaxed) {
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        all = all.add_service(reflection);
+    }
     // Prometheus scrapes `GET /metrics` over HTTP/1.1 on the same port, so
     // every role is scraped the same way, with no second listener.
     let all = Routes::from(

@@ -504,3 +504,46 @@ async fn a_refusal_after_the_lease_ran_out_still_counts() {
     let dead: usize = conn.llen(&keys.dead).await.unwrap();
     assert_eq!(dead, 0, "a refused message was taken for poison");
 }
+
+/// The queue of a deployment serves only the channels of the topology, and
+/// holds at most `max_waiting` messages on one channel; a duplicate of a
+/// keyed send is answered even then, since it adds nothing.
+#[tokio::test]
+async fn a_deployment_serves_only_its_channels_each_with_bounded_waiting() {
+    let queue_config = ordershop_message_queue::QueueConfig {
+        max_waiting: 3,
+        ..ordershop_message_queue::QueueConfig::default()
+    };
+    let infra =
+        support::Infra::start_with(ordershop_event_store::StoreConfig::default(), queue_config)
+            .await;
+    let queue = infra.queue("sender");
+    let refused = queue.send("made-up.channel", "{}", "").await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused}");
+    assert!(refused.to_string().contains("made-up.channel"), "{refused}");
+
+    let channel = "mail-service.send";
+    let first = queue.send(channel, "{\"n\":0}", "key-0").await.unwrap();
+    for n in 1..3 {
+        queue
+            .send(channel, &format!("{{\"n\":{n}}}"), "")
+            .await
+            .unwrap();
+    }
+    let full = queue.send(channel, "{\"n\":3}", "").await.unwrap_err();
+    assert_eq!(full.code(), Code::ResourceExhausted, "{full}");
+    assert!(full.to_string().contains("limit"), "{full}");
+    assert_eq!(
+        queue.send(channel, "{\"n\":0}", "key-0").await.unwrap(),
+        first
+    );
+
+    // Taking one makes room for one.
+    let taken = queue
+        .receive(channel, Duration::from_secs(1), Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("a waiting message");
+    queue.ack(channel, &taken.id).await.unwrap();
+    queue.send(channel, "{\"n\":3}", "").await.unwrap();
+}

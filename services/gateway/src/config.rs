@@ -26,6 +26,13 @@ pub struct GatewayConfig {
     /// Origins (`https://shop.example.com`, or `*`) whose pages may open the
     /// live push's WebSocket besides the gateway's own pages.
     pub allowed_origins: Vec<String>,
+    /// Requests handled at once; more are answered 503 with `Retry-After`
+    /// at once instead of queueing without bound.
+    pub max_in_flight: usize,
+    /// How long a request may take to be answered, its body's upload
+    /// included (408 beyond): a client that sends slowly cannot hold a
+    /// handler. Above `call_timeout`, so a slow reply is still a 504.
+    pub request_timeout: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -39,6 +46,8 @@ impl Default for GatewayConfig {
             push_send_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
             allowed_origins: Vec::new(),
+            max_in_flight: 4096,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -18,12 +18,14 @@
 //! | `ui` | the embedded page, script and stylesheet |
 //! | `openapi` | the OpenAPI 3 document, built from the same tables as the router |
 //! | `health` | `/healthz` (process up) and `/readyz` (event store and queue answer) |
+//! | `limits` | requests in progress and the time one may take, bounded |
 //! | `metrics` | requests counted and timed per route template, for Prometheus |
 
 mod body;
 mod config;
 mod error;
 mod health;
+mod limits;
 mod lists;
 mod metrics;
 mod openapi;

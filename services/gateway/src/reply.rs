@@ -82,6 +82,8 @@ pub(crate) enum ApiError {
     },
     /// A plain request to the WebSocket's address.
     UpgradeRequired,
+    /// As many requests as configured are being handled already.
+    Busy,
     /// As many WebSocket clients as configured are connected already.
     PushFull,
     /// The gateway is stopping and takes no new WebSocket clients.
@@ -104,6 +106,7 @@ impl ApiError {
             }
             ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
+            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -128,6 +131,7 @@ impl ApiError {
                 "this is the live push's WebSocket: open it with a WebSocket handshake (Connection: Upgrade, Upgrade: websocket)".to_owned()
             }
             ApiError::PushFull => "too many live-push clients; try again later".to_owned(),
+            ApiError::Busy => "too many requests in progress; try again shortly".to_owned(),
             ApiError::ShuttingDown => "the gateway is shutting down".to_owned(),
         }
     }
@@ -195,11 +199,19 @@ impl IntoResponse for ApiError {
             _ => tracing::debug!(%status, ?message, "request refused"),
         }
         let mut response = (status, Json(json!({ "error": message }))).into_response();
-        if matches!(self, ApiError::UpgradeRequired) {
+        match self {
             // RFC 9110 §15.5.22: a 426 names the protocol to switch to.
-            response
-                .headers_mut()
-                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            ApiError::UpgradeRequired => {
+                response
+                    .headers_mut()
+                    .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            }
+            ApiError::Busy => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         response
     }

@@ -22,7 +22,7 @@ use tracing::Level;
 use crate::{
     GatewayState,
     body::{EntityId, IdempotencyKey, JsonBody, OptionalJsonBody, with_entity_id},
-    health,
+    health, limits,
     lists::{self, PageParams},
     metrics, openapi, push,
     reply::{Answer, ApiError, answer},
@@ -82,6 +82,10 @@ pub fn router(state: GatewayState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panicked))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::guard,
+        ))
         .layer(axum::middleware::from_fn(metrics::track))
         // The access log: one `info` line per request as it is answered,
         // with method, URI, status and latency (filter it with

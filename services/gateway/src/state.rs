@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use ordershop_client::Clients;
-use tokio::task::JoinHandle;
+use tokio::{sync::Semaphore, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::{GatewayConfig, push::PushHub, upstream::Upstream};
@@ -14,6 +14,8 @@ pub struct GatewayState {
     pub(crate) push: PushHub,
     pub(crate) config: Arc<GatewayConfig>,
     pub(crate) shutdown: CancellationToken,
+    /// One permit per request being handled ([`GatewayConfig::max_in_flight`]).
+    pub(crate) in_flight: Arc<Semaphore>,
 }
 
 impl GatewayState {
@@ -23,6 +25,7 @@ impl GatewayState {
         Self {
             upstream: Upstream::new(clients, config.call_timeout),
             push: PushHub::new(config.push_buffer, config.max_push_clients),
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             config: Arc::new(config),
             shutdown,
         }

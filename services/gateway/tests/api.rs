@@ -11,6 +11,7 @@ use axum::{
     http::{Request, StatusCode, header::CONTENT_TYPE},
 };
 use ordershop_gateway::GatewayConfig;
+use ordershop_testkit::eventually_async;
 use serde_json::{Value, json};
 use support::{FakeDomain, Infra, InfraExt, absent_clients, gateway, get, json_request, send};
 use tower::ServiceExt;
@@ -227,6 +228,45 @@ async fn no_reply_within_the_call_timeout_is_504() {
     );
     let (status, body) = send(&app, get("/products")).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+}
+
+#[tokio::test]
+async fn requests_beyond_the_limit_are_503_and_slow_ones_408() {
+    let infra = Infra::start().await;
+    // Nobody serves the channels: a call holds its permit for 5 s.
+    let config = GatewayConfig {
+        call_timeout: Duration::from_secs(5),
+        max_in_flight: 1,
+        ..quick()
+    };
+    let app = gateway(infra.clients("gateway-test"), config);
+    let waiting = {
+        let app = app.clone();
+        tokio::spawn(async move { send(&app, get("/product/p1")).await })
+    };
+    // Once the first request holds the only permit, the next is refused.
+    let busy = eventually_async(
+        "a request refused as busy",
+        Duration::from_secs(4),
+        || async {
+            // The probe answers at once while the permit is free.
+            let response = app.clone().oneshot(get("/healthz")).await.unwrap();
+            (response.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(response)
+        },
+    )
+    .await;
+    assert_eq!(busy.headers()["retry-after"], "1");
+    waiting.abort();
+
+    let config = GatewayConfig {
+        call_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_millis(200),
+        ..quick()
+    };
+    let app = gateway(infra.clients("gateway-test"), config);
+    let (status, body) = send(&app, get("/product/p1")).await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("200ms"), "{body}");
 }
 
 #[tokio::test]

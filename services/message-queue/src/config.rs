@@ -16,6 +16,23 @@ pub struct QueueConfig {
     /// Lease given to an in-flight message found without one (the queue
     /// process died between taking it and leasing it).
     pub orphan_grace: Duration,
+    /// Which channels may be used: a deployment serves only the channels of
+    /// `ordershop_topology`, so no client can make the queue (and Redis)
+    /// hold keys for channels nobody serves.
+    pub channels: Channels,
+    /// Most messages waiting on one channel; a send beyond is refused
+    /// (ResourceExhausted) rather than letting a channel nobody drains fill
+    /// Redis. 0: no bound.
+    pub max_waiting: u64,
+}
+
+/// Which channel names the queue accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channels {
+    /// The channels some role of `ordershop_topology` serves.
+    Topology,
+    /// Any well-formed name (tests and tools with channels of their own).
+    Any,
 }
 
 impl Default for QueueConfig {
@@ -26,6 +43,8 @@ impl Default for QueueConfig {
             reply_ttl: Duration::from_secs(300),
             reap_interval: Duration::from_millis(250),
             orphan_grace: Duration::from_secs(5),
+            channels: Channels::Topology,
+            max_waiting: 100_000,
         }
     }
 }

@@ -22,6 +22,9 @@ pub enum QueueError {
         "idempotency key {key:?} was already used for a different request (message {message_id}); use a new key for a new request"
     )]
     KeyReused { key: String, message_id: String },
+    /// The channel holds as many waiting messages as it may.
+    #[error("channel {channel} holds {waiting} waiting messages, its limit; try again later")]
+    Full { channel: String, waiting: u64 },
 }
 
 impl From<redis::RedisError> for QueueError {
@@ -45,7 +48,7 @@ impl From<QueueError> for Status {
             QueueError::KeyReused { .. } => Code::AlreadyExists,
             QueueError::Timeout(_) => Code::DeadlineExceeded,
             QueueError::Unavailable(_) => Code::Unavailable,
-            QueueError::OutOfMemory(_) => Code::ResourceExhausted,
+            QueueError::OutOfMemory(_) | QueueError::Full { .. } => Code::ResourceExhausted,
             QueueError::Redis(_) | QueueError::Corrupt(_) => Code::Internal,
         };
         match code {

@@ -18,7 +18,7 @@ pub mod server;
 mod store;
 pub mod validate;
 
-pub use config::QueueConfig;
+pub use config::{Channels, QueueConfig};
 pub use error::QueueError;
 pub use model::{Message, SendOutcome};
 pub use ordershop_redis::Refusal;

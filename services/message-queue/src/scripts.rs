@@ -5,9 +5,11 @@ use redis::Script;
 
 /// KEYS: waiting, messages, idempotency key (or the messages key again when
 /// there is none). ARGV: id, envelope, idempotency ttl ms, has key (0/1),
-/// payload fingerprint. The key remembers "<id> <fingerprint>".
+/// payload fingerprint, most waiting messages (0: no bound). The key
+/// remembers "<id> <fingerprint>".
 /// Returns {message id, 0 new | 1 duplicate | 2 key reused for another
-/// payload}.
+/// payload | 3 the channel is full}. A duplicate is answered even when the
+/// channel is full: it adds nothing.
 pub(crate) const SEND: &str = r#"
 if ARGV[4] == '1' then
   local existing = redis.call('GET', KEYS[3])
@@ -16,6 +18,10 @@ if ARGV[4] == '1' then
     if fingerprint ~= '' and fingerprint ~= ARGV[5] then return {id, 2} end
     return {id, 1}
   end
+end
+local cap = tonumber(ARGV[6])
+if cap > 0 and redis.call('LLEN', KEYS[1]) >= cap then return {'', 3} end
+if ARGV[4] == '1' then
   redis.call('SET', KEYS[3], ARGV[1] .. ' ' .. ARGV[5], 'PX', ARGV[3])
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])

@@ -6,11 +6,12 @@ use std::{
 
 use ordershop_metrics::families as metrics;
 use ordershop_redis::{Redis, Refusal, delivery_count};
-use ordershop_topology::{CHANNELS_SET, QueueKeys};
+use ordershop_topology::{CHANNELS_SET, QueueKeys, Role};
 use tokio::time::Instant;
 
 use crate::{
-    Message, QueueConfig, QueueError, SendOutcome, model::Envelope, scripts::Scripts, validate,
+    Channels, Message, QueueConfig, QueueError, SendOutcome, model::Envelope, scripts::Scripts,
+    validate,
 };
 
 /// Every Redis operation of the message queue.
@@ -52,6 +53,11 @@ impl QueueStore {
     async fn register(&self, channel: &str) -> Result<(), QueueError> {
         if self.registered.lock().expect("lock").contains(channel) {
             return Ok(());
+        }
+        if self.config.channels == Channels::Topology && !Role::serves_channel(channel) {
+            return Err(QueueError::InvalidArgument(format!(
+                "no service of this deployment serves channel {channel:?}"
+            )));
         }
         let mut conn = self.redis.conn();
         redis::cmd("SADD")
@@ -124,8 +130,15 @@ impl QueueStore {
             .arg(window.as_millis() as u64)
             .arg(u8::from(keyed))
             .arg(fingerprint(payload))
+            .arg(self.config.max_waiting)
             .invoke_async(&mut conn)
             .await?;
+        if outcome == 3 {
+            return Err(QueueError::Full {
+                channel: channel.to_owned(),
+                waiting: self.config.max_waiting,
+            });
+        }
         if outcome == 2 {
             return Err(QueueError::KeyReused {
                 key: idempotency_key.to_owned(),

@@ -115,6 +115,10 @@ pub(crate) struct RoleArgs {
         value_delimiter = ','
     )]
     pub(crate) allowed_origins: Vec<String>,
+    /// Offer gRPC server reflection (for grpcurl). Off by default: it
+    /// describes the whole API to whoever connects.
+    #[arg(long, env = "ORDERSHOP_GRPC_REFLECTION")]
+    pub(crate) grpc_reflection: bool,
     /// Set by `ordershop local` for its children: stop when it is gone.
     #[arg(long, env = "ORDERSHOP_PARENT_PID", hide = true)]
     pub(crate) parent_pid: Option<u32>,

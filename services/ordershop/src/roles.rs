@@ -24,6 +24,9 @@ pub(crate) async fn run(
         parent_watch::stop_when_parent_dies(parent, shutdown.clone());
     }
     ordershop_metrics::families::preset(role);
+    if args.grpc_reflection {
+        serving::enable_reflection();
+    }
     let listener = listeners.take(listeners::GRPC, args.listen).await?;
     tracing::info!(role = role.slug(), listen = %listener.local_addr()?, "starting");
     match role {

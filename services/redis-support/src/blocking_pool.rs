@@ -4,10 +4,18 @@ use std::{
 };
 
 use redis::{AsyncConnectionConfig, aio::MultiplexedConnection};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Idle blocking connections kept for reuse; more are opened on demand and
 /// closed when returned to a full pool.
 const MAX_IDLE: usize = 64;
+
+/// Blocking commands in progress at once. Each holds a Redis connection for
+/// up to its wait, and each gRPC long poll or sync call holds one, so
+/// clients opening long polls without end would otherwise open Redis
+/// connections without end; beyond this many, a caller waits its turn (its
+/// own deadline still bounds how long).
+pub(crate) const MAX_BLOCKING: usize = 512;
 
 /// Connections for blocking commands. Each is used by one caller at a time
 /// and has no response timeout: the command's own BLOCK/timeout argument
@@ -16,6 +24,7 @@ const MAX_IDLE: usize = 64;
 pub struct BlockingPool {
     client: redis::Client,
     idle: Arc<Mutex<Vec<MultiplexedConnection>>>,
+    in_use: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for BlockingPool {
@@ -29,10 +38,17 @@ impl BlockingPool {
         Self {
             client,
             idle: Arc::default(),
+            in_use: Arc::new(Semaphore::new(MAX_BLOCKING)),
         }
     }
 
     pub async fn get(&self) -> redis::RedisResult<BlockingConnection> {
+        let permit = self
+            .in_use
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let reused = self.idle.lock().expect("pool lock").pop();
         let conn = match reused {
             Some(conn) => conn,
@@ -49,6 +65,7 @@ impl BlockingPool {
             conn: Some(conn),
             pool: self.idle.clone(),
             healthy: true,
+            _permit: permit,
         })
     }
 }
@@ -59,6 +76,8 @@ pub struct BlockingConnection {
     conn: Option<MultiplexedConnection>,
     pool: Arc<Mutex<Vec<MultiplexedConnection>>>,
     healthy: bool,
+    /// Counts this connection among the [`MAX_BLOCKING`] until dropped.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl std::fmt::Debug for BlockingConnection {

@@ -4,7 +4,7 @@
 
 use ordershop_client::{Clients, EventStore, Queue};
 use ordershop_event_store::StoreConfig;
-use ordershop_message_queue::QueueConfig;
+use ordershop_message_queue::{Channels, QueueConfig};
 use ordershop_redis::Redis;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -20,9 +20,14 @@ pub struct Infra {
 }
 
 impl Infra {
-    /// Production defaults.
+    /// Production defaults, but the queue serves any channel name: tests
+    /// use channels of their own beside the deployment's.
     pub async fn start() -> Self {
-        Self::start_with(StoreConfig::default(), QueueConfig::default()).await
+        let queue = QueueConfig {
+            channels: Channels::Any,
+            ..QueueConfig::default()
+        };
+        Self::start_with(StoreConfig::default(), queue).await
     }
 
     /// With tuned timeouts (tests shorten claim and lease times so

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ordershop_event_store::StoreConfig;
-use ordershop_message_queue::QueueConfig;
+use ordershop_message_queue::{Channels, QueueConfig};
 
 pub const CLAIM_IDLE: Duration = Duration::from_millis(600);
 pub const MAX_DELIVERIES: u32 = 3;
@@ -25,6 +25,8 @@ pub async fn infra() -> Infra {
         max_attempts: MAX_DELIVERIES,
         reap_interval: Duration::from_millis(50),
         orphan_grace: Duration::from_millis(500),
+        // These tests use channels of their own.
+        channels: Channels::Any,
         ..QueueConfig::default()
     };
     Infra::start_with(store, queue).await
