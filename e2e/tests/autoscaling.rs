@@ -791,6 +791,7 @@ async fn benchmark_operator_cpu_at_50_consumers() {
                 name: "redis-auth".into(),
                 key: "password".into(),
             }),
+            ca_secret_ref: None,
         });
         let mut shop = serde_json::to_value(OrderShop::new(&format!("s{i}"), spec)).expect("JSON");
         for (role, _) in all_consumers(&off) {

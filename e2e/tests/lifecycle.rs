@@ -289,7 +289,7 @@ async fn external_redis_example_leaves_autoscaled_replicas_to_the_autoscaler() {
     let redis = shop.status.unwrap().redis.unwrap();
     assert_eq!(redis.endpoint, "redis.example.internal:6379");
 
-    // The Redis clients get the URL with the password from the Secret.
+    // The Redis clients get the URL, and the password from the Secret apart.
     let deployments = Api::<Deployment>::namespaced(client.clone(), n);
     let store = deployments.get("shop-ext-event-store").await.unwrap();
     let env = store.spec.unwrap().template.spec.unwrap().containers[0]
@@ -302,9 +302,12 @@ async fn external_redis_example_leaves_autoscaled_replicas_to_the_autoscaler() {
         .unwrap();
     assert_eq!(
         url.value.as_deref(),
-        Some("redis://:$(REDIS_PASSWORD)@redis.example.internal:6379/0")
+        Some("redis://redis.example.internal:6379/0")
     );
-    let password = env.iter().find(|e| e.name == "REDIS_PASSWORD").unwrap();
+    let password = env
+        .iter()
+        .find(|e| e.name == "ORDERSHOP_REDIS_PASSWORD")
+        .unwrap();
     let secret = password
         .value_from
         .as_ref()

@@ -59,6 +59,11 @@ async fn ranges_enums_and_name_length_are_enforced() {
             "must start with redis:// or rediss://",
         ),
         (
+            "a CA for a Redis without TLS",
+            "metadata: {name: e}\nspec: {redis: {external: {url: 'redis://r:6379/0', caSecretRef: {name: ca}}}}",
+            "caSecretRef is the CA of a TLS Redis: the url must start with rediss://",
+        ),
+        (
             "name longer than 40 characters",
             "metadata: {name: abcdefghij-abcdefghij-abcdefghij-abcdefghij}\nspec: {}",
             "metadata.name must be at most 40 characters",

@@ -118,6 +118,7 @@ impl Shop {
                 name: "redis-auth".into(),
                 key: "password".into(),
             }),
+            ca_secret_ref: None,
         });
         for (role, autoscaling) in consumers {
             *consumer_autoscaling(&mut spec, *role) = autoscaling.clone();

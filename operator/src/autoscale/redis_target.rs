@@ -1,8 +1,8 @@
 //! Where the autoscaler reads an OrderShop's backlog: the Redis its services
 //! use, with the same credentials.
 //!
-//! - external mode: `spec.redis.external.url`, password from the Secret the
-//!   spec names (none for a Redis without AUTH);
+//! - external mode: `spec.redis.external.url`, password (and for
+//!   `rediss://`, the CA certificate) from the Secrets the spec names;
 //! - managed mode: the operator's Redis client Service
 //!   (`<name>-redis.<namespace>.svc`), password from the generated Secret.
 //!   Only reachable from inside the cluster: an operator run out of cluster
@@ -25,9 +25,9 @@ use crate::names::{Names, REDIS_PASSWORD_KEY, REDIS_PORT};
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Where the password comes from.
+/// A key of a Secret: where the password or the CA certificate comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct PasswordRef {
+struct SecretItem {
     secret: String,
     key: String,
 }
@@ -37,7 +37,9 @@ struct PasswordRef {
 pub struct RedisAddress {
     /// `redis://host:port/db`, never with credentials (shown in status).
     pub url: String,
-    password: Option<PasswordRef>,
+    password: Option<SecretItem>,
+    /// The CA certificate of a `rediss://` Redis, when not a public one.
+    ca: Option<SecretItem>,
     /// The operator's own Redis (reachable only from inside the cluster).
     pub managed: bool,
 }
@@ -47,7 +49,11 @@ impl RedisAddress {
         match &shop.spec.redis.external {
             Some(external) => Self {
                 url: external.url.clone(),
-                password: external.password_secret_ref.as_ref().map(|r| PasswordRef {
+                password: external.password_secret_ref.as_ref().map(|r| SecretItem {
+                    secret: r.name.clone(),
+                    key: r.key.clone(),
+                }),
+                ca: external.ca_secret_ref.as_ref().map(|r| SecretItem {
                     secret: r.name.clone(),
                     key: r.key.clone(),
                 }),
@@ -58,10 +64,11 @@ impl RedisAddress {
                 let namespace = shop.namespace().unwrap_or_default();
                 Self {
                     url: format!("redis://{}.{namespace}.svc:{REDIS_PORT}/0", names.redis()),
-                    password: Some(PasswordRef {
+                    password: Some(SecretItem {
                         secret: names.redis_secret(),
                         key: REDIS_PASSWORD_KEY.into(),
                     }),
+                    ca: None,
                     managed: true,
                 }
             }
@@ -72,11 +79,11 @@ impl RedisAddress {
 /// Why the Redis credentials could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
-    #[error("the Redis password Secret {secret} does not exist")]
+    #[error("the Redis credentials Secret {secret} does not exist")]
     SecretMissing { secret: String },
-    #[error("the Redis password Secret {secret} has no key {key:?}")]
+    #[error("the Redis credentials Secret {secret} has no key {key:?}")]
     KeyMissing { secret: String, key: String },
-    #[error("reading the Redis password Secret {secret}: {source}")]
+    #[error("reading the Redis credentials Secret {secret}: {source}")]
     Kube {
         secret: String,
         #[source]
@@ -89,6 +96,8 @@ pub enum CredentialsError {
 pub struct RedisTarget {
     pub address: RedisAddress,
     password: Option<String>,
+    /// PEM of the CA certificate, for `rediss://`.
+    ca: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for RedisTarget {
@@ -96,6 +105,7 @@ impl std::fmt::Debug for RedisTarget {
         f.debug_struct("RedisTarget")
             .field("address", &self.address)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca", &self.ca.is_some())
             .finish()
     }
 }
@@ -109,11 +119,19 @@ impl RedisTarget {
     ) -> Result<Self, CredentialsError> {
         let password = match &address.password {
             None => None,
-            Some(reference) => Some(read_password(client, namespace, reference).await?),
+            Some(item) => {
+                let bytes = read_secret_item(client, namespace, item).await?;
+                Some(String::from_utf8_lossy(&bytes).into_owned())
+            }
+        };
+        let ca = match &address.ca {
+            None => None,
+            Some(item) => Some(read_secret_item(client, namespace, item).await?),
         };
         Ok(Self {
             address: address.clone(),
             password,
+            ca,
         })
     }
 
@@ -131,7 +149,16 @@ impl RedisTarget {
             }
             None => info,
         };
-        let client = redis::Client::open(info)?;
+        let client = match &self.ca {
+            Some(pem) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            )?,
+            None => redis::Client::open(info)?,
+        };
         // No retries inside the manager: a failed poll drops the connection
         // and the next poll makes a fresh one, so a retry never delays the
         // poll after it.
@@ -143,11 +170,11 @@ impl RedisTarget {
     }
 }
 
-async fn read_password(
+async fn read_secret_item(
     client: &Client,
     namespace: &str,
-    reference: &PasswordRef,
-) -> Result<String, CredentialsError> {
+    reference: &SecretItem,
+) -> Result<Vec<u8>, CredentialsError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = secrets
         .get_opt(&reference.secret)
@@ -162,7 +189,7 @@ async fn read_password(
     secret
         .data
         .and_then(|mut data| data.remove(&reference.key))
-        .map(|bytes| String::from_utf8_lossy(&bytes.0).into_owned())
+        .map(|bytes| bytes.0)
         .ok_or_else(|| CredentialsError::KeyMissing {
             secret: reference.secret.clone(),
             key: reference.key.clone(),
@@ -211,7 +238,7 @@ mod tests {
         assert!(address.managed);
         assert_eq!(
             address.password,
-            Some(PasswordRef {
+            Some(SecretItem {
                 secret: "shop-redis-auth".into(),
                 key: "password".into()
             })
@@ -227,6 +254,7 @@ mod tests {
                 name: "creds".into(),
                 key: "pw".into(),
             }),
+            ca_secret_ref: None,
         });
         let address = RedisAddress::of(&fixtures::shop(spec));
         assert_eq!(address.url, "redis://127.0.0.1:7000/3");
@@ -240,9 +268,11 @@ mod tests {
             address: RedisAddress {
                 url: "redis://r:6379/0".into(),
                 password: None,
+                ca: None,
                 managed: false,
             },
             password: Some("hunter2".into()),
+            ca: None,
         };
         assert!(!format!("{target:?}").contains("hunter2"));
     }
@@ -252,13 +282,15 @@ mod tests {
         let target = RedisTarget {
             address: RedisAddress {
                 url: "redis://127.0.0.1:1/0".into(),
-                password: Some(PasswordRef {
+                password: Some(SecretItem {
                     secret: "s".into(),
                     key: "k".into(),
                 }),
+                ca: None,
                 managed: false,
             },
             password: Some("pw".into()),
+            ca: None,
         };
         let mut conn = target.connect().expect("a valid URL");
         let answer: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;

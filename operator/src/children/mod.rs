@@ -227,6 +227,7 @@ mod tests {
         spec.redis.external = Some(ExternalRedisSpec {
             url: "redis://redis.example:6379/0".into(),
             password_secret_ref: None,
+            ca_secret_ref: None,
         });
         let d = desired(&shop(spec), None, &settings()).unwrap();
         assert!(d.stateful_sets.is_empty());
@@ -254,6 +255,7 @@ mod tests {
         spec.redis.external = Some(ExternalRedisSpec {
             url: "redis://redis.example:6379/0".into(),
             password_secret_ref: None,
+            ca_secret_ref: None,
         });
         let external = desired(&shop(spec), None, &settings()).unwrap();
         for d in [&managed, &external] {

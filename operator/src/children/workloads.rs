@@ -220,6 +220,9 @@ impl<'a> Workloads<'a> {
                     .unwrap_or_else(default_service_resources),
             ),
             security_context: Some(security::container()),
+            volume_mounts: uses_redis(role)
+                .then(|| self.redis.volume_mounts())
+                .filter(|mounts| !mounts.is_empty()),
             ..Container::default()
         };
         let replicas = match autoscale::replica_owner(&self.shop.spec, role) {
@@ -248,6 +251,9 @@ impl<'a> Workloads<'a> {
                         // would be dozens of useless variables per pod.
                         enable_service_links: Some(false),
                         termination_grace_period_seconds: Some(30),
+                        volumes: uses_redis(role)
+                            .then(|| self.redis.volumes())
+                            .filter(|volumes| !volumes.is_empty()),
                         image_pull_secrets: (!image.pull_secrets.is_empty()).then(|| {
                             image
                                 .pull_secrets
@@ -584,9 +590,8 @@ mod tests {
             Some("redis://other:6379/0")
         );
         assert_eq!(value("EXTRA").as_deref(), Some("2"));
-        // The password still precedes the URL that may refer to it.
-        let position = |name: &str| names.iter().position(|n| *n == name).unwrap();
-        assert!(position("REDIS_PASSWORD") < position("ORDERSHOP_REDIS_URL"));
+        // The password comes apart from the URL, which holds none.
+        assert!(names.contains(&"ORDERSHOP_REDIS_PASSWORD"));
     }
 
     /// The names the CRD refuses in `env` are the operator's wiring: the

@@ -14,10 +14,11 @@ pub use scaling::{
     BacklogParts, ConsumerScalingStatus, ScalerMemory, ScalingDecision, WindowEntry,
 };
 pub use spec::{
-    AppendFsync, AutoscalingSpec, ConsumerServiceSpec, ExternalRedisSpec, GatewayServiceType,
-    GatewaySpec, GlobalAutoscalingSpec, ImageSpec, IngressSpec, LogFormat, LogSpec, MAX_EXTRA_ENV,
-    NetworkPolicySpec, OrderShop, OrderShopSpec, PullPolicy, RedisSpec, RedisStorageSpec,
-    SecretKeyRef, ServiceSpec, ServiceView, ServicesSpec, redis_storage_rule, reserved_env_rule,
+    AppendFsync, AutoscalingSpec, CaSecretRef, ConsumerServiceSpec, ExternalRedisSpec,
+    GatewayServiceType, GatewaySpec, GlobalAutoscalingSpec, ImageSpec, IngressSpec, LogFormat,
+    LogSpec, MAX_EXTRA_ENV, NetworkPolicySpec, OrderShop, OrderShopSpec, PullPolicy, RedisSpec,
+    RedisStorageSpec, SecretKeyRef, ServiceSpec, ServiceView, ServicesSpec, redis_storage_rule,
+    reserved_env_rule,
 };
 pub use status::{OrderShopStatus, RedisMode, RedisStatus, ServiceStatus, condition};
 

@@ -289,9 +289,13 @@ fn default_true() -> bool {
 }
 
 /// An existing Redis. Credentials never go into the URL: the password comes
-/// from a Secret.
+/// from a Secret, and so does the CA of a `rediss://` Redis whose
+/// certificate a public CA did not sign.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.caSecretRef) || self.url.startsWith('rediss://')").message("caSecretRef is the CA of a TLS Redis: the url must start with rediss://")
+)]
 pub struct ExternalRedisSpec {
     /// `redis://host:port/db` or `rediss://host:port/db`, without credentials.
     #[x_kube(
@@ -300,8 +304,28 @@ pub struct ExternalRedisSpec {
     )]
     pub url: String,
     /// The Secret key holding the Redis password; none for a Redis without AUTH.
+    /// Any characters: it is handed over apart from the URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_ref: Option<SecretKeyRef>,
+    /// The Secret key holding the PEM certificate of the CA that signed a
+    /// `rediss://` Redis's certificate; none to trust the public web CAs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<CaSecretRef>,
+}
+
+/// A key in a Secret of the OrderShop's namespace holding a CA certificate.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaSecretRef {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    #[serde(default = "default_ca_key")]
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+fn default_ca_key() -> String {
+    "ca.crt".into()
 }
 
 /// A key in a Secret of the OrderShop's namespace.

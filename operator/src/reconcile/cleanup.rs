@@ -206,6 +206,7 @@ mod tests {
             spec.redis.external = Some(ExternalRedisSpec {
                 url: "redis://redis:6379/0".into(),
                 password_secret_ref: None,
+                ca_secret_ref: None,
             });
         }
         fixtures::shop(spec)

@@ -377,6 +377,7 @@ mod tests {
         spec.redis.external = Some(ExternalRedisSpec {
             url: "redis://r:6379/0".into(),
             password_secret_ref: None,
+            ca_secret_ref: None,
         });
         let status = status_with(spec, None, &all);
         assert!(is_true(&status.conditions, REDIS_READY));

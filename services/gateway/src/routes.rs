@@ -13,11 +13,7 @@ use axum::{
 };
 use ordershop_core::{CommandOp, EntityKind};
 use serde_json::Value;
-use tower_http::{
-    catch_panic::CatchPanicLayer,
-    trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer},
-};
-use tracing::Level;
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 
 use crate::{
     GatewayState,
@@ -86,18 +82,11 @@ pub fn router(state: GatewayState) -> Router {
             state.clone(),
             limits::guard,
         ))
+        // Metrics and the access log (one `info` line per request).
         .layer(axum::middleware::from_fn(metrics::track))
-        // The access log: one `info` line per request as it is answered,
-        // with method, URI, status and latency (filter it with
-        // RUST_LOG=tower_http=warn). Failed requests are also logged once,
-        // by `ApiError`, at a level that fits their cause.
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::INFO))
-                .on_failure(()),
-        )
+        // Debug-level spans and timings; failed requests are also logged
+        // once, by `ApiError`, at a level that fits their cause.
+        .layer(TraceLayer::new_for_http().on_failure(()))
         .with_state(state)
 }
 

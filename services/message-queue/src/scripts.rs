@@ -9,7 +9,9 @@ use redis::Script;
 /// remembers "<id> <fingerprint>".
 /// Returns {message id, 0 new | 1 duplicate | 2 key reused for another
 /// payload | 3 the channel is full}. A duplicate is answered even when the
-/// channel is full: it adds nothing.
+/// channel is full: it adds nothing. The bound reads the length LPUSH
+/// returns and takes the message back out when it is one too many, so a
+/// send costs no extra command unless the channel is full.
 pub(crate) const SEND: &str = r#"
 if ARGV[4] == '1' then
   local existing = redis.call('GET', KEYS[3])
@@ -18,14 +20,17 @@ if ARGV[4] == '1' then
     if fingerprint ~= '' and fingerprint ~= ARGV[5] then return {id, 2} end
     return {id, 1}
   end
-end
-local cap = tonumber(ARGV[6])
-if cap > 0 and redis.call('LLEN', KEYS[1]) >= cap then return {'', 3} end
-if ARGV[4] == '1' then
   redis.call('SET', KEYS[3], ARGV[1] .. ' ' .. ARGV[5], 'PX', ARGV[3])
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('LPUSH', KEYS[1], ARGV[1])
+local waiting = redis.call('LPUSH', KEYS[1], ARGV[1])
+local cap = tonumber(ARGV[6])
+if cap > 0 and waiting > cap then
+  redis.call('LPOP', KEYS[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  if ARGV[4] == '1' then redis.call('DEL', KEYS[3]) end
+  return {'', 3}
+end
 return {ARGV[1], 0}
 "#;
 

@@ -59,6 +59,46 @@ enum Command {
     Chaos(crate::chaos::ChaosArgs),
 }
 
+/// What a Redis connection needs beyond its URL (`ordershop_redis::RedisOptions`).
+#[derive(Clone, Args)]
+pub(crate) struct RedisAccess {
+    /// Redis AUTH password, kept out of the URL: no percent-encoding is
+    /// needed and it never shows in a logged URL.
+    #[arg(long, env = "ORDERSHOP_REDIS_PASSWORD", hide_env_values = true)]
+    pub(crate) redis_password: Option<String>,
+    /// PEM file of the CA that signed the Redis server's certificate, for
+    /// `rediss://` URLs (without it the public web roots are trusted).
+    #[arg(long, env = "ORDERSHOP_REDIS_CA_FILE")]
+    pub(crate) redis_ca_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for RedisAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.options().fmt(f)
+    }
+}
+
+impl RedisAccess {
+    pub(crate) fn options(&self) -> ordershop_redis::RedisOptions {
+        ordershop_redis::RedisOptions {
+            password: self.redis_password.clone(),
+            ca_file: self.redis_ca_file.clone(),
+        }
+    }
+
+    /// The environment that hands these to a child process.
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = Vec::new();
+        if let Some(password) = &self.redis_password {
+            env.push(("ORDERSHOP_REDIS_PASSWORD", password.clone()));
+        }
+        if let Some(ca_file) = &self.redis_ca_file {
+            env.push(("ORDERSHOP_REDIS_CA_FILE", ca_file.display().to_string()));
+        }
+        env
+    }
+}
+
 /// Options shared by every role; each role reads the ones it needs.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct RoleArgs {
@@ -75,6 +115,8 @@ pub(crate) struct RoleArgs {
         default_value = "redis://127.0.0.1:6379/0"
     )]
     pub(crate) redis_url: String,
+    #[command(flatten)]
+    pub(crate) redis_access: RedisAccess,
     #[arg(
         long,
         env = "ORDERSHOP_EVENT_STORE_URL",
@@ -125,6 +167,14 @@ pub(crate) struct RoleArgs {
 }
 
 impl RoleArgs {
+    /// The role's Redis client (connecting lazily).
+    pub(crate) fn redis(&self) -> anyhow::Result<ordershop_redis::Redis> {
+        Ok(ordershop_redis::Redis::open_with(
+            &self.redis_url,
+            &self.redis_access.options(),
+        )?)
+    }
+
     pub(crate) fn instance(&self) -> String {
         self.instance.clone().unwrap_or_else(host_name)
     }

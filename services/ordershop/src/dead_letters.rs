@@ -23,6 +23,8 @@ pub(crate) struct DeadLetterArgs {
         default_value = "redis://127.0.0.1:6379/0"
     )]
     redis_url: String,
+    #[command(flatten)]
+    redis_access: crate::cli::RedisAccess,
     #[command(subcommand)]
     action: Action,
 }
@@ -60,7 +62,7 @@ enum Place {
 }
 
 pub(crate) async fn run(args: DeadLetterArgs) -> anyhow::Result<()> {
-    let client = redis::Client::open(args.redis_url.as_str()).context("invalid Redis URL")?;
+    let client = ordershop_redis::client(&args.redis_url, &args.redis_access.options())?;
     let mut conn = client
         .get_multiplexed_async_connection()
         .await

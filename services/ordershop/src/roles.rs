@@ -5,7 +5,6 @@ use std::sync::Arc;
 use ordershop_event_store::StoreConfig;
 use ordershop_message_queue::QueueConfig;
 use ordershop_proto::serving;
-use ordershop_redis::Redis;
 use ordershop_topology::Role;
 use tokio::net::TcpListener;
 
@@ -31,7 +30,7 @@ pub(crate) async fn run(
     tracing::info!(role = role.slug(), listen = %listener.local_addr()?, "starting");
     match role {
         Role::EventStore => {
-            let redis = Redis::open(&args.redis_url)?;
+            let redis = args.redis()?;
             tokio::spawn(backlog_metrics::run(redis.clone(), role, shutdown.clone()));
             let config = StoreConfig {
                 claim_idle: args.claim_idle(),
@@ -41,7 +40,7 @@ pub(crate) async fn run(
             ordershop_event_store::server::run(listener, redis, config, shutdown).await?;
         }
         Role::MessageQueue => {
-            let redis = Redis::open(&args.redis_url)?;
+            let redis = args.redis()?;
             tokio::spawn(backlog_metrics::run(redis.clone(), role, shutdown.clone()));
             let config = QueueConfig {
                 max_attempts: args.max_deliveries,
@@ -118,7 +117,7 @@ async fn work(
         return Ok(());
     }
     let redis = if role == Role::ReadModel {
-        Some(Redis::open(&args.redis_url)?)
+        Some(args.redis()?)
     } else {
         None
     };

@@ -152,11 +152,13 @@ impl RedisServer {
             .windows(2)
             .find(|pair| pair[0] == "--requirepass")
             .map(|pair| pair[1]);
-        let url = match password {
-            Some(password) => format!("redis://:{password}@127.0.0.1:{}/", self.port),
-            None => self.url.clone(),
-        };
-        let client = redis::Client::open(url.as_str()).ok()?;
+        // Given apart from the URL, so any password works unescaped.
+        let mut info = redis::IntoConnectionInfo::into_connection_info(self.url.as_str()).ok()?;
+        if let Some(password) = password {
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        let client = redis::Client::open(info).ok()?;
         let mut conn = client
             .get_connection_with_timeout(Duration::from_millis(500))
             .ok()?;

@@ -82,6 +82,7 @@ impl Supervisor {
             ("ORDERSHOP_LEASE_MS", args.lease_ms.to_string()),
             ("ORDERSHOP_CLAIM_IDLE_MS", args.claim_idle_ms.to_string()),
         ];
+        let env = [env, args.redis_access.env()].concat();
         let run_dir = data_dir.join("run");
         std::fs::create_dir_all(&run_dir)
             .with_context(|| format!("cannot create {}", run_dir.display()))?;

@@ -22,9 +22,12 @@ use crate::shutdown;
 
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct LocalArgs {
-    /// Use this Redis instead of starting one.
+    /// Use this Redis instead of starting one (`rediss://` for TLS).
     #[arg(long)]
     redis_url: Option<String>,
+    /// With --redis-url: its password and CA, handed to every service.
+    #[command(flatten)]
+    pub(crate) redis_access: crate::cli::RedisAccess,
     /// Port of the Redis started here (not 6379, to leave a system Redis
     /// be); 0 picks a free one.
     #[arg(long, default_value_t = 6399)]
@@ -88,7 +91,16 @@ pub(crate) async fn run(args: LocalArgs) -> anyhow::Result<()> {
     let redis_url = match &args.redis_url {
         Some(url) => {
             tracing::info!(%url, "using the given Redis");
+            // Refused here, once, rather than by every service in a loop.
+            ordershop_redis::client(url, &args.redis_access.options())?;
             url.clone()
+        }
+        None if args.redis_access.redis_password.is_some()
+            || args.redis_access.redis_ca_file.is_some() =>
+        {
+            anyhow::bail!(
+                "--redis-password and --redis-ca-file (ORDERSHOP_REDIS_PASSWORD, ORDERSHOP_REDIS_CA_FILE) are for the Redis of --redis-url; the Redis started here needs neither"
+            );
         }
         None => {
             let options = RedisOptions {
