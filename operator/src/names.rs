@@ -47,6 +47,8 @@ pub const ENV_INSTANCE: &str = "ORDERSHOP_INSTANCE";
 pub const ENV_LISTEN: &str = "ORDERSHOP_LISTEN";
 /// The gateway's HTTP address; its port is the one its Service and probes use.
 pub const ENV_HTTP_LISTEN: &str = "ORDERSHOP_HTTP_LISTEN";
+/// The gateway's API tokens, from the Secret `spec.gateway.auth` names.
+pub const ENV_API_TOKENS: &str = "ORDERSHOP_API_TOKENS";
 /// Variables the operator sets that `services.<role>.env` may not name (the
 /// CRD refuses them): overriding them would break the shop's wiring. Every
 /// other operator variable may be overridden by name.

@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, EnvVarSource, GRPCAction, HTTPGetAction,
     LocalObjectReference, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, Service, ServicePort, ServiceSpec,
+    ResourceRequirements, SecretKeySelector, Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -18,7 +18,8 @@ use super::{Owner, RedisConnection, Settings, balancing, security};
 use crate::autoscale::{self, ReplicaOwner};
 use crate::crd::OrderShop;
 use crate::names::{
-    ENV_HTTP_LISTEN, ENV_INSTANCE, ENV_LISTEN, GATEWAY_HTTP_PORT, GRPC_PORT, Names, uses_redis,
+    ENV_API_TOKENS, ENV_HTTP_LISTEN, ENV_INSTANCE, ENV_LISTEN, GATEWAY_HTTP_PORT, GRPC_PORT, Names,
+    uses_redis,
 };
 
 /// The gateway's process-only health endpoint (no upstream is asked).
@@ -129,6 +130,20 @@ impl<'a> Workloads<'a> {
                 ENV_HTTP_LISTEN,
                 format!("0.0.0.0:{GATEWAY_HTTP_PORT}"),
             ));
+            if let Some(auth) = &self.shop.spec.gateway.auth {
+                env.push(EnvVar {
+                    name: ENV_API_TOKENS.into(),
+                    value_from: Some(EnvVarSource {
+                        secret_key_ref: Some(SecretKeySelector {
+                            name: auth.token_secret_ref.name.clone(),
+                            key: auth.token_secret_ref.key.clone(),
+                            optional: Some(false),
+                        }),
+                        ..EnvVarSource::default()
+                    }),
+                    ..EnvVar::default()
+                });
+            }
         }
         merge_env(&mut env, self.shop.spec.services.get(role).env);
         env
@@ -592,6 +607,31 @@ mod tests {
         assert_eq!(value("EXTRA").as_deref(), Some("2"));
         // The password comes apart from the URL, which holds none.
         assert!(names.contains(&"ORDERSHOP_REDIS_PASSWORD"));
+    }
+
+    #[test]
+    fn the_gateway_takes_its_api_tokens_from_the_secret_the_spec_names() {
+        let mut spec = OrderShopSpec::default();
+        let ds = deployments(spec.clone());
+        assert!(!env(&ds["shop-api-gateway"]).contains_key(ENV_API_TOKENS));
+        spec.gateway.auth = Some(crate::crd::GatewayAuthSpec {
+            token_secret_ref: crate::crd::TokenSecretRef {
+                name: "api".into(),
+                key: "tokens".into(),
+            },
+        });
+        let ds = deployments(spec);
+        let gateway = env(&ds["shop-api-gateway"]);
+        let secret = gateway[ENV_API_TOKENS]
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("from a Secret");
+        assert_eq!(
+            (secret.name.as_str(), secret.key.as_str()),
+            ("api", "tokens")
+        );
+        assert!(!env(&ds["shop-inventory"]).contains_key(ENV_API_TOKENS));
     }
 
     /// The names the CRD refuses in `env` are the operator's wiring: the

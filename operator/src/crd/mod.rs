@@ -15,10 +15,10 @@ pub use scaling::{
 };
 pub use spec::{
     AppendFsync, AutoscalingSpec, CaSecretRef, ConsumerServiceSpec, ExternalRedisSpec,
-    GatewayServiceType, GatewaySpec, GlobalAutoscalingSpec, ImageSpec, IngressSpec, LogFormat,
-    LogSpec, MAX_EXTRA_ENV, NetworkPolicySpec, OrderShop, OrderShopSpec, PullPolicy, RedisSpec,
-    RedisStorageSpec, SecretKeyRef, ServiceSpec, ServiceView, ServicesSpec, redis_storage_rule,
-    reserved_env_rule,
+    GatewayAuthSpec, GatewayServiceType, GatewaySpec, GlobalAutoscalingSpec, ImageSpec,
+    IngressSpec, LogFormat, LogSpec, MAX_EXTRA_ENV, NetworkPolicySpec, OrderShop, OrderShopSpec,
+    PullPolicy, RedisSpec, RedisStorageSpec, SecretKeyRef, ServiceSpec, ServiceView, ServicesSpec,
+    TokenSecretRef, redis_storage_rule, reserved_env_rule,
 };
 pub use status::{OrderShopStatus, RedisMode, RedisStatus, ServiceStatus, condition};
 

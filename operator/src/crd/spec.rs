@@ -588,6 +588,9 @@ pub struct GatewaySpec {
     /// An Ingress in front of the gateway's Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressSpec>,
+    /// Bearer tokens the REST API and the live push ask for; none: open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<GatewayAuthSpec>,
 }
 
 impl Default for GatewaySpec {
@@ -596,8 +599,36 @@ impl Default for GatewaySpec {
             service_type: GatewayServiceType::default(),
             port: default_gateway_port(),
             ingress: None,
+            auth: None,
         }
     }
+}
+
+/// Bearer-token authentication of the gateway (the probes, the UI page and
+/// `/openapi.json` stay open; the page asks for a token).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayAuthSpec {
+    /// The Secret key holding the accepted tokens, comma-separated (several,
+    /// so one can be rotated while the other still works). Use tokens of
+    /// letters, digits, `-`, `_` and `.`: browsers send the live push's as
+    /// a WebSocket subprotocol.
+    pub token_secret_ref: TokenSecretRef,
+}
+
+/// A key in a Secret of the OrderShop's namespace holding API tokens.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenSecretRef {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    #[serde(default = "default_tokens_key")]
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+fn default_tokens_key() -> String {
+    "tokens".into()
 }
 
 fn default_gateway_port() -> i32 {

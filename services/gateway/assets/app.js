@@ -151,8 +151,23 @@
     });
   }
 
-  async function getJson(path) {
-    const response = await fetch(path, { headers: { Accept: "application/json" }, cache: "no-store" });
+  // A gateway started with API tokens answers 401 without one: ask once,
+  // keep it for this tab only (sessionStorage), send it as a bearer token.
+  const TOKEN_KEY = "ordershop.token";
+  function token() {
+    return sessionStorage.getItem(TOKEN_KEY) || "";
+  }
+  function askToken() {
+    const given = window.prompt("This OrderShop needs an API token:");
+    if (given) sessionStorage.setItem(TOKEN_KEY, given.trim());
+    return Boolean(given);
+  }
+
+  async function getJson(path, asked) {
+    const headers = { Accept: "application/json" };
+    if (token()) headers.Authorization = "Bearer " + token();
+    const response = await fetch(path, { headers, cache: "no-store" });
+    if (response.status === 401 && !asked && askToken()) return getJson(path, true);
     const body = await response.json().catch(() => ({ error: "the answer was not JSON" }));
     if (!response.ok || body.error) throw new Error(body.error || "HTTP " + response.status);
     return body;
@@ -254,7 +269,10 @@
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(scheme + "//" + location.host + "/ws");
+    // Browsers cannot set headers on a WebSocket: the token rides as the
+    // second subprotocol (never in the URL, which logs keep).
+    const url = scheme + "//" + location.host + "/ws";
+    const socket = token() ? new WebSocket(url, ["ordershop.bearer", token()]) : new WebSocket(url);
     setStatus("connecting", "connecting…");
     socket.addEventListener("open", () => {
       retry = 500;

@@ -33,6 +33,10 @@ pub struct GatewayConfig {
     /// included (408 beyond): a client that sends slowly cannot hold a
     /// handler. Above `call_timeout`, so a slow reply is still a 504.
     pub request_timeout: Duration,
+    /// Bearer tokens that may use the REST API and the live push; empty:
+    /// no authentication (the probes, the page and `/openapi.json` are
+    /// always open).
+    pub api_tokens: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -48,6 +52,7 @@ impl Default for GatewayConfig {
             allowed_origins: Vec::new(),
             max_in_flight: 4096,
             request_timeout: Duration::from_secs(30),
+            api_tokens: Vec::new(),
         }
     }
 }

@@ -18,9 +18,11 @@
 //! | `ui` | the embedded page, script and stylesheet |
 //! | `openapi` | the OpenAPI 3 document, built from the same tables as the router |
 //! | `health` | `/healthz` (process up) and `/readyz` (event store and queue answer) |
+//! | `auth` | optional bearer tokens for the API and the live push |
 //! | `limits` | requests in progress and the time one may take, bounded |
 //! | `metrics` | requests counted and timed per route template, for Prometheus |
 
+mod auth;
 mod body;
 mod config;
 mod error;

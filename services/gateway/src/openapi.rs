@@ -4,17 +4,67 @@
 
 use std::sync::LazyLock;
 
-use axum::Json;
+use axum::{Json, extract::State};
 use ordershop_core::{EntityKind, OrderStatus};
 use ordershop_topology::MAX_APPEND_BATCH;
 use serde_json::{Map, Value, json};
 
-use crate::{routes, ui};
+use crate::{GatewayState, routes, ui};
 
 static DOCUMENT: LazyLock<Value> = LazyLock::new(document);
+static WITH_TOKENS: LazyLock<Value> = LazyLock::new(|| with_bearer_tokens(document()));
 
-pub(crate) async fn serve() -> Json<Value> {
-    Json(DOCUMENT.clone())
+/// The document of this gateway: with a bearer security scheme when it
+/// asks for tokens.
+pub(crate) async fn serve(State(state): State<GatewayState>) -> Json<Value> {
+    if state.config.api_tokens.is_empty() {
+        Json(DOCUMENT.clone())
+    } else {
+        Json(WITH_TOKENS.clone())
+    }
+}
+
+/// Every operation needs a bearer token, but those the gateway leaves open.
+fn with_bearer_tokens(mut document: Value) -> Value {
+    document["components"]["securitySchemes"] = json!({
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "One of the gateway's API tokens. The live push takes it as the \
+                second WebSocket subprotocol after `ordershop.bearer`.",
+        },
+    });
+    document["security"] = json!([{"bearer": []}]);
+    let open = [
+        "/",
+        ui::SCRIPT_PATH,
+        ui::STYLE_PATH,
+        routes::HEALTHZ,
+        routes::READYZ,
+        routes::OPENAPI,
+    ];
+    if let Some(paths) = document["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            let Some(operations) = item.as_object_mut() else {
+                continue;
+            };
+            for (method, operation) in operations.iter_mut() {
+                if method == "parameters" {
+                    continue;
+                }
+                if open.contains(&path.as_str()) {
+                    operation["security"] = json!([]);
+                } else if let Some(responses) = operation["responses"].as_object_mut() {
+                    responses.insert("401".into(), response_ref("401"));
+                }
+            }
+        }
+    }
+    document["components"]["responses"]["401"] = json!({
+        "description": "No bearer token, or an unknown one",
+        "content": {"application/json": {"schema": schema_ref("Error")}},
+    });
+    document
 }
 
 /// The whole document.

@@ -157,6 +157,9 @@ pub(crate) async fn websocket(
         _permit: permit,
     };
     Ok(upgrade
+        // The token rode in as a subprotocol (see `auth`); the handshake
+        // must name the protocol it accepts.
+        .protocols([crate::auth::PROTOCOL])
         .max_message_size(CLIENT_MESSAGE_LIMIT)
         .max_frame_size(CLIENT_MESSAGE_LIMIT)
         .on_failed_upgrade(|err| tracing::debug!(error = %err, "WebSocket handshake failed"))

@@ -84,6 +84,8 @@ pub(crate) enum ApiError {
     UpgradeRequired,
     /// As many requests as configured are being handled already.
     Busy,
+    /// No bearer token, or not one the gateway knows.
+    Unauthorized,
     /// As many WebSocket clients as configured are connected already.
     PushFull,
     /// The gateway is stopping and takes no new WebSocket clients.
@@ -107,6 +109,7 @@ impl ApiError {
             ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -132,6 +135,9 @@ impl ApiError {
             }
             ApiError::PushFull => "too many live-push clients; try again later".to_owned(),
             ApiError::Busy => "too many requests in progress; try again shortly".to_owned(),
+            ApiError::Unauthorized => {
+                "this gateway needs a bearer token: Authorization: Bearer <token>".to_owned()
+            }
             ApiError::ShuttingDown => "the gateway is shutting down".to_owned(),
         }
     }
@@ -210,6 +216,12 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::Unauthorized => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"ordershop\""),
+                );
             }
             _ => {}
         }

@@ -16,7 +16,7 @@ use serde_json::Value;
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 
 use crate::{
-    GatewayState,
+    GatewayState, auth,
     body::{EntityId, IdempotencyKey, JsonBody, OptionalJsonBody, with_entity_id},
     health, limits,
     lists::{self, PageParams},
@@ -78,6 +78,10 @@ pub fn router(state: GatewayState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panicked))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::guard,

@@ -270,6 +270,76 @@ async fn requests_beyond_the_limit_are_503_and_slow_ones_408() {
 }
 
 #[tokio::test]
+async fn api_tokens_guard_the_api_and_the_live_push_but_not_the_probes_and_the_page() {
+    let config = GatewayConfig {
+        api_tokens: vec!["s3cret".to_owned(), "next-one".to_owned()],
+        ..quick()
+    };
+    let app = gateway(absent_clients(), config);
+    let with = |path: &str, authorization: Option<&str>| {
+        let mut request = Request::builder().uri(path);
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    for authorization in [None, Some("Bearer wrong"), Some("Basic s3cret")] {
+        let response = app
+            .clone()
+            .oneshot(with("/customers", authorization))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{authorization:?}"
+        );
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer realm=\"ordershop\""
+        );
+    }
+    // Either token passes (the absent event store answers 503 then).
+    for token in ["s3cret", "next-one"] {
+        let (status, body) = send(&app, with("/customers", Some(&format!("Bearer {token}")))).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    }
+    for open in ["/healthz", "/", "/openapi.json"] {
+        let response = app.clone().oneshot(with(open, None)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{open}");
+    }
+    let (_, document) = send(&app, with("/openapi.json", None)).await;
+    assert_eq!(document["security"], json!([{"bearer": []}]));
+    assert_eq!(document["paths"]["/healthz"]["get"]["security"], json!([]));
+    assert!(document["paths"]["/customers"]["get"]["responses"]["401"].is_object());
+
+    // The live push: the token as the second subprotocol.
+    let handshake = |protocols: Option<&str>| {
+        let mut request = Request::builder()
+            .uri("/ws")
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+        if let Some(protocols) = protocols {
+            request = request.header("sec-websocket-protocol", protocols);
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    let (status, _) = send(&app, handshake(None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = send(&app, handshake(Some("ordershop.bearer, wrong"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = send(&app, handshake(Some("ordershop.bearer, s3cret"))).await;
+    assert_ne!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    // Without tokens the document names no security.
+    let open = gateway(absent_clients(), quick());
+    let (_, document) = send(&open, with("/openapi.json", None)).await;
+    assert!(document.get("security").is_none(), "{document}");
+}
+
+#[tokio::test]
 async fn async_creates_answer_the_message_id_at_once() {
     let infra = Infra::start().await;
     let app = gateway(infra.clients("gateway-test"), quick());

@@ -157,6 +157,15 @@ pub(crate) struct RoleArgs {
         value_delimiter = ','
     )]
     pub(crate) allowed_origins: Vec<String>,
+    /// API gateway: bearer tokens that may use the REST API and the live
+    /// push (comma-separated in the env var); none: no authentication.
+    #[arg(
+        long = "api-token",
+        env = "ORDERSHOP_API_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub(crate) api_tokens: Vec<String>,
     /// Offer gRPC server reflection (for grpcurl). Off by default: it
     /// describes the whole API to whoever connects.
     #[arg(long, env = "ORDERSHOP_GRPC_REFLECTION")]

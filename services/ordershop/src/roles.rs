@@ -111,6 +111,12 @@ async fn work(
         tracing::info!(http = %listener.local_addr()?, "API gateway listening");
         let config = ordershop_gateway::GatewayConfig {
             allowed_origins: args.allowed_origins.clone(),
+            api_tokens: args
+                .api_tokens
+                .iter()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect(),
             ..ordershop_gateway::GatewayConfig::default()
         };
         ordershop_gateway::run(listener, clients, config, shutdown).await?;

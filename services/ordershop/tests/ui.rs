@@ -148,6 +148,23 @@ impl Page {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rest_create_appears_live_in_the_events_pane() {
     let shop = Shop::shared().await;
+    live_page_shows_a_create(&shop.url, None).await;
+}
+
+/// With API tokens, the page sends its token on every fetch and as the live
+/// push's subprotocol (set here before the page's scripts run, as a user
+/// would have answered its prompt).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_api_tokens_the_page_authenticates_its_fetches_and_its_live_push() {
+    let shop = Shop::start_with_env(&[("ORDERSHOP_API_TOKENS", "ui-token-1")]).await;
+    let (status, _) = shop.request(reqwest::Method::GET, "/customers", None).await;
+    assert_eq!(status, 401, "the API is closed without the token");
+    live_page_shows_a_create(&shop.url, Some("ui-token-1")).await;
+}
+
+/// Opens the live UI, waits for its push to connect, creates a customer over
+/// REST and waits for the event in the events pane and the state pane.
+async fn live_page_shows_a_create(url: &str, token: Option<&str>) {
     let (_browser, devtools) = launch();
     let targets: Value = eventually_async("DevTools targets", DEADLINE, || async {
         reqwest::get(format!("{devtools}/json/list"))
@@ -166,7 +183,26 @@ async fn a_rest_create_appears_live_in_the_events_pane() {
         .to_owned();
     let (socket, _) = connect_async(page_ws).await.expect("DevTools page socket");
     let mut page = Page { socket, next_id: 0 };
-    page.command("Page.navigate", json!({"url": format!("{}/", shop.url)}))
+    if let Some(token) = token {
+        // The tab's sessionStorage of the shop's origin, as the page's
+        // prompt would have filled it: set from a page of the same origin
+        // that asks for nothing.
+        page.command("Page.navigate", json!({"url": format!("{url}/healthz")}))
+            .await;
+        let stored = format!(
+            "location.pathname === '/healthz' \
+             && (sessionStorage.setItem('ordershop.token', '{token}'), sessionStorage.getItem('ordershop.token'))"
+        );
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while page.eval(&stored).await != json!(token) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the token was never stored for the tab"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    page.command("Page.navigate", json!({"url": format!("{url}/")}))
         .await;
 
     // The page's WebSocket is live once the status badge says so.
@@ -184,8 +220,14 @@ async fn a_rest_create_appears_live_in_the_events_pane() {
     }
 
     let name = format!("UI test {}", uuid::Uuid::new_v4().simple());
-    shop.create_one("customer", json!({"name": name, "email": "ui@example.com"}))
-        .await;
+    let mut create = reqwest::Client::new()
+        .post(format!("{url}/customer"))
+        .json(&json!({"name": name, "email": "ui@example.com"}));
+    if let Some(token) = token {
+        create = create.bearer_auth(token);
+    }
+    let created = create.send().await.expect("POST /customer");
+    assert!(created.status().is_success(), "{}", created.status());
     let probe = format!("document.querySelector('#events').innerText.includes('{name}')");
     while page.eval(&probe).await != json!(true) {
         assert!(

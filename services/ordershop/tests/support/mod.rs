@@ -32,6 +32,12 @@ impl Shop {
     /// Starts a private shop: its own Redis (or `REDIS_URL`), free ports,
     /// short leases and claim timeouts so crash recovery is quick.
     pub async fn start() -> Shop {
+        Self::start_with_env(&[]).await
+    }
+
+    /// [`Shop::start`] with extra environment for `ordershop local` and,
+    /// through it, every role (e.g. the gateway's API tokens).
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Shop {
         let data_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("shop-{}", uuid::Uuid::new_v4().simple()));
         let mut command = Command::new(env!("CARGO_BIN_EXE_ordershop"));
@@ -57,6 +63,7 @@ impl Shop {
             }
         }
         let mut child = command
+            .envs(env.iter().copied())
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
