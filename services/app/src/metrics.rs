@@ -4,16 +4,27 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use ordershop_client::HandlerError;
 use ordershop_metrics::families::{EVENTS_HANDLED, HANDLING_LAG, handled, handler};
 use ordershop_topology::{EntryId, Role};
 
-/// A saga handled an event of `topic` at `entry`: done, or to be retried.
-pub(crate) fn event_handled(role: &str, topic: &str, entry: &str, done: bool) {
-    let outcome = if done { "done" } else { "retry" };
+/// A saga handled an event of `topic` at `entry`: done, to be retried, or
+/// refused for good (dead-lettered).
+pub(crate) fn event_handled(
+    role: &str,
+    topic: &str,
+    entry: &str,
+    outcome: &Result<(), HandlerError>,
+) {
+    let label = match outcome {
+        Ok(()) => "done",
+        Err(err) if err.permanent => "refused",
+        Err(_) => "retry",
+    };
     EVENTS_HANDLED
-        .get_or_create(&handled(role, topic, outcome))
+        .get_or_create(&handled(role, topic, label))
         .inc();
-    if done {
+    if outcome.is_ok() {
         observe_lag(role, topic, entry);
     }
 }

@@ -116,7 +116,7 @@ impl Saga {
             Saga::Shipping(saga) => saga.handle(delivery).await,
             Saga::Crm(crm) => crm.handle(delivery).await,
         };
-        crate::metrics::event_handled(role.slug(), &topic, &entry, outcome.is_ok());
+        crate::metrics::event_handled(role.slug(), &topic, &entry, &outcome);
         tracing::debug!(%topic, %entry, delivery = count, elapsed = ?started.elapsed(), ok = outcome.is_ok(), "event handled");
         outcome
     }

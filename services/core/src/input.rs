@@ -112,6 +112,16 @@ pub fn entity(
 /// Reads a new entity of `kind` (its id is made later): [`entity`] plus the
 /// rules of a create: an order starts CREATED, a shipping undelivered.
 pub fn new_entity(kind: EntityKind, fields: &Map<String, Value>) -> Result<Entity, DomainError> {
+    // Ignored (ids are made by the server), but a non-string is a mistake.
+    if !matches!(
+        fields.get("entity_id"),
+        None | Some(Value::Null | Value::String(_))
+    ) {
+        return Err(DomainError::Invalid {
+            field: "entity_id",
+            expected: "a string or null (it is ignored: the server makes ids)",
+        });
+    }
     let entity = entity(kind, String::new(), fields)?;
     match &entity {
         Entity::Order(order) if order.status != OrderStatus::Created => Err(DomainError::Invalid {
@@ -458,6 +468,19 @@ mod tests {
     #[test]
     fn new_orders_start_created_and_new_shippings_undelivered() {
         let new = |kind, input: Value| new_entity(kind, input.as_object().unwrap());
+        assert!(
+            new(
+                EntityKind::Order,
+                json!({"cart_id": "c", "entity_id": "mine"})
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            new(EntityKind::Order, json!({"cart_id": "c", "entity_id": 5}))
+                .unwrap_err()
+                .to_string(),
+            "entity_id must be a string or null (it is ignored: the server makes ids)"
+        );
         assert!(new(EntityKind::Order, json!({"cart_id": "c"})).is_ok());
         assert!(new(EntityKind::Order, json!({"cart_id": "c", "status": null})).is_ok());
         assert!(

@@ -113,12 +113,18 @@ impl StreamStore {
         // A blocking XREAD answers at once when entries past `after` exist:
         // one round trip whether or not it has to wait.
         let from = if after.is_empty() { "0-0" } else { after };
-        let mut blocking = self.redis.blocking().await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        let Some(blocking) = self.redis.blocking_until(deadline).await else {
+            return Ok(Vec::new());
+        };
+        let mut blocking = blocking?;
+        let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT")
             .arg(limit)
             .arg("BLOCK")
-            .arg(wait.as_millis() as u64)
+            // BLOCK 0 would wait forever.
+            .arg((wait.as_millis() as u64).max(1))
             .arg("STREAMS")
             .arg(&key)
             .arg(from);
@@ -491,6 +497,12 @@ impl StreamStore {
         block: Duration,
         heads_of: &[String],
     ) -> Result<Vec<Delivered>, StoreError> {
+        let deadline = tokio::time::Instant::now() + block;
+        let Some(conn) = self.redis.blocking_until(deadline).await else {
+            return Ok(Vec::new());
+        };
+        let mut conn = conn?;
+        let block = deadline.saturating_duration_since(tokio::time::Instant::now());
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(group)
@@ -509,7 +521,6 @@ impl StreamStore {
         let mut pipe = redis::pipe();
         pipe.add_command(cmd);
         add_heads(&mut pipe, heads_of);
-        let mut conn = self.redis.blocking().await?;
         let replies: Vec<redis::Value> = conn.query_pipeline(&pipe).await?;
         let mut replies = replies.into_iter();
         let entries: Option<StreamReadReply> =

@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 /// How the gateway behaves. `Default` is what production runs with; tests
-/// shorten the timeouts.
-#[derive(Debug, Clone)]
+/// shorten the timeouts. `Debug` shows how many API tokens, never them.
+#[derive(Clone)]
 pub struct GatewayConfig {
     /// How long a sync command or a query waits for its reply before the
     /// client gets 504. Creates are idempotent per message, so a caller that
@@ -54,5 +54,23 @@ impl Default for GatewayConfig {
             request_timeout: Duration::from_secs(30),
             api_tokens: Vec::new(),
         }
+    }
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("call_timeout", &self.call_timeout)
+            .field("body_limit", &self.body_limit)
+            .field("ready_timeout", &self.ready_timeout)
+            .field("push_buffer", &self.push_buffer)
+            .field("max_push_clients", &self.max_push_clients)
+            .field("push_send_timeout", &self.push_send_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("request_timeout", &self.request_timeout)
+            .field("api_tokens", &self.api_tokens.len())
+            .finish()
     }
 }

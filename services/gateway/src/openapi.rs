@@ -151,9 +151,33 @@ pub(crate) fn document() -> Value {
                 that completed before them. Writes accept an `Idempotency-Key` header: a retry with \
                 the same key is carried out once.",
         },
-        "paths": paths,
+        "paths": with_limit_errors(paths),
         "components": components(),
     })
+}
+
+/// Every operation but the probes may meet the gateway's limits: 503 when
+/// too many requests are in progress, 408 past the request timeout.
+fn with_limit_errors(mut paths: Map<String, Value>) -> Map<String, Value> {
+    for (path, item) in paths.iter_mut() {
+        if [routes::HEALTHZ, routes::READYZ].contains(&path.as_str()) {
+            continue;
+        }
+        let Some(operations) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in operations.iter_mut() {
+            if method == "parameters" {
+                continue;
+            }
+            if let Some(responses) = operation["responses"].as_object_mut() {
+                for code in ["408", "503"] {
+                    responses.entry(code).or_insert_with(|| response_ref(code));
+                }
+            }
+        }
+    }
+    paths
 }
 
 fn schema_ref(name: &str) -> Value {
@@ -557,9 +581,9 @@ const MAX_WHOLE: i64 = i64::MAX;
 /// ([`ordershop_core::input`]): required fields, types, minimums.
 fn entity_schema(kind: EntityKind, new: bool) -> Value {
     let id = json!({
-        "type": "string",
+        "type": ["string", "null"],
         "readOnly": true,
-        "description": "Made by the server; in a request body, if given, it must be the id in the URL",
+        "description": "Made by the server: ignored on create; in an update's body, if given, it must be the id in the URL",
     });
     let amount =
         |description: &str| json!({"type": "number", "minimum": 0, "description": description});
@@ -655,7 +679,7 @@ fn components() -> Value {
         json!({
             "type": "object",
             "description": "Optional: only entity_id is read, and if given it must be the id in the URL",
-            "properties": {"entity_id": {"type": "string", "readOnly": true}},
+            "properties": {"entity_id": {"type": ["string", "null"], "readOnly": true}},
         }),
     );
     let statuses: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
@@ -727,7 +751,8 @@ fn components() -> Value {
             "422": error("The Idempotency-Key was already used, within its window, for a different request"),
             "500": error("A bug in a service"),
             "502": error("A service or the infrastructure answered something unusable"),
-            "503": error("The event store or the message queue is unavailable"),
+            "503": error("The event store or the message queue is unavailable, or the gateway has as many requests in progress as it takes (Retry-After)"),
+            "408": error("The request was not complete within the gateway's request timeout (its body's upload included)"),
             "504": error("No reply within the call timeout"),
         },
         "parameters": {

@@ -163,10 +163,13 @@ impl QueueStore {
         let keys = QueueKeys::new(channel);
         let deadline = Instant::now() + wait;
         loop {
+            let Some(blocking) = self.redis.blocking_until(deadline).await else {
+                return Ok(None);
+            };
+            let mut blocking = blocking?;
             let remaining = deadline.saturating_duration_since(Instant::now());
             // BLMOVE takes seconds as a float; 0 would block forever.
             let timeout = remaining.as_secs_f64().max(0.001);
-            let mut blocking = self.redis.blocking().await?;
             let mut cmd = redis::cmd("BLMOVE");
             cmd.arg(&keys.waiting)
                 .arg(&keys.inflight)
@@ -356,6 +359,10 @@ impl QueueStore {
         // has a signal and the wait below returns at once.
         let deadline = Instant::now() + timeout;
         loop {
+            let Some(blocking) = self.redis.blocking_until(deadline).await else {
+                return Err(QueueError::Timeout(timeout));
+            };
+            let mut blocking = blocking?;
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Err(QueueError::Timeout(timeout));
@@ -371,7 +378,6 @@ impl QueueStore {
                 .arg(remaining.as_secs_f64().max(0.001))
                 .ignore()
                 .get(&reply_key);
-            let mut blocking = self.redis.blocking().await?;
             let (reply,): (Option<String>,) = blocking.query_pipeline(&pipe).await?;
             if let Some(reply) = reply {
                 return Ok(reply);

@@ -20,7 +20,7 @@
 //! | `queue_redeliveries_total` | channel | queue: leases of a message after its first |
 //! | `queue_retries_total` | channel | queue: refusals that will be retried |
 //! | `queue_dead_lettered_total` | channel, cause | queue: `refused` for good, or `poison` (leased too often) |
-//! | `events_handled_total` | role, topic, outcome | services: `done`, or `retry` (a saga trigger not yet applicable, or a dependency down) |
+//! | `events_handled_total` | role, topic, outcome | services: `done`, `retry` (a saga trigger not yet applicable, or a dependency down), or `refused` (for good: dead-lettered) |
 //! | `event_handling_lag_seconds` | role, topic | services: from an event's append to its handling (the read model's apply lag, a saga's lag) |
 
 use std::sync::LazyLock;
@@ -266,7 +266,7 @@ pub static QUEUE_DEAD_LETTERED: LazyLock<Family<DeadLetterLabels, Counter>> = La
 pub static EVENTS_HANDLED: LazyLock<Family<HandledLabels, Counter>> = LazyLock::new(|| {
     register(
         "events_handled",
-        "Events a service's saga or the read model handled: done, or retry (not applicable yet, or a dependency down)",
+        "Events a service's saga or the read model handled: done, retry (not applicable yet, or a dependency down), or refused (for good: dead-lettered)",
         Family::default(),
     )
 });
@@ -309,7 +309,7 @@ pub fn preset(role: Role) {
         }
         _ => {
             for subscription in role.subscriptions() {
-                for outcome in ["done", "retry"] {
+                for outcome in ["done", "retry", "refused"] {
                     drop(EVENTS_HANDLED.get_or_create(&handled(
                         role.slug(),
                         subscription.topic,

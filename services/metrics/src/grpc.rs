@@ -21,7 +21,8 @@ use tower::{Layer, Service};
 use crate::families::{GRPC_HANDLED, GRPC_SECONDS, MethodCodeLabels, MethodLabels};
 
 /// The packages whose methods are labelled by name; anything else a client
-/// calls is `unknown` (it can only be answered Unimplemented anyway).
+/// calls is `unknown`, and so is any method answered Unimplemented (a name
+/// under these packages that no service has).
 const KNOWN_PACKAGES: [&str; 3] = ["/ordershop.", "/grpc.health.", "/grpc.reflection."];
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -75,6 +76,13 @@ where
                             .and_then(|v| v.to_str().ok()),
                     ),
                     Err(_) => "Unavailable".to_owned(),
+                };
+                // A method no service has: its name is the client's to
+                // choose, so it is not a label value.
+                let method = if code == "Unimplemented" {
+                    "unknown".to_owned()
+                } else {
+                    method
                 };
                 GRPC_SECONDS
                     .get_or_create(&MethodLabels {

@@ -13,8 +13,8 @@ const MAX_IDLE: usize = 64;
 /// Blocking commands in progress at once. Each holds a Redis connection for
 /// up to its wait, and each gRPC long poll or sync call holds one, so
 /// clients opening long polls without end would otherwise open Redis
-/// connections without end; beyond this many, a caller waits its turn (its
-/// own deadline still bounds how long).
+/// connections without end; beyond this many, a caller waits its turn
+/// (`Redis::blocking_until` bounds that wait by the caller's deadline).
 pub(crate) const MAX_BLOCKING: usize = 512;
 
 /// Connections for blocking commands. Each is used by one caller at a time

@@ -119,6 +119,19 @@ impl Redis {
         self.blocking.get().await
     }
 
+    /// [`Redis::blocking`] for a caller that must be done by `deadline`:
+    /// `None` when no connection was free before it (at most 512 blocking
+    /// commands run at once). Compute the command's own wait after this
+    /// returns, from what is left.
+    pub async fn blocking_until(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Option<redis::RedisResult<BlockingConnection>> {
+        tokio::time::timeout_at(deadline, self.blocking.get())
+            .await
+            .ok()
+    }
+
     pub fn client(&self) -> &redis::Client {
         &self.client
     }
