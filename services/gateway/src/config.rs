@@ -33,6 +33,10 @@ pub struct GatewayConfig {
     /// included (408 beyond): a client that sends slowly cannot hold a
     /// handler. Above `call_timeout`, so a slow reply is still a 504.
     pub request_timeout: Duration,
+    /// How long a client may take to send a request's headers, and to
+    /// start the next request on a kept-alive connection: a client that
+    /// trickles bytes (slowloris) cannot hold a connection longer.
+    pub header_read_timeout: Duration,
     /// Bearer tokens that may use the REST API and the live push; empty:
     /// no authentication (the probes, the page and `/openapi.json` are
     /// always open).
@@ -52,6 +56,7 @@ impl Default for GatewayConfig {
             allowed_origins: Vec::new(),
             max_in_flight: 4096,
             request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
             api_tokens: Vec::new(),
         }
     }
@@ -70,6 +75,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("allowed_origins", &self.allowed_origins)
             .field("max_in_flight", &self.max_in_flight)
             .field("request_timeout", &self.request_timeout)
+            .field("header_read_timeout", &self.header_read_timeout)
             .field("api_tokens", &self.api_tokens.len())
             .finish()
     }

@@ -17,6 +17,7 @@
 //! | `push` | one follow stream of every topic, fanned out to browsers over WebSockets |
 //! | `ui` | the embedded page, script and stylesheet |
 //! | `openapi` | the OpenAPI 3 document, built from the same tables as the router |
+//! | `serve` | the accept loop: HTTP/1 and 2, WebSocket upgrades, a header-read timeout, graceful stop |
 //! | `health` | `/healthz` (process up) and `/readyz` (event store and queue answer) |
 //! | `auth` | optional bearer tokens for the API and the live push |
 //! | `limits` | requests in progress and the time one may take, bounded |
@@ -34,6 +35,7 @@ mod openapi;
 mod push;
 mod reply;
 mod routes;
+mod serve;
 mod state;
 mod ui;
 mod upstream;
@@ -56,14 +58,20 @@ pub async fn run(
     config: GatewayConfig,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
+    let header_read_timeout = config.header_read_timeout;
+    let grace = config.shutdown_grace;
     let state = GatewayState::new(clients, config, shutdown.clone());
     let push_feed = state.spawn_push_feed();
     let address = listener.local_addr().map_err(GatewayError::Listener)?;
     tracing::info!(%address, "api gateway listening");
-    let served = axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .map_err(GatewayError::Serve);
+    let served = serve::run(
+        listener,
+        router(state.clone()),
+        header_read_timeout,
+        grace,
+        &shutdown,
+    )
+    .await;
     // Reached on a stop or a failing listener: either way the push ends.
     shutdown.cancel();
     state.drain_push_clients().await;

@@ -181,3 +181,54 @@ async fn the_page_and_its_assets_are_served() {
         assert!(String::from_utf8_lossy(&body).contains(marker), "{path}");
     }
 }
+
+/// A client that trickles its request headers is cut off after the header
+/// read timeout, however it paces its bytes (slowloris).
+#[tokio::test]
+async fn a_client_slow_to_send_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let infra = Infra::start().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let config = GatewayConfig {
+        header_read_timeout: Duration::from_millis(300),
+        ..GatewayConfig::default()
+    };
+    let server = tokio::spawn(ordershop_gateway::run(
+        listener,
+        infra.clients("gateway-test"),
+        config,
+        shutdown.clone(),
+    ));
+    let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // A byte now and then, never the end of the headers.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buffer = [0u8; 1024];
+        loop {
+            let _ = slow.write_all(b"X").await;
+            match tokio::time::timeout(Duration::from_millis(100), slow.read(&mut buffer)).await {
+                Ok(Ok(0) | Err(_)) => return,
+                // hyper may answer 408 before closing.
+                Ok(Ok(_)) => {}
+                Err(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection was still open after 10 s");
+
+    // A client that sends its request is served as before.
+    let mut fine = tokio::net::TcpStream::connect(address).await.unwrap();
+    fine.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    fine.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
