@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
 use ordershop_e2e::namespace::TestNamespace;
@@ -477,6 +477,23 @@ async fn redis_pod_deleted_keeps_acknowledged_data(
         &format!("{SHOP}-redis-0"),
         "--wait=true",
     ]);
+    // `kubectl wait` fails at once on a pod that does not exist yet: wait
+    // for the StatefulSet to have made the new one first.
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let name = format!("{SHOP}-redis-0");
+    eventually_async(
+        "the StatefulSet to recreate the Redis pod",
+        SLOW,
+        || async {
+            pods.get_opt(&name)
+                .await
+                .ok()
+                .flatten()
+                .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+                .map(|_| ())
+        },
+    )
+    .await;
     kubectl(&[
         "wait",
         "-n",

@@ -39,16 +39,19 @@ pub(crate) async fn require(
     }
 }
 
+/// The routes that need no token: the probes, the page (which asks for the
+/// token itself) and its assets, and the API's description.
+pub(crate) const OPEN_PATHS: [&str; 6] = [
+    "/",
+    ui::SCRIPT_PATH,
+    ui::STYLE_PATH,
+    routes::HEALTHZ,
+    routes::READYZ,
+    routes::OPENAPI,
+];
+
 fn is_open(path: &str) -> bool {
-    [
-        "/",
-        ui::SCRIPT_PATH,
-        ui::STYLE_PATH,
-        routes::HEALTHZ,
-        routes::READYZ,
-        routes::OPENAPI,
-    ]
-    .contains(&path)
+    OPEN_PATHS.contains(&path)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

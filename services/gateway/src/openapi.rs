@@ -35,14 +35,6 @@ fn with_bearer_tokens(mut document: Value) -> Value {
         },
     });
     document["security"] = json!([{"bearer": []}]);
-    let open = [
-        "/",
-        ui::SCRIPT_PATH,
-        ui::STYLE_PATH,
-        routes::HEALTHZ,
-        routes::READYZ,
-        routes::OPENAPI,
-    ];
     if let Some(paths) = document["paths"].as_object_mut() {
         for (path, item) in paths.iter_mut() {
             let Some(operations) = item.as_object_mut() else {
@@ -52,7 +44,7 @@ fn with_bearer_tokens(mut document: Value) -> Value {
                 if method == "parameters" {
                     continue;
                 }
-                if open.contains(&path.as_str()) {
+                if crate::auth::OPEN_PATHS.contains(&path.as_str()) {
                     operation["security"] = json!([]);
                 } else if let Some(responses) = operation["responses"].as_object_mut() {
                     responses.insert("401".into(), response_ref("401"));
