@@ -75,19 +75,18 @@ async fn measure(conn: &mut redis::aio::ConnectionManager, role: Role) -> anyhow
             }
         }
     }
-    for DeadCount { kind, name, dead } in dead_letters::counts(conn).await? {
-        match (kind, role) {
-            ("topic", Role::EventStore) => {
-                STREAM_DEAD_LETTERS
-                    .get_or_create(&topic(&name))
-                    .set(dead as i64);
-            }
-            ("channel", Role::MessageQueue) => {
-                QUEUE_MESSAGES
-                    .get_or_create(&channel_state(&name, "dead"))
-                    .set(dead as i64);
-            }
-            _ => {}
+    // Each role reads only its own kind of dead letters.
+    if role == Role::EventStore {
+        for DeadCount { name, dead, .. } in dead_letters::topic_counts(conn).await? {
+            STREAM_DEAD_LETTERS
+                .get_or_create(&topic(&name))
+                .set(dead as i64);
+        }
+    } else {
+        for DeadCount { name, dead, .. } in dead_letters::channel_counts(conn).await? {
+            QUEUE_MESSAGES
+                .get_or_create(&channel_state(&name, "dead"))
+                .set(dead as i64);
         }
     }
     Ok(())

@@ -121,35 +121,59 @@ pub(crate) async fn counts<C>(conn: &mut C) -> anyhow::Result<Vec<DeadCount>>
 where
     C: redis::aio::ConnectionLike + Send,
 {
-    let mut counts = Vec::new();
+    let mut counts = topic_counts(conn).await?;
+    counts.extend(channel_counts(conn).await?);
+    Ok(counts)
+}
+
+/// Every topic's dead letters, in one round trip.
+pub(crate) async fn topic_counts<C>(conn: &mut C) -> anyhow::Result<Vec<DeadCount>>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let mut pipe = redis::pipe();
     for topic in TOPICS {
-        let dead: u64 = redis::cmd("XLEN")
-            .arg(StreamKeys::new(topic).dead)
-            .query_async(conn)
-            .await?;
-        counts.push(DeadCount {
+        pipe.cmd("XLEN").arg(StreamKeys::new(topic).dead);
+    }
+    let dead: Vec<u64> = pipe.query_async(conn).await?;
+    Ok(TOPICS
+        .iter()
+        .zip(dead)
+        .map(|(topic, dead)| DeadCount {
             kind: "topic",
             name: (*topic).to_owned(),
             dead,
-        });
-    }
+        })
+        .collect())
+}
+
+/// Every known channel's dead letters: the channel set, then one round trip.
+pub(crate) async fn channel_counts<C>(conn: &mut C) -> anyhow::Result<Vec<DeadCount>>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
     let mut channels: Vec<String> = redis::cmd("SMEMBERS")
         .arg(CHANNELS_SET)
         .query_async(conn)
         .await?;
     channels.sort();
-    for channel in channels {
-        let dead: u64 = redis::cmd("LLEN")
-            .arg(QueueKeys::new(&channel).dead)
-            .query_async(conn)
-            .await?;
-        counts.push(DeadCount {
-            kind: "channel",
-            name: channel,
-            dead,
-        });
+    if channels.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(counts)
+    let mut pipe = redis::pipe();
+    for channel in &channels {
+        pipe.cmd("LLEN").arg(QueueKeys::new(channel).dead);
+    }
+    let dead: Vec<u64> = pipe.query_async(conn).await?;
+    Ok(channels
+        .into_iter()
+        .zip(dead)
+        .map(|(name, dead)| DeadCount {
+            kind: "channel",
+            name,
+            dead,
+        })
+        .collect())
 }
 
 async fn show_topic(
