@@ -39,6 +39,19 @@ pub const REDIS_PASSWORD_KEY: &str = "password";
 /// which Redis includes from a file, so the password is never in argv.
 pub const REDIS_AUTH_CONF_KEY: &str = "redis-auth.conf";
 
+/// Key of the shop key in the gRPC Secret (only the event store and the
+/// queue get it).
+pub const GRPC_KEY_KEY: &str = "key";
+/// The shop key, in the event store's and the queue's containers.
+pub const ENV_GRPC_KEY: &str = "ORDERSHOP_GRPC_KEY";
+/// The role's own token, in every other container.
+pub const ENV_GRPC_TOKEN: &str = "ORDERSHOP_GRPC_TOKEN";
+
+/// Key of `role`'s token in the gRPC Secret.
+pub fn grpc_token_key(role: Role) -> String {
+    format!("{}.token", role.slug())
+}
+
 /// Each pod's consumer name in the event store's consumer groups and the
 /// queue (the pod's name). A value shared by several pods would make them
 /// one consumer, taking over each other's in-flight work.
@@ -52,7 +65,13 @@ pub const ENV_API_TOKENS: &str = "ORDERSHOP_API_TOKENS";
 /// Variables the operator sets that `services.<role>.env` may not name (the
 /// CRD refuses them): overriding them would break the shop's wiring. Every
 /// other operator variable may be overridden by name.
-pub const RESERVED_ENV: [&str; 3] = [ENV_INSTANCE, ENV_LISTEN, ENV_HTTP_LISTEN];
+pub const RESERVED_ENV: [&str; 5] = [
+    ENV_INSTANCE,
+    ENV_LISTEN,
+    ENV_HTTP_LISTEN,
+    ENV_GRPC_KEY,
+    ENV_GRPC_TOKEN,
+];
 
 /// Names of one OrderShop's children.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +121,11 @@ impl Names {
     /// The generated Redis password Secret.
     pub fn redis_secret(&self) -> String {
         format!("{}-redis-auth", self.instance)
+    }
+
+    /// The generated Secret with the gRPC key and every role's token.
+    pub fn grpc_secret(&self) -> String {
+        format!("{}-grpc-auth", self.instance)
     }
 
     /// The gateway's Ingress.

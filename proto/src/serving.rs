@@ -22,6 +22,8 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 pub use ordershop_topology::LIVENESS_SERVICE;
 
+use crate::tls::ServerTls;
+
 /// Whether servers started from now on offer gRPC server reflection.
 static REFLECTION: AtomicBool = AtomicBool::new(false);
 
@@ -61,6 +63,7 @@ impl Health {
 pub async fn serve(
     listener: TcpListener,
     routes: Option<Routes>,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<
     (
@@ -89,12 +92,10 @@ pub async fn serve(
     // every role is scraped the same way, with no second listener.
     let all = Routes::from(
         all.into_axum_router()
-            .route("/metrics", axum::routing::get(metrics)),
+            .route("/metrics", axum::routing::get(metrics))
+            .layer(axum::middleware::from_fn(crate::tls::plaintext_guard)),
     );
-    // Without TCP_NODELAY small replies wait for the client's delayed ACK
-    // (~40 ms per call); tonic's own `tcp_nodelay` default does not apply
-    // to an incoming stream we hand it, so set it on the accepted sockets.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = crate::tls::incoming(listener, tls);
     let server = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(ordershop_metrics::GrpcMetricsLayer)
@@ -156,10 +157,12 @@ pub enum ServeError {
 }
 
 /// Serves `routes` until `shutdown` fires, reporting healthy while `ready`
-/// says the role's dependencies answer (checked every second).
+/// says the role's dependencies answer (checked every second). With `tls`,
+/// API calls must come over TLS (see [`crate::tls`]).
 pub async fn run<F, Fut>(
     listener: TcpListener,
     routes: Option<Routes>,
+    tls: Option<ServerTls>,
     shutdown: CancellationToken,
     ready: F,
 ) -> Result<(), ServeError>
@@ -167,7 +170,7 @@ where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
-    let (health, server) = serve(listener, routes, shutdown.clone().cancelled_owned()).await?;
+    let (health, server) = serve(listener, routes, tls, shutdown.clone().cancelled_owned()).await?;
     tokio::spawn(track_readiness(
         health,
         std::time::Duration::from_secs(1),
@@ -203,7 +206,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
-        let (health, server) = serve(listener, None, stop.clone().cancelled_owned())
+        let (health, server) = serve(listener, None, None, stop.clone().cancelled_owned())
             .await
             .unwrap();
         let server = tokio::spawn(server);

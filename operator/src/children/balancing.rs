@@ -39,7 +39,7 @@ pub(crate) const BALANCED: [Role; 2] = [Role::EventStore, Role::MessageQueue];
 /// The URL the clients of `role` are given: its headless Service
 /// (`<shop>-<role>-pods`, at most 40 + 14 + 5 characters: a valid DNS label).
 pub(crate) fn pods_url(names: &Names, role: Role) -> String {
-    format!("http://{}:{GRPC_PORT}", names.pods_service(role))
+    format!("https://{}:{GRPC_PORT}", names.pods_service(role))
 }
 
 /// The headless Service of `role`'s pods.
@@ -86,7 +86,7 @@ mod tests {
         assert_eq!(spec.ports.unwrap()[0].port, GRPC_PORT);
         assert_eq!(
             pods_url(&names, Role::MessageQueue),
-            "http://shop-message-queue-pods:50051"
+            "https://shop-message-queue-pods:50051"
         );
     }
 

@@ -7,6 +7,7 @@
 
 mod balancing;
 mod connection;
+mod grpc_auth;
 mod ingress;
 mod network_policy;
 mod quantity;
@@ -21,6 +22,8 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 use ordershop_topology::Role;
+
+pub use grpc_auth::GrpcSecrets;
 
 use crate::crd::OrderShop;
 use crate::names::Names;
@@ -69,15 +72,18 @@ impl std::fmt::Debug for RedisPassword {
 }
 
 /// The children of `shop`. `redis_password` is needed (and used) only in
-/// managed-Redis mode.
+/// managed-Redis mode; `grpc` is the shop's gRPC key and TLS (generated
+/// once, read back on every pass).
 pub fn desired(
     shop: &OrderShop,
     redis_password: Option<&RedisPassword>,
+    grpc: &GrpcSecrets,
     settings: &Settings,
 ) -> Result<Desired, BuildError> {
     let owner = Owner::of(shop)?;
     let names = Names::new(shop.name_any());
     let mut out = Desired::default();
+    out.secrets.push(grpc_auth::secret(&names, &owner, grpc));
 
     let connection = match &shop.spec.redis.external {
         Some(external) => RedisConnection::external(external),
@@ -101,7 +107,8 @@ pub fn desired(
         }
     };
 
-    let workloads = workloads::Workloads::new(shop, &names, &owner, &connection, settings);
+    let workloads =
+        workloads::Workloads::new(shop, &names, &owner, &connection, &grpc.key, settings);
     for role in Role::ALL {
         out.deployments.push(workloads.deployment(role));
         out.services.push(workloads.service(role));
@@ -172,6 +179,15 @@ pub(crate) mod fixtures {
         }
     }
 
+    /// One key and certificate for every build of a test, as the
+    /// reconcile reads them back.
+    pub(crate) fn grpc_key() -> GrpcSecrets {
+        static SECRETS: std::sync::OnceLock<GrpcSecrets> = std::sync::OnceLock::new();
+        SECRETS
+            .get_or_init(|| GrpcSecrets::generate(&Names::new("shop"), "ns").unwrap())
+            .clone()
+    }
+
     pub(crate) fn password() -> RedisPassword {
         RedisPassword("secret".into())
     }
@@ -204,11 +220,12 @@ mod tests {
             tls_secret_name: None,
             annotations: Default::default(),
         });
-        let d = desired(&shop(spec), Some(&password()), &settings()).unwrap();
+        let d = desired(&shop(spec), Some(&password()), &grpc_key(), &settings()).unwrap();
         let metas = all_metas(&d);
         // 13 Deployments + 13 Services + 2 headless pods Services + 2 Redis
-        // Services + StatefulSet + Secret + PDB + NetworkPolicy + Ingress.
-        assert_eq!(metas.len(), 13 + 13 + 2 + 2 + 1 + 1 + 1 + 1 + 1);
+        // Services + StatefulSet + 2 Secrets (Redis, gRPC) + PDB +
+        // NetworkPolicy + Ingress.
+        assert_eq!(metas.len(), 13 + 13 + 2 + 2 + 1 + 2 + 1 + 1 + 1);
         for meta in metas {
             let owners = meta.owner_references.as_ref().unwrap();
             assert_eq!(owners.len(), 1);
@@ -229,9 +246,11 @@ mod tests {
             password_secret_ref: None,
             ca_secret_ref: None,
         });
-        let d = desired(&shop(spec), None, &settings()).unwrap();
+        let d = desired(&shop(spec), None, &grpc_key(), &settings()).unwrap();
         assert!(d.stateful_sets.is_empty());
-        assert!(d.secrets.is_empty());
+        // Only the gRPC one: the password of an external Redis is the user's.
+        let secrets: Vec<_> = d.secrets.iter().map(|s| s.metadata.name.clone()).collect();
+        assert_eq!(secrets, [Some("shop-grpc-auth".to_owned())]);
         assert!(d.disruption_budgets.is_empty());
         assert!(d.network_policies.is_empty());
         // 13 role Services and the 2 headless pods Services, which do not
@@ -248,6 +267,7 @@ mod tests {
         let managed = desired(
             &shop(OrderShopSpec::default()),
             Some(&password()),
+            &grpc_key(),
             &settings(),
         )
         .unwrap();
@@ -257,7 +277,7 @@ mod tests {
             password_secret_ref: None,
             ca_secret_ref: None,
         });
-        let external = desired(&shop(spec), None, &settings()).unwrap();
+        let external = desired(&shop(spec), None, &grpc_key(), &settings()).unwrap();
         for d in [&managed, &external] {
             let headless: Vec<_> = d
                 .services
@@ -279,7 +299,7 @@ mod tests {
     fn an_unpersisted_ordershop_is_refused() {
         let shop = OrderShop::new("x", OrderShopSpec::default());
         assert!(matches!(
-            desired(&shop, None, &settings()),
+            desired(&shop, None, &grpc_key(), &settings()),
             Err(BuildError::NotPersisted)
         ));
     }

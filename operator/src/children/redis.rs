@@ -478,6 +478,7 @@ mod tests {
         let d = desired(
             &fixtures::shop(spec),
             Some(&fixtures::password()),
+            &fixtures::grpc_key(),
             &fixtures::settings(),
         )
         .unwrap();
@@ -564,6 +565,7 @@ mod tests {
         let d = desired(
             &fixtures::shop(OrderShopSpec::default()),
             Some(&password),
+            &fixtures::grpc_key(),
             &fixtures::settings(),
         )
         .unwrap();

@@ -14,14 +14,17 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use ordershop_topology::{LIVENESS_SERVICE, Role};
 
-use super::{Owner, RedisConnection, Settings, balancing, security};
+use super::{Owner, RedisConnection, Settings, balancing, grpc_auth, security};
 use crate::autoscale::{self, ReplicaOwner};
 use crate::crd::OrderShop;
 use crate::names::{
     ENV_API_TOKENS, ENV_HTTP_LISTEN, ENV_INSTANCE, ENV_LISTEN, GATEWAY_HTTP_PORT, GRPC_PORT, Names,
     uses_redis,
 };
+use ordershop_grpc_auth::GrpcKey;
 
+/// Pod template annotation: the gRPC key's fingerprint.
+const GRPC_KEY_ANNOTATION: &str = "ordershop.io/grpc-key";
 /// The gateway's process-only health endpoint (no upstream is asked).
 const GATEWAY_LIVENESS_PATH: &str = "/healthz";
 /// The gateway's readiness endpoint (the event store and the queue answer).
@@ -52,6 +55,7 @@ pub(super) struct Workloads<'a> {
     names: &'a Names,
     owner: &'a Owner,
     redis: &'a RedisConnection,
+    grpc_key: &'a GrpcKey,
     settings: &'a Settings,
 }
 
@@ -61,6 +65,7 @@ impl<'a> Workloads<'a> {
         names: &'a Names,
         owner: &'a Owner,
         redis: &'a RedisConnection,
+        grpc_key: &'a GrpcKey,
         settings: &'a Settings,
     ) -> Self {
         Self {
@@ -68,6 +73,7 @@ impl<'a> Workloads<'a> {
             names,
             owner,
             redis,
+            grpc_key,
             settings,
         }
     }
@@ -111,6 +117,7 @@ impl<'a> Workloads<'a> {
         if uses_redis(role) {
             env.extend(self.redis.env());
         }
+        env.extend(grpc_auth::env(self.names, role));
         // The clients resolve the headless Services of the event store and
         // the queue, so their calls spread over every ready replica (see
         // `balancing`). The two infrastructure roles need only Redis, so
@@ -235,9 +242,14 @@ impl<'a> Workloads<'a> {
                     .unwrap_or_else(default_service_resources),
             ),
             security_context: Some(security::container()),
-            volume_mounts: uses_redis(role)
-                .then(|| self.redis.volume_mounts())
-                .filter(|mounts| !mounts.is_empty()),
+            volume_mounts: Some(
+                uses_redis(role)
+                    .then(|| self.redis.volume_mounts())
+                    .into_iter()
+                    .flatten()
+                    .chain([grpc_auth::volume_mount()])
+                    .collect(),
+            ),
             ..Container::default()
         };
         let replicas = match autoscale::replica_owner(&self.shop.spec, role) {
@@ -256,6 +268,12 @@ impl<'a> Workloads<'a> {
                 template: PodTemplateSpec {
                     metadata: Some(ObjectMeta {
                         labels: Some(self.names.labels(slug)),
+                        // Env vars from a Secret are read at start: a new
+                        // gRPC key rolls every pod over to it.
+                        annotations: Some(BTreeMap::from([(
+                            GRPC_KEY_ANNOTATION.to_string(),
+                            self.grpc_key.fingerprint(),
+                        )])),
                         ..ObjectMeta::default()
                     }),
                     spec: Some(PodSpec {
@@ -266,9 +284,14 @@ impl<'a> Workloads<'a> {
                         // would be dozens of useless variables per pod.
                         enable_service_links: Some(false),
                         termination_grace_period_seconds: Some(30),
-                        volumes: uses_redis(role)
-                            .then(|| self.redis.volumes())
-                            .filter(|volumes| !volumes.is_empty()),
+                        volumes: Some(
+                            uses_redis(role)
+                                .then(|| self.redis.volumes())
+                                .into_iter()
+                                .flatten()
+                                .chain([grpc_auth::volume(self.names, role)])
+                                .collect(),
+                        ),
                         image_pull_secrets: (!image.pull_secrets.is_empty()).then(|| {
                             image
                                 .pull_secrets
@@ -369,6 +392,7 @@ mod tests {
         desired(
             &fixtures::shop(spec),
             Some(&fixtures::password()),
+            &fixtures::grpc_key(),
             &fixtures::settings(),
         )
         .unwrap()
@@ -428,11 +452,11 @@ mod tests {
         );
         assert_eq!(
             order["ORDERSHOP_EVENT_STORE_URL"].value.as_deref(),
-            Some("http://shop-event-store-pods:50051")
+            Some("https://shop-event-store-pods:50051")
         );
         assert_eq!(
             order["ORDERSHOP_QUEUE_URL"].value.as_deref(),
-            Some("http://shop-message-queue-pods:50051")
+            Some("https://shop-message-queue-pods:50051")
         );
         let queue = env(&ds["shop-message-queue"]);
         assert!(
@@ -444,7 +468,7 @@ mod tests {
             let vars = env(&ds[&format!("shop-{}", role.slug())]);
             assert_eq!(
                 vars["ORDERSHOP_EVENT_STORE_URL"].value.as_deref(),
-                Some("http://shop-event-store-pods:50051"),
+                Some("https://shop-event-store-pods:50051"),
                 "{role:?}"
             );
         }
@@ -635,13 +659,17 @@ mod tests {
     }
 
     /// The names the CRD refuses in `env` are the operator's wiring: the
-    /// gateway gets all of them (every role all but the HTTP listener).
+    /// gateway gets all of them but the gRPC key, which the event store gets.
     #[test]
     fn the_reserved_names_are_ones_the_operator_sets() {
         let ds = deployments(OrderShopSpec::default());
         let gateway = env(&ds["shop-api-gateway"]);
+        let store = env(&ds["shop-event-store"]);
         for name in crate::names::RESERVED_ENV {
-            assert!(gateway.contains_key(name), "{name}");
+            assert!(
+                gateway.contains_key(name) || store.contains_key(name),
+                "{name}"
+            );
         }
     }
 
@@ -664,6 +692,7 @@ mod tests {
         let d = desired(
             &fixtures::shop(spec),
             Some(&fixtures::password()),
+            &fixtures::grpc_key(),
             &fixtures::settings(),
         )
         .unwrap();

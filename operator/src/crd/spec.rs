@@ -33,7 +33,7 @@ pub fn reserved_env_rule() -> Rule {
     let quoted: Vec<String> = RESERVED_ENV.iter().map(|n| format!("'{n}'")).collect();
     Rule::new(format!("self.all(e, !(e.name in [{}]))", quoted.join(", "))).message(
         Message::Message(format!(
-            "must not set {}: the operator sets them (each pod's consumer name, and the ports its Service and probes use); other variables it sets may be overridden",
+            "must not set {}: the operator sets them (each pod's consumer name, the ports its Service and probes use, its gRPC credentials); other variables it sets may be overridden",
             RESERVED_ENV.join(", ")
         )),
     )
@@ -356,7 +356,8 @@ pub struct ServiceSpec {
     pub resources: Option<ResourceRequirements>,
     /// Extra environment variables. One named like a variable the operator
     /// sets replaces it (RUST_LOG, ORDERSHOP_REDIS_URL, ...), except
-    /// ORDERSHOP_INSTANCE, ORDERSHOP_LISTEN and ORDERSHOP_HTTP_LISTEN, which
+    /// ORDERSHOP_INSTANCE, ORDERSHOP_LISTEN, ORDERSHOP_HTTP_LISTEN and the
+    /// gRPC credentials (ORDERSHOP_GRPC_KEY, ORDERSHOP_GRPC_TOKEN), which
     /// are refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_EXTRA_ENV))]
@@ -377,7 +378,8 @@ pub struct ConsumerServiceSpec {
     pub resources: Option<ResourceRequirements>,
     /// Extra environment variables. One named like a variable the operator
     /// sets replaces it (RUST_LOG, ORDERSHOP_REDIS_URL, ...), except
-    /// ORDERSHOP_INSTANCE, ORDERSHOP_LISTEN and ORDERSHOP_HTTP_LISTEN, which
+    /// ORDERSHOP_INSTANCE, ORDERSHOP_LISTEN, ORDERSHOP_HTTP_LISTEN and the
+    /// gRPC credentials (ORDERSHOP_GRPC_KEY, ORDERSHOP_GRPC_TOKEN), which
     /// are refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_EXTRA_ENV))]

@@ -6,6 +6,7 @@
 mod backoff;
 mod children;
 pub mod cleanup;
+mod generated;
 mod redis_auth;
 pub mod status;
 
@@ -30,7 +31,7 @@ pub use cleanup::FINALIZER;
 
 use crate::FIELD_MANAGER;
 use crate::autoscale;
-use crate::children::{self as build, BuildError, RedisConnection, Settings};
+use crate::children::{self as build, BuildError, GrpcSecrets, RedisConnection, Settings};
 use crate::crd::condition::{self, DEGRADED, READY, SUSPENDED};
 use crate::crd::{GROUP, OrderShop, OrderShopStatus, VERSION};
 use crate::metrics::Metrics;
@@ -106,6 +107,8 @@ pub enum Error {
     },
     #[error("{0}")]
     ExternalSecret(String),
+    #[error(transparent)]
+    Certificates(#[from] ordershop_grpc_auth::PkiError),
     #[error("the child caches stopped (shutting down)")]
     CachesClosed,
     #[error("the finalizer name {FINALIZER} is not a valid JSON pointer segment")]
@@ -125,6 +128,7 @@ impl Error {
                 _ => "transport",
             },
             Error::ExternalSecret(_) => "external_secret",
+            Error::Certificates(_) => "certificates",
             Error::CachesClosed => "caches_closed",
             Error::InvalidFinalizer => "finalizer",
         }
@@ -344,20 +348,34 @@ async fn apply_children(
             None
         }
     };
-    let mut desired = build::desired(shop, password.as_ref(), &ctx.settings)?;
+    let grpc_secret = names.grpc_secret();
+    let stored_grpc = generated::read(secrets, &grpc_secret).await?;
+    if stored_grpc.exists {
+        existing_secrets.insert(grpc_secret.clone());
+    }
+    let grpc = |stored: &generated::Stored| {
+        GrpcSecrets::stored_or_generated(&stored.data, names, namespace)
+    };
+    let mut grpc_secrets = grpc(&stored_grpc)?;
+    let mut desired = build::desired(shop, password.as_ref(), &grpc_secrets, &ctx.settings)?;
+    let mut password = password;
     if shop.spec.redis.external.is_none() && !existing_secrets.contains(&names.redis_secret()) {
-        // A new password is created, never applied: of two passes racing
-        // (an outgoing leader still finishing one while the next leader
-        // starts), exactly one create wins and the other adopts its
-        // password. An apply by both would leave Redis with one password
-        // and the pods that start later with the other.
-        // When this pass created it, the apply below still reports it as
-        // created (the Event); an adopted one was created by the other.
+        // Created, never applied (see `generated`). When this pass created
+        // it, the apply below still reports it as created (the Event); an
+        // adopted one was created by the other pass.
         if let Some(adopted) = redis_auth::create_once(secrets, &desired.secrets, names).await? {
-            desired = build::desired(shop, Some(&adopted), &ctx.settings)?;
+            password = Some(adopted);
             existing_secrets.insert(names.redis_secret());
         }
     }
+    if !stored_grpc.exists
+        && let Some(adopted) =
+            generated::create_once(secrets, &desired.secrets, &grpc_secret).await?
+    {
+        grpc_secrets = grpc(&adopted)?;
+        existing_secrets.insert(grpc_secret);
+    }
+    desired = build::desired(shop, password.as_ref(), &grpc_secrets, &ctx.settings)?;
     keep_immutable_storage(ctx, shop, namespace, &mut desired).await;
     // Before any Deployment apply that leaves `replicas` out for the first
     // time: otherwise the count drops to 1 until the autoscaler writes.

@@ -4,11 +4,10 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::PostParams;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
-use super::Error;
+use super::{Error, generated};
 use crate::children::RedisPassword;
 use crate::crd::SecretKeyRef;
 use crate::names::{Names, REDIS_PASSWORD_KEY};
@@ -35,57 +34,34 @@ pub(super) struct ManagedPassword {
 }
 
 /// The managed Redis' password: the one in its Secret if there is one,
-/// else a new one (which the caller then applies).
+/// else a new one (which the caller then creates).
 pub(super) async fn managed_password(
     secrets: &Api<Secret>,
     name: &str,
 ) -> Result<ManagedPassword, Error> {
-    let existing = secrets.get_opt(name).await.map_err(|source| Error::Kube {
-        action: "get",
-        kind: "Secret".into(),
-        name: name.into(),
-        source,
-    })?;
-    let secret_exists = existing.is_some();
-    let stored = existing
-        .and_then(|s| s.data)
-        .and_then(|mut data| data.remove(REDIS_PASSWORD_KEY))
-        .and_then(|bytes| String::from_utf8(bytes.0).ok())
-        .filter(|p| !p.is_empty());
+    let stored = generated::read(secrets, name).await?;
     Ok(ManagedPassword {
-        password: stored.map(RedisPassword).unwrap_or_else(generate),
-        secret_exists,
+        password: stored
+            .value(REDIS_PASSWORD_KEY)
+            .map(RedisPassword)
+            .unwrap_or_else(generate),
+        secret_exists: stored.exists,
     })
 }
 
-/// Creates the managed Redis' Secret from `desired` (POST, not apply).
-/// Returns `None` when this call created it, or the password already stored
-/// when another reconcile created it first.
+/// Creates the managed Redis' Secret from `desired` (see
+/// [`generated::create_once`]): `None` when this call created it, or the
+/// password another pass stored first.
 pub(super) async fn create_once(
     secrets: &Api<Secret>,
     desired: &[Secret],
     names: &Names,
 ) -> Result<Option<RedisPassword>, Error> {
     let name = names.redis_secret();
-    let Some(secret) = desired
-        .iter()
-        .find(|s| s.metadata.name.as_deref() == Some(name.as_str()))
-    else {
-        return Ok(None);
-    };
-    match secrets.create(&PostParams::default(), secret).await {
-        Ok(_) => Ok(None),
-        Err(kube::Error::Api(status)) if status.code == 409 => {
-            let stored = managed_password(secrets, &name).await?;
-            Ok(stored.secret_exists.then_some(stored.password))
-        }
-        Err(source) => Err(Error::Kube {
-            action: "create",
-            kind: "Secret".into(),
-            name,
-            source,
-        }),
-    }
+    Ok(generated::create_once(secrets, desired, &name)
+        .await?
+        .and_then(|stored| stored.value(REDIS_PASSWORD_KEY))
+        .map(RedisPassword))
 }
 
 /// Checks that the external Redis' password Secret and key exist, so a typo

@@ -337,4 +337,19 @@ mod tests {
         assert_eq!(domain_kind(Role::Mail), None);
         assert_eq!(domain_kind(Role::Billing), Some(EntityKind::Billing));
     }
+
+    /// The event store lets a role read only `Role::reads` of the
+    /// topology: a view needing more would fail at its first replay.
+    #[test]
+    fn the_topology_lets_every_view_read_its_topics() {
+        for role in Role::ALL {
+            for topic in view_topics(role) {
+                assert!(
+                    role.reads().contains(&topic.name()),
+                    "{role:?} reads {} but the topology does not allow it",
+                    topic.name()
+                );
+            }
+        }
+    }
 }

@@ -27,7 +27,7 @@ fn event(action: &str, entity_id: &str, data: Value) -> Append {
 async fn publish(infra: &Infra, topic: &str, events: Vec<Append>) {
     for batch in events.chunks(500) {
         infra
-            .event_store()
+            .publisher_of(topic)
             .publish(topic, batch.to_vec())
             .await
             .unwrap();

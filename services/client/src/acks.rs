@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 use futures::future::join_all;
 use ordershop_proto::eventstore::v1::event_store_client::EventStoreClient;
 use tokio::sync::{mpsc, oneshot};
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
-use crate::event_store::ack_entries;
+use crate::{Transport, event_store::ack_entries};
 
 /// Entries per call at most: a bound on the request size.
 const MAX_BATCH: usize = 1000;
@@ -44,7 +44,7 @@ pub(crate) struct Acker {
 
 impl Acker {
     /// Must be called inside a Tokio runtime.
-    pub(crate) fn spawn(client: EventStoreClient<Channel>) -> Self {
+    pub(crate) fn spawn(client: EventStoreClient<Transport>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(send_batches(client, rx));
         Self { tx }
@@ -72,7 +72,10 @@ impl Acker {
     }
 }
 
-async fn send_batches(client: EventStoreClient<Channel>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+async fn send_batches(
+    client: EventStoreClient<Transport>,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+) {
     while let Some(first) = rx.recv().await {
         let mut batches: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
         // Answered after this batch is sent: it holds every ack before them.

@@ -32,9 +32,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use ordershop_grpc_auth::Credentials;
 use tokio::sync::mpsc::Sender;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::channel::Change;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Uri};
+
+/// What the API clients call through: a channel whose calls carry the
+/// process' role token.
+pub type Transport = InterceptedService<Channel, Credentials>;
 use tracing::{debug, info, warn};
 
 use crate::ClientError;
@@ -79,17 +85,20 @@ impl Resolve for SystemResolver {
     }
 }
 
-/// Makes channels: how host names are resolved, and how often again.
+/// Makes channels: how host names are resolved, and how often again, and
+/// which CA an `https://` server's certificate must chain to.
 #[derive(Clone)]
 pub struct Connector {
     resolver: Arc<dyn Resolve>,
     refresh: Duration,
+    ca: Option<Certificate>,
 }
 
 impl fmt::Debug for Connector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connector")
             .field("refresh", &self.refresh)
+            .field("tls", &self.ca.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -105,7 +114,31 @@ impl Connector {
         Self {
             resolver: Arc::new(resolver),
             refresh,
+            ca: None,
         }
+    }
+
+    /// Trusts `ca_pem` (and nothing else) for `https://` URLs.
+    pub fn with_ca(mut self, ca_pem: impl AsRef<[u8]>) -> Self {
+        self.ca = Some(Certificate::from_pem(ca_pem));
+        self
+    }
+
+    /// The TLS settings of a connection to `uri`: none for `http://`; for
+    /// `https://`, the CA and the name the certificate must carry (the
+    /// URL's host, also when connecting to one of its addresses).
+    fn tls(&self, uri: &Uri, host: &str) -> Result<Option<ClientTlsConfig>, ClientError> {
+        if uri.scheme_str() != Some("https") {
+            return Ok(None);
+        }
+        let ca = self.ca.clone().ok_or_else(|| {
+            ClientError::InvalidEndpoint(format!(
+                "{uri}: an https:// URL needs the CA that signed the server's certificate"
+            ))
+        })?;
+        Ok(Some(
+            ClientTlsConfig::new().ca_certificate(ca).domain_name(host),
+        ))
     }
 
     /// How often a host name is resolved again.
@@ -118,14 +151,15 @@ impl Connector {
     /// lives as long as the channel (so this needs a tokio runtime, as
     /// every channel does).
     pub fn connect(&self, url: &str) -> Result<Channel, ClientError> {
-        let named = endpoint(url)?;
-        let uri = named.uri().clone();
+        let uri = endpoint(url)?.uri().clone();
         let host = uri
             .host()
             .ok_or_else(|| ClientError::InvalidEndpoint(format!("{url}: no host")))?
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
+        let tls = self.tls(&uri, &host)?;
+        let named = secured(endpoint(url)?, &tls)?;
         // localhost names both families while a local server usually
         // listens on one; there is nothing to balance anyway.
         if host.parse::<IpAddr>().is_ok() || host.eq_ignore_ascii_case("localhost") {
@@ -142,6 +176,7 @@ impl Connector {
         let resolving = Resolving {
             resolver: self.resolver.clone(),
             refresh: self.refresh,
+            tls,
             uri,
             host,
             port,
@@ -149,6 +184,16 @@ impl Connector {
         };
         tokio::spawn(resolving.run());
         Ok(channel)
+    }
+}
+
+/// TLS with `tls` (for an `https://` URL), or the endpoint as it is.
+fn secured(endpoint: Endpoint, tls: &Option<ClientTlsConfig>) -> Result<Endpoint, ClientError> {
+    match tls {
+        None => Ok(endpoint),
+        Some(config) => endpoint
+            .tls_config(config.clone())
+            .map_err(|e| ClientError::InvalidEndpoint(format!("TLS: {e}"))),
     }
 }
 
@@ -212,6 +257,9 @@ struct Resolving {
     uri: Uri,
     host: String,
     port: u16,
+    /// Verifies the server's certificate for `host`, whichever address the
+    /// connection goes to.
+    tls: Option<ClientTlsConfig>,
     changes: Sender<Change<Target, Endpoint>>,
 }
 
@@ -292,10 +340,11 @@ impl Resolving {
     fn endpoint(&self, target: Target) -> Result<Endpoint, ClientError> {
         let scheme = self.uri.scheme_str().unwrap_or("http");
         match target {
-            Target::Name => endpoint(&self.uri.to_string()),
-            Target::Address(address) => {
-                Ok(endpoint(&format!("{scheme}://{address}"))?.origin(self.uri.clone()))
-            }
+            Target::Name => secured(endpoint(&self.uri.to_string())?, &self.tls),
+            Target::Address(address) => secured(
+                endpoint(&format!("{scheme}://{address}"))?.origin(self.uri.clone()),
+                &self.tls,
+            ),
         }
     }
 }

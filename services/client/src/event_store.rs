@@ -10,6 +10,8 @@ use tokio::{task::JoinHandle, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, transport::Channel};
 
+use crate::{Credentials, Transport};
+
 use crate::{Backoff, ClientError, HandlerError, StartPosition, acks::Acker, connect};
 
 /// Deadline for unary calls, retries included.
@@ -94,7 +96,7 @@ pub struct Delivery {
 /// Client of the event store.
 #[derive(Debug, Clone)]
 pub struct EventStore {
-    client: EventStoreClient<Channel>,
+    client: EventStoreClient<Transport>,
     channel: Channel,
     /// Shared by every subscription of this client, so acks of all its
     /// consumers batch together; started by the first subscription.
@@ -107,16 +109,26 @@ impl EventStore {
     }
 
     pub fn new(channel: Channel) -> Self {
+        Self::with(channel, Credentials::none())
+    }
+
+    fn with(channel: Channel, credentials: Credentials) -> Self {
         Self {
             acker: Arc::default(),
             channel: channel.clone(),
-            client: EventStoreClient::new(channel)
+            client: EventStoreClient::with_interceptor(channel, credentials)
                 .max_decoding_message_size(64 * 1024 * 1024)
                 .max_encoding_message_size(8 * 1024 * 1024),
         }
     }
 
-    pub(crate) fn client(&self) -> EventStoreClient<Channel> {
+    /// The same connection, with every call carrying `credentials` (the
+    /// role token of this process).
+    pub fn with_credentials(self, credentials: Credentials) -> Self {
+        Self::with(self.channel, credentials)
+    }
+
+    pub(crate) fn client(&self) -> EventStoreClient<Transport> {
         self.client.clone()
     }
 
@@ -382,7 +394,7 @@ impl EventStore {
 
 /// Acknowledges entries of one topic for `group`.
 pub(crate) async fn ack_entries(
-    client: &EventStoreClient<Channel>,
+    client: &EventStoreClient<Transport>,
     topic: &str,
     group: &str,
     entry_ids: Vec<String>,

@@ -30,10 +30,12 @@ mod shared_heads;
 
 pub use backoff::{Backoff, retry_until_cancelled};
 pub use clients::Clients;
+pub use connect::Transport;
 pub use connect::{Connector, Resolve, SystemResolver, connect};
 pub use error::{ClientError, HandlerError};
 pub use event_store::{Append, Delivery, EventStore, Recorded, Stored, SubscribeOptions};
 pub use follow::Follow;
+pub use ordershop_grpc_auth::Credentials;
 pub use ordershop_proto::eventstore::v1::StartPosition;
 pub use queue::{Message, Queue, ServeOptions};
 pub use shared_heads::{Heads, SharedHeads};

@@ -5,7 +5,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, transport::Channel};
 
-use crate::{Backoff, ClientError, HandlerError, connect, event_store::retrying};
+use crate::{
+    Backoff, ClientError, Credentials, HandlerError, Transport, connect, event_store::retrying,
+};
 
 const CALL_DEADLINE: Duration = Duration::from_secs(10);
 /// Extra time the RPC deadline grants beyond the queue-side wait, so the
@@ -49,7 +51,7 @@ impl ServeOptions {
 /// Client of the message queue.
 #[derive(Debug, Clone)]
 pub struct Queue {
-    client: MessageQueueClient<Channel>,
+    client: MessageQueueClient<Transport>,
     channel: Channel,
     consumer: String,
 }
@@ -61,11 +63,21 @@ impl Queue {
     }
 
     pub fn new(channel: Channel, consumer: impl Into<String>) -> Self {
+        Self::with(channel, consumer.into(), Credentials::none())
+    }
+
+    fn with(channel: Channel, consumer: String, credentials: Credentials) -> Self {
         Self {
             channel: channel.clone(),
-            client: MessageQueueClient::new(channel),
-            consumer: consumer.into(),
+            client: MessageQueueClient::with_interceptor(channel, credentials),
+            consumer,
         }
+    }
+
+    /// The same connection, with every call carrying `credentials` (the
+    /// role token of this process).
+    pub fn with_credentials(self, credentials: Credentials) -> Self {
+        Self::with(self.channel, self.consumer, credentials)
     }
 
     /// The server answers its health check as SERVING (it reaches Redis).

@@ -74,6 +74,8 @@ impl Server {
             Redis::open(redis.url()).unwrap(),
             ordershop_event_store::StoreConfig::default(),
             shutdown.clone(),
+            ordershop_grpc_auth::Authenticator::open(),
+            None,
         ));
         Self {
             redis,

@@ -3,6 +3,7 @@
 use std::{pin::Pin, sync::Arc, time::Duration};
 
 use futures::Stream;
+use ordershop_grpc_auth::{Authenticator, Caller};
 use ordershop_proto::eventstore::v1::{
     self as pb,
     event_store_server::{EventStore, EventStoreServer},
@@ -10,7 +11,7 @@ use ordershop_proto::eventstore::v1::{
 use tokio::sync::mpsc;
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, service::interceptor::InterceptedService};
 
 use crate::{
     NewEvent, Recorded, Refusal, StartAt, StreamStore,
@@ -44,10 +45,18 @@ impl EventStoreService {
         }
     }
 
-    pub fn into_server(self) -> EventStoreServer<Self> {
-        EventStoreServer::new(self)
-            .max_decoding_message_size(8 * 1024 * 1024)
-            .max_encoding_message_size(64 * 1024 * 1024)
+    /// The service behind `auth`: every call is authenticated first and
+    /// then authorised by its handler ([`Caller`]).
+    pub fn into_server(
+        self,
+        auth: Authenticator,
+    ) -> InterceptedService<EventStoreServer<Self>, Authenticator> {
+        InterceptedService::new(
+            EventStoreServer::new(self)
+                .max_decoding_message_size(8 * 1024 * 1024)
+                .max_encoding_message_size(64 * 1024 * 1024),
+            auth,
+        )
     }
 }
 
@@ -89,6 +98,8 @@ impl EventStore for EventStoreService {
         &self,
         request: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.may_publish(&request.get_ref().topic)?;
         let req = request.into_inner();
         let events = req.events.into_iter().map(new_event).collect();
         let stored = self.store.publish(&req.topic, events).await?;
@@ -110,6 +121,9 @@ impl EventStore for EventStoreService {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let caller = Caller::of(&request)?;
+        let asked = request.get_ref();
+        caller.may_consume(&asked.group, asked.topics.iter().map(String::as_str))?;
         let req = request.into_inner();
         let start = match req.start() {
             pb::StartPosition::End => StartAt::End,
@@ -149,6 +163,9 @@ impl EventStore for EventStoreService {
         &self,
         request: Request<pb::AckRequest>,
     ) -> Result<Response<pb::AckResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let asked = request.get_ref();
+        caller.may_consume(&asked.group, [asked.topic.as_str()])?;
         let req = request.into_inner();
         let acknowledged = self
             .store
@@ -163,6 +180,9 @@ impl EventStore for EventStoreService {
         &self,
         request: Request<pb::NackRequest>,
     ) -> Result<Response<pb::NackResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let asked = request.get_ref();
+        caller.may_consume(&asked.group, [asked.topic.as_str()])?;
         let req = request.into_inner();
         let dead_lettered = self
             .store
@@ -182,6 +202,7 @@ impl EventStore for EventStoreService {
         &self,
         request: Request<pb::ReadRequest>,
     ) -> Result<Response<pb::ReadResponse>, Status> {
+        Caller::of(&request)?.may_read([request.get_ref().topic.as_str()])?;
         let req = request.into_inner();
         let limit = match req.limit {
             0 => 100,
@@ -203,6 +224,8 @@ impl EventStore for EventStoreService {
         &self,
         request: Request<pb::HeadsRequest>,
     ) -> Result<Response<pb::HeadsResponse>, Status> {
+        // Heads are entry ids only: any caller of the shop may ask.
+        Caller::of(&request)?;
         let heads = self.store.heads(&request.into_inner().topics).await?;
         Ok(Response::new(pb::HeadsResponse {
             heads: heads.into_iter().collect(),
@@ -215,6 +238,8 @@ impl EventStore for EventStoreService {
         &self,
         request: Request<pb::FollowRequest>,
     ) -> Result<Response<Self::FollowStream>, Status> {
+        let caller = Caller::of(&request)?;
+        caller.may_read(request.get_ref().topics.iter().map(|f| f.topic.as_str()))?;
         let from = FollowFrom::parse_all(
             request
                 .into_inner()

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use ordershop_proto::serving;
+use ordershop_grpc_auth::Authenticator;
+use ordershop_proto::{serving, tls::ServerTls};
 use ordershop_redis::Redis;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -12,11 +13,15 @@ use crate::{StoreConfig, StreamStore, grpc::EventStoreService};
 
 /// Serves until `shutdown` fires. Open subscriptions end at once (their
 /// unacked entries stay pending for redelivery); unary calls finish.
+/// `auth` checks every API call's role token (no key: open to anyone);
+/// with `tls`, API calls must come encrypted.
 pub async fn run(
     listener: TcpListener,
     redis: Redis,
     config: StoreConfig,
     shutdown: CancellationToken,
+    auth: Authenticator,
+    tls: Option<ServerTls>,
 ) -> Result<(), serving::ServeError> {
     tokio::spawn(crate::housekeeping::run(
         redis.clone(),
@@ -25,8 +30,8 @@ pub async fn run(
     ));
     let store = Arc::new(StreamStore::new(redis.clone(), config));
     let service = EventStoreService::new(store, shutdown.clone());
-    let routes = Routes::new(service.into_server());
-    serving::run(listener, Some(routes), shutdown, move || {
+    let routes = Routes::new(service.into_server(auth));
+    serving::run(listener, Some(routes), tls, shutdown, move || {
         let redis = redis.clone();
         async move { redis.ping().await.is_ok() }
     })

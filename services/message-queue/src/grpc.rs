@@ -2,11 +2,12 @@
 
 use std::{sync::Arc, time::Duration};
 
+use ordershop_grpc_auth::{Authenticator, Caller};
 use ordershop_proto::queue::v1::{
     self as pb,
     message_queue_server::{MessageQueue, MessageQueueServer},
 };
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, service::interceptor::InterceptedService};
 
 use ordershop_redis::Refusal;
 
@@ -29,10 +30,18 @@ impl MessageQueueService {
         Self { store }
     }
 
-    pub fn into_server(self) -> MessageQueueServer<Self> {
-        MessageQueueServer::new(self)
-            .max_decoding_message_size(4 * 1024 * 1024)
-            .max_encoding_message_size(4 * 1024 * 1024)
+    /// The service behind `auth`: every call is authenticated first and
+    /// then authorised by its handler ([`Caller`]).
+    pub fn into_server(
+        self,
+        auth: Authenticator,
+    ) -> InterceptedService<MessageQueueServer<Self>, Authenticator> {
+        InterceptedService::new(
+            MessageQueueServer::new(self)
+                .max_decoding_message_size(4 * 1024 * 1024)
+                .max_encoding_message_size(4 * 1024 * 1024),
+            auth,
+        )
     }
 }
 
@@ -63,6 +72,7 @@ impl MessageQueue for MessageQueueService {
         &self,
         request: Request<pb::SendRequest>,
     ) -> Result<Response<pb::SendResponse>, Status> {
+        Caller::of(&request)?.may_send(&request.get_ref().channel)?;
         let req = request.into_inner();
         let sent = self
             .store
@@ -78,6 +88,7 @@ impl MessageQueue for MessageQueueService {
         &self,
         request: Request<pb::CallRequest>,
     ) -> Result<Response<pb::CallResponse>, Status> {
+        Caller::of(&request)?.may_send(&request.get_ref().channel)?;
         let req = request.into_inner();
         let timeout = millis(req.timeout_ms, DEFAULT_CALL_TIMEOUT, MAX_CALL_TIMEOUT);
         let (message_id, payload) = self
@@ -94,6 +105,7 @@ impl MessageQueue for MessageQueueService {
         &self,
         request: Request<pb::ReceiveRequest>,
     ) -> Result<Response<pb::ReceiveResponse>, Status> {
+        Caller::of(&request)?.may_serve(&request.get_ref().channel)?;
         let req = request.into_inner();
         let wait = millis(req.wait_ms, DEFAULT_WAIT, MAX_WAIT);
         let lease = millis(req.lease_ms, DEFAULT_LEASE, MAX_LEASE);
@@ -110,6 +122,7 @@ impl MessageQueue for MessageQueueService {
         &self,
         request: Request<pb::AckRequest>,
     ) -> Result<Response<pb::AckResponse>, Status> {
+        Caller::of(&request)?.may_serve(&request.get_ref().channel)?;
         let req = request.into_inner();
         self.store.ack(&req.channel, &req.message_id).await?;
         Ok(Response::new(pb::AckResponse {}))
@@ -119,6 +132,7 @@ impl MessageQueue for MessageQueueService {
         &self,
         request: Request<pb::NackRequest>,
     ) -> Result<Response<pb::NackResponse>, Status> {
+        Caller::of(&request)?.may_serve(&request.get_ref().channel)?;
         let req = request.into_inner();
         let dead_lettered = self
             .store
@@ -136,6 +150,7 @@ impl MessageQueue for MessageQueueService {
         &self,
         request: Request<pb::RespondRequest>,
     ) -> Result<Response<pb::RespondResponse>, Status> {
+        Caller::of(&request)?.may_serve(&request.get_ref().channel)?;
         let req = request.into_inner();
         self.store
             .respond(&req.channel, &req.message_id, &req.payload)
@@ -147,6 +162,7 @@ impl MessageQueue for MessageQueueService {
         &self,
         request: Request<pb::AwaitResponseRequest>,
     ) -> Result<Response<pb::AwaitResponseResponse>, Status> {
+        Caller::of(&request)?.may_send(&request.get_ref().channel)?;
         let req = request.into_inner();
         let timeout = millis(req.timeout_ms, DEFAULT_CALL_TIMEOUT, MAX_CALL_TIMEOUT);
         let payload = self
@@ -160,6 +176,7 @@ impl MessageQueue for MessageQueueService {
         &self,
         request: Request<pb::ExtendLeaseRequest>,
     ) -> Result<Response<pb::ExtendLeaseResponse>, Status> {
+        Caller::of(&request)?.may_serve(&request.get_ref().channel)?;
         let req = request.into_inner();
         let lease = millis(req.lease_ms, DEFAULT_LEASE, MAX_LEASE);
         self.store

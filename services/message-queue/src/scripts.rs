@@ -143,13 +143,23 @@ return 0
 /// Store the response for the caller and finish the message. The reply
 /// lives `reply ttl`, or longer when the envelope asks to keep it as long
 /// as its idempotency key (`keep_reply_until_ms`, serialized first).
+/// Only a pending message can be answered (a reply stored for an id that
+/// is not, or not yet, a message would be taken by a later caller for the
+/// real one); answering one already answered is a retry and changes
+/// nothing. Who may answer is the gRPC layer's check: only the role that
+/// serves the channel.
 /// KEYS: inflight, leases, messages, attempts, reply, signal. ARGV: id,
 /// payload, reply ttl ms.
+/// Returns 1 answered, 0 not awaiting an answer, 2 answered before.
 pub(crate) const RESPOND: &str = r#"
 local id = ARGV[1]
 local ttl = tonumber(ARGV[3])
 local body = redis.call('HGET', KEYS[3], id)
-if body then
+if not body then
+  if redis.call('EXISTS', KEYS[5]) == 1 then return 2 end
+  return 0
+end
+do
   local keep = tonumber(string.match(body, '^{"keep_reply_until_ms":(%d+)') or '0')
   if keep > 0 then
     local now = redis.call('TIME')

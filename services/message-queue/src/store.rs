@@ -323,7 +323,7 @@ impl QueueStore {
         validate::payload(payload)?;
         let keys = QueueKeys::new(channel);
         let mut conn = self.redis.conn();
-        let _: i32 = self
+        let outcome: i32 = self
             .scripts
             .respond
             .key(&keys.inflight)
@@ -337,6 +337,11 @@ impl QueueStore {
             .arg(self.config.reply_ttl.as_millis() as u64)
             .invoke_async(&mut conn)
             .await?;
+        if outcome == 0 {
+            return Err(QueueError::NotFound(format!(
+                "message {id} is not awaiting an answer on {channel}"
+            )));
+        }
         Ok(())
     }
 

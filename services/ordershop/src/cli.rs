@@ -1,9 +1,14 @@
 //! Command line: one subcommand per role, every option with an environment
 //! fallback so Kubernetes manifests configure it through `env:`.
 
-use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Context;
+use ordershop_client::Connector;
+use ordershop_proto::tls::ServerTls;
 
 use clap::{Args, Parser, Subcommand};
+use ordershop_grpc_auth::{Authenticator, Credentials, GrpcKey, KEY_ENV, RoleToken, TOKEN_ENV};
 use ordershop_topology::Role;
 
 use crate::telemetry::{self, LogFormat};
@@ -166,6 +171,26 @@ pub(crate) struct RoleArgs {
         hide_env_values = true
     )]
     pub(crate) api_tokens: Vec<String>,
+    /// Event store and queue: the shop key every role token derives from
+    /// (64 or more hex digits). Without it they serve any caller, which
+    /// only suits a shop behind loopback.
+    #[arg(long, env = ordershop_grpc_auth::KEY_ENV, hide_env_values = true)]
+    pub(crate) grpc_key: Option<Hidden>,
+    /// Every other role: its token for the event store and the queue.
+    #[arg(long, env = ordershop_grpc_auth::TOKEN_ENV, hide_env_values = true)]
+    pub(crate) grpc_token: Option<Hidden>,
+    /// Event store and queue: PEM file of the server certificate for TLS
+    /// on the gRPC port (probes and scrapes may stay plaintext; API calls
+    /// must then come over TLS).
+    #[arg(long, env = ordershop_grpc_auth::TLS_CERT_ENV, requires = "grpc_tls_key")]
+    pub(crate) grpc_tls_cert: Option<PathBuf>,
+    /// PEM file of that certificate's private key.
+    #[arg(long, env = ordershop_grpc_auth::TLS_KEY_ENV, requires = "grpc_tls_cert")]
+    pub(crate) grpc_tls_key: Option<PathBuf>,
+    /// Every other role: PEM file of the CA that signed the event store's
+    /// and the queue's certificate, for `https://` URLs.
+    #[arg(long, env = ordershop_grpc_auth::CA_FILE_ENV)]
+    pub(crate) grpc_ca_file: Option<PathBuf>,
     /// Offer gRPC server reflection (for grpcurl). Off by default: it
     /// describes the whole API to whoever connects.
     #[arg(long, env = "ORDERSHOP_GRPC_REFLECTION")]
@@ -175,7 +200,82 @@ pub(crate) struct RoleArgs {
     pub(crate) parent_pid: Option<u32>,
 }
 
+/// A secret from the command line or the environment, never printed.
+#[derive(Clone)]
+pub(crate) struct Hidden(String);
+
+impl std::str::FromStr for Hidden {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.trim().to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 impl RoleArgs {
+    /// Who may call this infrastructure role: holders of a token of the
+    /// shop key, or anyone when no key is set.
+    pub(crate) fn authenticator(&self) -> anyhow::Result<Authenticator> {
+        match self.grpc_key.as_ref().filter(|key| !key.0.is_empty()) {
+            Some(key) => Ok(Authenticator::with_key(GrpcKey::from_hex(&key.0)?)),
+            None => {
+                tracing::warn!(
+                    "no {KEY_ENV}: the gRPC API serves any caller; set it wherever other hosts can connect"
+                );
+                Ok(Authenticator::open())
+            }
+        }
+    }
+
+    /// The TLS of this infrastructure role's gRPC port, if configured.
+    pub(crate) fn server_tls(&self) -> anyhow::Result<Option<ServerTls>> {
+        match (&self.grpc_tls_cert, &self.grpc_tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(ServerTls::from_files(cert, key)?)),
+            _ => {
+                if self.grpc_key.is_some() {
+                    tracing::warn!("no gRPC TLS: role tokens and events travel unencrypted");
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// How this role connects to the event store and the queue: trusting
+    /// the CA of `--grpc-ca-file` for `https://` URLs.
+    pub(crate) fn connector(&self) -> anyhow::Result<Connector> {
+        let connector = Connector::default();
+        Ok(match &self.grpc_ca_file {
+            Some(path) => connector.with_ca(
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read the gRPC CA {}", path.display()))?,
+            ),
+            None => connector,
+        })
+    }
+
+    /// The credentials `role` calls the event store and the queue with. A
+    /// token made for another role is refused at start, not call by call.
+    pub(crate) fn credentials(&self, role: Role) -> anyhow::Result<Credentials> {
+        let Some(token) = self.grpc_token.as_ref().filter(|t| !t.0.is_empty()) else {
+            return Ok(Credentials::none());
+        };
+        let token = RoleToken::new(token.0.clone());
+        if let Some(named) = token.role().filter(|named| *named != role) {
+            anyhow::bail!(
+                "{TOKEN_ENV} holds the {} role's token, but this process runs {}",
+                named.slug(),
+                role.slug()
+            );
+        }
+        Ok(Credentials::token(&token)?)
+    }
+
     /// The role's Redis client (connecting lazily).
     pub(crate) fn redis(&self) -> anyhow::Result<ordershop_redis::Redis> {
         Ok(ordershop_redis::Redis::open_with(

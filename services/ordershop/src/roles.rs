@@ -37,7 +37,15 @@ pub(crate) async fn run(
                 max_deliveries: args.max_deliveries,
                 ..StoreConfig::default()
             };
-            ordershop_event_store::server::run(listener, redis, config, shutdown).await?;
+            ordershop_event_store::server::run(
+                listener,
+                redis,
+                config,
+                shutdown,
+                args.authenticator()?,
+                args.server_tls()?,
+            )
+            .await?;
         }
         Role::MessageQueue => {
             let redis = args.redis()?;
@@ -46,7 +54,15 @@ pub(crate) async fn run(
                 max_attempts: args.max_deliveries,
                 ..QueueConfig::default()
             };
-            ordershop_message_queue::server::run(listener, redis, config, shutdown).await?;
+            ordershop_message_queue::server::run(
+                listener,
+                redis,
+                config,
+                shutdown,
+                args.authenticator()?,
+                args.server_tls()?,
+            )
+            .await?;
         }
         Role::ApiGateway => {
             let http = listeners.take(listeners::HTTP, args.http_listen).await?;
@@ -69,20 +85,32 @@ async fn run_service(
     http: Option<TcpListener>,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
-    let clients = Arc::new(ordershop_client::Clients::connect(
-        &args.event_store_url,
-        &args.queue_url,
-        args.instance(),
-    )?);
+    let clients = Arc::new(
+        ordershop_client::Clients::connect_with(
+            &args.connector()?,
+            &args.event_store_url,
+            &args.queue_url,
+            args.instance(),
+        )?
+        .with_credentials(args.credentials(role)?),
+    );
     let readiness = ordershop_app::Readiness::default();
     let probe = clients.clone();
     let caught_up = readiness.clone();
-    let health = tokio::spawn(serving::run(listener, None, shutdown.clone(), move || {
-        let clients = probe.clone();
-        // The gateway has nothing to catch up with.
-        let caught_up = role == Role::ApiGateway || caught_up.is_ready();
-        async move { caught_up && clients.event_store.healthy().await && clients.queue.healthy().await }
-    }));
+    let health = tokio::spawn(serving::run(
+        listener,
+        None,
+        None,
+        shutdown.clone(),
+        move || {
+            let clients = probe.clone();
+            // The gateway has nothing to catch up with.
+            let caught_up = role == Role::ApiGateway || caught_up.is_ready();
+            async move {
+                caught_up && clients.event_store.healthy().await && clients.queue.healthy().await
+            }
+        },
+    ));
     let work = work(
         role,
         args,

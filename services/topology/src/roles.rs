@@ -146,12 +146,7 @@ impl Role {
     /// Whether `channel` is one that a role of OrderShop serves (metrics
     /// label only these by name, so a client cannot mint label values).
     pub fn serves_channel(channel: &str) -> bool {
-        Role::ALL.iter().any(|role| {
-            channel
-                .strip_prefix(role.service_name())
-                .and_then(|rest| rest.strip_prefix('.'))
-                .is_some_and(|function| role.functions().contains(&function))
-        })
+        Role::ALL.iter().any(|role| role.serves(channel))
     }
 
     /// Durable consumer-group subscriptions of this role's sagas. The group
@@ -171,6 +166,54 @@ impl Role {
             Role::Crm => &[CUSTOMER, ORDER, BILLING, SHIPPING],
             _ => &[],
         }
+    }
+
+    /// Topics whose events this role reads (views, subscriptions, the
+    /// read model's fold, the gateway's live push). The event store refuses
+    /// a role every other topic: customer data stays with the roles that
+    /// need it. Heads (entry ids only) are open to every role.
+    pub const fn reads(self) -> &'static [&'static str] {
+        match self {
+            Role::Customer => &["customer", "cart", "order"],
+            Role::Product => &["product", "cart", "inventory"],
+            Role::Inventory => &["inventory", "product", "order", "cart"],
+            Role::Cart => &["cart", "customer", "product", "inventory", "order"],
+            Role::Order => &["order", "cart", "customer", "billing", "shipping"],
+            Role::Billing => &["billing", "order", "cart", "product"],
+            Role::Shipping => &["shipping", "order", "billing"],
+            Role::Crm => &[
+                "customer", "product", "cart", "order", "billing", "shipping",
+            ],
+            Role::ReadModel | Role::ApiGateway => crate::TOPICS,
+            Role::Mail | Role::EventStore | Role::MessageQueue => &[],
+        }
+    }
+
+    /// Whether this role may publish to `topic`: only to the one it owns.
+    pub fn publishes_to(self, topic: &str) -> bool {
+        self.owned_topic() == Some(topic)
+    }
+
+    /// Whether this role may send requests on `channel` (and await their
+    /// responses): the gateway every served channel, the stock saga the
+    /// order service's verdict channel, the CRM the mail service.
+    pub fn sends_to(self, channel: &str) -> bool {
+        let to =
+            |role: Role, function: &str| channel == channel_name(role.service_name(), function);
+        match self {
+            Role::ApiGateway => Role::serves_channel(channel),
+            Role::Inventory => to(Role::Order, "set_status"),
+            Role::Crm => to(Role::Mail, "send"),
+            _ => false,
+        }
+    }
+
+    /// Whether this role receives, answers and acknowledges `channel`.
+    pub fn serves(self, channel: &str) -> bool {
+        channel
+            .strip_prefix(self.service_name())
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(|function| self.functions().contains(&function))
     }
 
     /// Whether the role consumes any work the operator can measure and scale on.
@@ -204,6 +247,34 @@ mod tests {
         ] {
             assert!(!Role::serves_channel(other), "{other}");
         }
+    }
+
+    #[test]
+    fn every_role_reads_what_it_subscribes_to_and_owns() {
+        for role in Role::ALL {
+            for sub in role.subscriptions() {
+                assert!(role.reads().contains(&sub.topic), "{role:?} {}", sub.topic);
+            }
+            for topic in role.reads() {
+                assert!(crate::TOPICS.contains(topic), "{role:?} {topic}");
+            }
+            if let Some(owned) = role.owned_topic() {
+                assert!(role.publishes_to(owned));
+            }
+        }
+        assert!(!Role::Customer.publishes_to("billing"));
+        assert!(!Role::Mail.reads().contains(&"customer"));
+    }
+
+    #[test]
+    fn only_the_gateway_and_the_sagas_send() {
+        assert!(Role::ApiGateway.sends_to("billing-service.create_billings"));
+        assert!(Role::Inventory.sends_to("order-service.set_status"));
+        assert!(Role::Crm.sends_to("mail-service.send"));
+        assert!(!Role::ApiGateway.sends_to("x.y"));
+        assert!(!Role::Customer.sends_to("mail-service.send"));
+        assert!(Role::Order.serves("order-service.set_status"));
+        assert!(!Role::Order.serves("customer-service.create_customers"));
     }
 
     #[test]

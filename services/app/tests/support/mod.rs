@@ -52,7 +52,9 @@ impl Infra {
     }
 
     pub async fn start_with(store_config: StoreConfig, queue_config: QueueConfig) -> Self {
-        Self(ordershop_testkit::Infra::start_with(store_config, queue_config).await)
+        // Secured as in production, so every test also checks that each
+        // role stays within what the topology lets it do.
+        Self(ordershop_testkit::Infra::start_secured_with(store_config, queue_config).await)
     }
 
     pub fn cache(&self) -> Redis {
@@ -70,7 +72,7 @@ impl Infra {
         let readiness = settings.readiness.clone();
         let handle = tokio::spawn(ordershop_app::run(
             role,
-            self.clients(instance),
+            self.clients_as(role, instance),
             redis,
             settings,
             cancel.clone(),
@@ -90,8 +92,12 @@ impl Infra {
 
     pub fn api(&self) -> Api {
         Api {
-            queue: Queue::connect(&self.queue_url, "test").unwrap(),
-            store: EventStore::connect(&self.event_store_url).unwrap(),
+            queue: Queue::connect(&self.queue_url, "test")
+                .unwrap()
+                .with_credentials(self.credentials(Role::ApiGateway)),
+            store: EventStore::connect(&self.event_store_url)
+                .unwrap()
+                .with_credentials(self.credentials(Role::ApiGateway)),
         }
     }
 }

@@ -11,6 +11,9 @@ use std::{
 use anyhow::Context;
 use command_fds::{CommandFdExt, FdMapping};
 use nix::{sys::signal::Signal, unistd::Pid};
+use ordershop_grpc_auth::{
+    CA_FILE_ENV, GrpcKey, KEY_ENV, ServerPki, TLS_CERT_ENV, TLS_KEY_ENV, TOKEN_ENV,
+};
 use ordershop_topology::Role;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -27,6 +30,9 @@ use crate::listeners;
 pub(super) struct Supervisor {
     exe: PathBuf,
     env: Vec<(&'static str, String)>,
+    /// This run's gRPC key: the event store and the queue get it, every
+    /// other child only its own role's token, as on Kubernetes.
+    grpc_key: GrpcKey,
     /// Every role's gRPC listener and the gateway's HTTP one, bound here and
     /// kept for the supervisor's lifetime: each child (and each restart of
     /// it) inherits its own (see `crate::listeners`).
@@ -39,6 +45,42 @@ pub(super) struct Supervisor {
     started: HashMap<Role, Instant>,
     /// Restarts in a row, each after less than [`STABLE_AFTER`] of running.
     restarts: HashMap<Role, u32>,
+}
+
+/// Where this run's gRPC TLS files are.
+struct PkiFiles {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// A new CA and server certificate for the loopback addresses, written to
+/// `run_dir` (the key readable by this user only). New on every run, like
+/// the gRPC key: nothing outlives the processes that use it.
+fn write_pki(run_dir: &Path) -> anyhow::Result<PkiFiles> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let pki = ServerPki::generate(&["127.0.0.1", "localhost", "::1"])?;
+    let files = PkiFiles {
+        ca: run_dir.join("grpc-ca.pem"),
+        cert: run_dir.join("grpc-tls.crt"),
+        key: run_dir.join("grpc-tls.key"),
+    };
+    for (path, pem, mode) in [
+        (&files.ca, &pki.ca_pem, 0o644),
+        (&files.cert, &pki.cert_pem, 0o644),
+        (&files.key, &pki.key_pem, 0o600),
+    ] {
+        // Replaced, not rewritten in place: an old file keeps its old mode.
+        let _ = std::fs::remove_file(path);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .and_then(|mut file| file.write_all(pem.as_bytes()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(files)
 }
 
 /// A child that ran this long before it exited was not crash-looping: its
@@ -71,10 +113,19 @@ impl Supervisor {
                 args.http_listen
             )
         })?;
+        let run_dir = data_dir.join("run");
+        std::fs::create_dir_all(&run_dir)
+            .with_context(|| format!("cannot create {}", run_dir.display()))?;
+        // The API of the event store and the queue over TLS, as on
+        // Kubernetes; probes and scrapes of the same ports stay plaintext.
         let url = |role: Role| -> anyhow::Result<String> {
-            Ok(format!("http://{}", grpc[&role].local_addr()?))
+            Ok(format!("https://{}", grpc[&role].local_addr()?))
         };
+        let tls = write_pki(&run_dir)?;
         let env = vec![
+            (TLS_CERT_ENV, tls.cert.display().to_string()),
+            (TLS_KEY_ENV, tls.key.display().to_string()),
+            (CA_FILE_ENV, tls.ca.display().to_string()),
             ("ORDERSHOP_REDIS_URL", redis_url.to_owned()),
             ("ORDERSHOP_EVENT_STORE_URL", url(Role::EventStore)?),
             ("ORDERSHOP_QUEUE_URL", url(Role::MessageQueue)?),
@@ -83,14 +134,12 @@ impl Supervisor {
             ("ORDERSHOP_CLAIM_IDLE_MS", args.claim_idle_ms.to_string()),
         ];
         let env = [env, args.redis_access.env()].concat();
-        let run_dir = data_dir.join("run");
-        std::fs::create_dir_all(&run_dir)
-            .with_context(|| format!("cannot create {}", run_dir.display()))?;
         // An earlier run's address must not be mistaken for this one's.
         let _ = std::fs::remove_file(run_dir.join("http.addr"));
         Ok(Self {
             exe,
             env,
+            grpc_key: GrpcKey::generate(),
             grpc,
             http,
             run_dir,
@@ -176,6 +225,14 @@ impl Supervisor {
             // A stable name: after a crash the restarted process picks up
             // the events it had received but not acknowledged at once.
             .env("ORDERSHOP_INSTANCE", format!("local-{}", role.slug()))
+            .env_remove(KEY_ENV)
+            .env_remove(TOKEN_ENV);
+        if role.is_infrastructure() {
+            command.env(KEY_ENV, self.grpc_key.to_hex());
+        } else {
+            command.env(TOKEN_ENV, self.grpc_key.token(role).as_str());
+        }
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
