@@ -137,6 +137,18 @@ impl<'a> Workloads<'a> {
                 ENV_HTTP_LISTEN,
                 format!("0.0.0.0:{GATEWAY_HTTP_PORT}"),
             ));
+            if let Some(limit) = &self.shop.spec.gateway.rate_limit {
+                env.push(plain(
+                    "ORDERSHOP_RATE_LIMIT",
+                    limit.requests_per_second.to_string(),
+                ));
+                if let Some(burst) = limit.burst {
+                    env.push(plain("ORDERSHOP_RATE_LIMIT_BURST", burst.to_string()));
+                }
+                if limit.trust_forwarded_for {
+                    env.push(plain("ORDERSHOP_TRUST_FORWARDED_FOR", "true".into()));
+                }
+            }
             if let Some(auth) = &self.shop.spec.gateway.auth {
                 env.push(EnvVar {
                     name: ENV_API_TOKENS.into(),
@@ -656,6 +668,25 @@ mod tests {
             ("api", "tokens")
         );
         assert!(!env(&ds["shop-inventory"]).contains_key(ENV_API_TOKENS));
+    }
+
+    #[test]
+    fn the_gateway_gets_its_rate_limit_and_no_other_role_does() {
+        let mut spec = OrderShopSpec::default();
+        spec.gateway.rate_limit = Some(crate::crd::RateLimitSpec {
+            requests_per_second: 100,
+            burst: Some(250),
+            trust_forwarded_for: true,
+        });
+        let ds = deployments(spec);
+        let gateway = env(&ds["shop-api-gateway"]);
+        let value = |name: &str| gateway[name].value.clone().unwrap();
+        assert_eq!(value("ORDERSHOP_RATE_LIMIT"), "100");
+        assert_eq!(value("ORDERSHOP_RATE_LIMIT_BURST"), "250");
+        assert_eq!(value("ORDERSHOP_TRUST_FORWARDED_FOR"), "true");
+        assert!(!env(&ds["shop-order"]).contains_key("ORDERSHOP_RATE_LIMIT"));
+        let unlimited = env(&deployments(OrderShopSpec::default())["shop-api-gateway"]);
+        assert!(!unlimited.contains_key("ORDERSHOP_RATE_LIMIT"));
     }
 
     /// The names the CRD refuses in `env` are the operator's wiring: the

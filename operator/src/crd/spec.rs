@@ -593,6 +593,10 @@ pub struct GatewaySpec {
     /// Bearer tokens the REST API and the live push ask for; none: open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<GatewayAuthSpec>,
+    /// Requests each client may make; beyond, 429 with `Retry-After`.
+    /// None: no limit per client (the gateway's in-flight bound holds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
 }
 
 impl Default for GatewaySpec {
@@ -602,8 +606,29 @@ impl Default for GatewaySpec {
             port: default_gateway_port(),
             ingress: None,
             auth: None,
+            rate_limit: None,
         }
     }
+}
+
+/// A per-client rate limit of the gateway. A client is its address: the
+/// connection's peer, or behind a proxy the address it appended.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitSpec {
+    /// Requests per second each client may make on average.
+    #[schemars(range(min = 1))]
+    pub requests_per_second: u32,
+    /// Requests a client may make at once after a pause; default twice
+    /// the rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub burst: Option<u32>,
+    /// Count a client by the last `X-Forwarded-For` address instead of the
+    /// connection's peer. Only behind a proxy that appends it (an Ingress
+    /// controller): otherwise every client may name any address.
+    #[serde(default)]
+    pub trust_forwarded_for: bool,
 }
 
 /// Bearer-token authentication of the gateway (the probes, the UI page and

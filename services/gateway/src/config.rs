@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use crate::rate::RateLimit;
+
 /// How the gateway behaves. `Default` is what production runs with; tests
 /// shorten the timeouts. `Debug` shows how many API tokens, never them.
 #[derive(Clone)]
@@ -41,6 +43,9 @@ pub struct GatewayConfig {
     /// no authentication (the probes, the page and `/openapi.json` are
     /// always open).
     pub api_tokens: Vec<String>,
+    /// Requests each client may make per second, and at once; `None`: no
+    /// limit per client (the in-flight bound still holds).
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for GatewayConfig {
@@ -58,6 +63,7 @@ impl Default for GatewayConfig {
             request_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
             api_tokens: Vec::new(),
+            rate_limit: None,
         }
     }
 }
@@ -74,6 +80,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("allowed_origins", &self.allowed_origins)
             .field("max_in_flight", &self.max_in_flight)
+            .field("rate_limit", &self.rate_limit)
             .field("request_timeout", &self.request_timeout)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("api_tokens", &self.api_tokens.len())

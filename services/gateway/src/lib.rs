@@ -33,6 +33,7 @@ mod lists;
 mod metrics;
 mod openapi;
 mod push;
+mod rate;
 mod reply;
 mod routes;
 mod serve;
@@ -46,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::GatewayConfig;
 pub use error::GatewayError;
+pub use rate::RateLimit;
 pub use routes::router;
 pub use state::GatewayState;
 
@@ -62,6 +64,9 @@ pub async fn run(
     let grace = config.shutdown_grace;
     let state = GatewayState::new(clients, config, shutdown.clone());
     let push_feed = state.spawn_push_feed();
+    if let Some(limiter) = &state.rate {
+        tokio::spawn(limiter.clone().forget_idle(shutdown.clone()));
+    }
     let address = listener.local_addr().map_err(GatewayError::Listener)?;
     tracing::info!(%address, "api gateway listening");
     let served = serve::run(

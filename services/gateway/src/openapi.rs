@@ -149,7 +149,8 @@ pub(crate) fn document() -> Value {
 }
 
 /// Every operation but the probes may meet the gateway's limits: 503 when
-/// too many requests are in progress, 408 past the request timeout.
+/// too many requests are in progress, 408 past the request timeout, 429
+/// when the client is over its rate (if the gateway limits rates).
 fn with_limit_errors(mut paths: Map<String, Value>) -> Map<String, Value> {
     for (path, item) in paths.iter_mut() {
         if [routes::HEALTHZ, routes::READYZ].contains(&path.as_str()) {
@@ -163,7 +164,7 @@ fn with_limit_errors(mut paths: Map<String, Value>) -> Map<String, Value> {
                 continue;
             }
             if let Some(responses) = operation["responses"].as_object_mut() {
-                for code in ["408", "503"] {
+                for code in ["408", "429", "503"] {
                     responses.entry(code).or_insert_with(|| response_ref(code));
                 }
             }
@@ -745,6 +746,7 @@ fn components() -> Value {
             "502": error("A service or the infrastructure answered something unusable"),
             "503": error("The event store or the message queue is unavailable, or the gateway has as many requests in progress as it takes (Retry-After)"),
             "408": error("The request was not complete within the gateway's request timeout (its body's upload included)"),
+            "429": error("This client made more requests than its rate allows (Retry-After says when to come back)"),
             "504": error("No reply within the call timeout"),
         },
         "parameters": {

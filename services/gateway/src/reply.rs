@@ -86,6 +86,10 @@ pub(crate) enum ApiError {
     Busy,
     /// No bearer token, or not one the gateway knows.
     Unauthorized,
+    /// The client is over its rate; it may come back after `retry_after`.
+    RateLimited {
+        retry_after: Duration,
+    },
     /// As many WebSocket clients as configured are connected already.
     PushFull,
     /// The gateway is stopping and takes no new WebSocket clients.
@@ -110,6 +114,7 @@ impl ApiError {
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -135,6 +140,10 @@ impl ApiError {
             }
             ApiError::PushFull => "too many live-push clients; try again later".to_owned(),
             ApiError::Busy => "too many requests in progress; try again shortly".to_owned(),
+            ApiError::RateLimited { retry_after } => format!(
+                "too many requests from this client; try again in {} ms",
+                retry_after.as_millis().max(1)
+            ),
             ApiError::Unauthorized => {
                 "this gateway needs a bearer token: Authorization: Bearer <token>".to_owned()
             }
@@ -216,6 +225,14 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::RateLimited { retry_after } => {
+                // Whole seconds (RFC 9110), rounded up so a client that
+                // waits as told is let in.
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
             }
             ApiError::Unauthorized => {
                 response.headers_mut().insert(

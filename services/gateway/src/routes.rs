@@ -86,6 +86,11 @@ pub fn router(state: GatewayState) -> Router {
             state.clone(),
             limits::guard,
         ))
+        // Before the in-flight bound: a client over its rate takes no slot.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::rate::limit,
+        ))
         // Metrics and the access log (one `info` line per request).
         .layer(axum::middleware::from_fn(metrics::track))
         // Debug-level spans and timings; failed requests are also logged

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use axum::Router;
+use axum::{Router, extract::ConnectInfo};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto::Builder, graceful::GracefulShutdown},
@@ -16,6 +16,7 @@ use hyper_util::{
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 use crate::GatewayError;
 
@@ -37,10 +38,10 @@ pub(crate) async fn run(
     builder.http2().enable_connect_protocol();
     let connections = GracefulShutdown::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(pair) => pair,
                 Err(err) if is_per_connection(&err) => continue,
                 Err(err) => {
                     // Out of file descriptors and the like: pause rather
@@ -53,7 +54,13 @@ pub(crate) async fn run(
         };
         // Small replies must not wait for the client's delayed ACK.
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // The peer address, as `axum::serve` gives it (rate limits key on it).
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            },
+        ));
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();

@@ -16,6 +16,8 @@ pub struct GatewayState {
     pub(crate) shutdown: CancellationToken,
     /// One permit per request being handled ([`GatewayConfig::max_in_flight`]).
     pub(crate) in_flight: Arc<Semaphore>,
+    /// Per-client rate limits ([`GatewayConfig::rate_limit`]), if any.
+    pub(crate) rate: Option<Arc<crate::rate::Limiter>>,
 }
 
 impl GatewayState {
@@ -26,6 +28,7 @@ impl GatewayState {
             upstream: Upstream::new(clients, config.call_timeout),
             push: PushHub::new(config.push_buffer, config.max_push_clients),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            rate: config.rate_limit.map(crate::rate::Limiter::new),
             config: Arc::new(config),
             shutdown,
         }

@@ -232,3 +232,64 @@ async fn a_client_slow_to_send_its_headers_is_cut_off() {
     shutdown.cancel();
     server.await.unwrap().unwrap();
 }
+
+/// Over a real connection the peer address keys the rate limit: a client
+/// past its burst gets 429 with Retry-After, and the probes stay open to it.
+#[tokio::test]
+async fn a_client_over_its_rate_is_told_to_come_back_later() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let config = GatewayConfig {
+        rate_limit: Some(ordershop_gateway::RateLimit {
+            per_second: std::num::NonZeroU32::new(1).unwrap(),
+            burst: std::num::NonZeroU32::new(2).unwrap(),
+            trust_forwarded_for: false,
+        }),
+        ..GatewayConfig::default()
+    };
+    let server = tokio::spawn(ordershop_gateway::run(
+        listener,
+        absent_clients(),
+        config,
+        shutdown.clone(),
+    ));
+    let status_of = |path: &'static str| async move {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    };
+    // The burst passes; a client going on faster than 1/s is refused (a
+    // loop, not "the third": a stalled machine may refill a token).
+    let mut served = 0;
+    let refused = loop {
+        let answer = status_of("/").await;
+        if answer.starts_with("HTTP/1.1 429") {
+            break answer;
+        }
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        served += 1;
+        assert!(served < 50, "50 requests in a row were all served");
+    };
+    assert!(served >= 2, "the burst of 2 was not served");
+    assert!(
+        refused.to_ascii_lowercase().contains("retry-after: 1"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("too many requests from this client"),
+        "{refused}"
+    );
+    let probe = status_of("/healthz").await;
+    assert!(probe.starts_with("HTTP/1.1 200"), "{probe}");
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}

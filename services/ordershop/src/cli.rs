@@ -171,6 +171,18 @@ pub(crate) struct RoleArgs {
         hide_env_values = true
     )]
     pub(crate) api_tokens: Vec<String>,
+    /// API gateway: requests per second each client (address) may make;
+    /// beyond, 429 with Retry-After. 0: no limit per client.
+    #[arg(long, env = "ORDERSHOP_RATE_LIMIT", default_value_t = 0)]
+    pub(crate) rate_limit: u32,
+    /// API gateway: requests a client may make at once after a pause
+    /// (default: twice the rate).
+    #[arg(long, env = "ORDERSHOP_RATE_LIMIT_BURST")]
+    pub(crate) rate_limit_burst: Option<std::num::NonZeroU32>,
+    /// API gateway: count a client by the last `X-Forwarded-For` address,
+    /// which the proxy in front (an Ingress) appends; only behind one.
+    #[arg(long, env = "ORDERSHOP_TRUST_FORWARDED_FOR")]
+    pub(crate) trust_forwarded_for: bool,
     /// Event store and queue: the shop key every role token derives from
     /// (64 or more hex digits). Without it they serve any caller, which
     /// only suits a shop behind loopback.
@@ -231,6 +243,21 @@ impl RoleArgs {
                 Ok(Authenticator::open())
             }
         }
+    }
+
+    /// The gateway's per-client rate limit, if one is set.
+    pub(crate) fn rate_limit(&self) -> Option<ordershop_gateway::RateLimit> {
+        let per_second = std::num::NonZeroU32::new(self.rate_limit)?;
+        Some(ordershop_gateway::RateLimit {
+            per_second,
+            burst: self
+                .rate_limit_burst
+                .or(std::num::NonZeroU32::new(
+                    per_second.get().saturating_mul(2),
+                ))
+                .unwrap_or(per_second),
+            trust_forwarded_for: self.trust_forwarded_for,
+        })
     }
 
     /// The TLS of this infrastructure role's gRPC port, if configured.

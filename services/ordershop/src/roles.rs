@@ -145,6 +145,7 @@ async fn work(
                 .map(|t| t.trim().to_owned())
                 .filter(|t| !t.is_empty())
                 .collect(),
+            rate_limit: args.rate_limit(),
             ..ordershop_gateway::GatewayConfig::default()
         };
         ordershop_gateway::run(listener, clients, config, shutdown).await?;
