@@ -159,10 +159,7 @@ impl Names {
 /// Roles that talk to Redis directly; every other role reaches Redis only
 /// through the event store and the message queue over gRPC.
 pub fn uses_redis(role: Role) -> bool {
-    matches!(
-        role,
-        Role::EventStore | Role::MessageQueue | Role::ReadModel
-    )
+    role.uses_redis()
 }
 
 #[cfg(test)]

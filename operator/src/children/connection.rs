@@ -4,6 +4,9 @@ use k8s_openapi::api::core::v1::{
     EnvVar, EnvVarSource, KeyToPath, SecretKeySelector, SecretVolumeSource, Volume, VolumeMount,
 };
 
+use ordershop_topology::Role;
+
+use super::redis::role_password_key;
 use crate::crd::ExternalRedisSpec;
 use crate::names::{Names, REDIS_PASSWORD_KEY, REDIS_PORT};
 
@@ -11,6 +14,8 @@ use crate::names::{Names, REDIS_PASSWORD_KEY, REDIS_PORT};
 /// (`ordershop --redis-password`). Apart from the URL, so a password needs
 /// no percent-encoding and never appears in a pod spec or a logged URL.
 pub(crate) const PASSWORD_ENV: &str = "ORDERSHOP_REDIS_PASSWORD";
+/// The env var naming the role's ACL user (`ordershop --redis-username`).
+pub(crate) const USERNAME_ENV: &str = "ORDERSHOP_REDIS_USERNAME";
 /// The env var naming the CA file of a `rediss://` Redis (`--redis-ca-file`).
 pub(crate) const CA_FILE_ENV: &str = "ORDERSHOP_REDIS_CA_FILE";
 /// Where the CA Secret's key is mounted in Redis client containers.
@@ -27,6 +32,9 @@ pub struct RedisConnection {
     pub password: Option<SecretKeySelector>,
     /// The Secret key with the CA certificate of a `rediss://` Redis.
     pub ca: Option<SecretKeySelector>,
+    /// Each role connects as its own ACL user, its password under
+    /// `<role>.password` in the `password` Secret (the managed Redis).
+    pub role_users: bool,
     /// `host:port` (or the URL's authority) for status.
     pub endpoint: String,
 }
@@ -43,6 +51,7 @@ impl RedisConnection {
                 optional: Some(false),
             }),
             ca: None,
+            role_users: true,
             endpoint: format!("{host}:{REDIS_PORT}"),
         }
     }
@@ -70,18 +79,28 @@ impl RedisConnection {
                 .ca_secret_ref
                 .as_ref()
                 .map(|s| selector(&s.name, &s.key)),
+            role_users: false,
             endpoint,
         }
     }
 
-    /// Env vars of a Redis client container.
-    pub fn env(&self) -> Vec<EnvVar> {
+    /// Env vars of `role`'s container (a Redis client).
+    pub fn env(&self, role: Role) -> Vec<EnvVar> {
         let mut env = Vec::new();
         if let Some(secret) = &self.password {
+            let mut secret = secret.clone();
+            if self.role_users {
+                env.push(EnvVar {
+                    name: USERNAME_ENV.into(),
+                    value: Some(role.slug().into()),
+                    ..EnvVar::default()
+                });
+                secret.key = role_password_key(role);
+            }
             env.push(EnvVar {
                 name: PASSWORD_ENV.into(),
                 value_from: Some(EnvVarSource {
-                    secret_key_ref: Some(secret.clone()),
+                    secret_key_ref: Some(secret),
                     ..EnvVarSource::default()
                 }),
                 ..EnvVar::default()
@@ -150,6 +169,26 @@ mod tests {
     }
 
     #[test]
+    fn each_role_connects_to_the_managed_redis_as_its_own_user() {
+        let c = RedisConnection::managed(&Names::new("shop"));
+        for role in [Role::EventStore, Role::MessageQueue, Role::ReadModel] {
+            let env = c.env(role);
+            let user = env.iter().find(|e| e.name == USERNAME_ENV).unwrap();
+            assert_eq!(user.value.as_deref(), Some(role.slug()));
+            let password = env.iter().find(|e| e.name == PASSWORD_ENV).unwrap();
+            let secret = password
+                .value_from
+                .as_ref()
+                .unwrap()
+                .secret_key_ref
+                .as_ref()
+                .unwrap();
+            assert_eq!(secret.name, "shop-redis-auth");
+            assert_eq!(secret.key, format!("{}.password", role.slug()));
+        }
+    }
+
+    #[test]
     fn the_password_and_the_ca_come_apart_from_the_url() {
         let c = RedisConnection::external(&ExternalRedisSpec {
             url: "rediss://cache.example:6380/2".into(),
@@ -164,7 +203,7 @@ mod tests {
         });
         assert_eq!(c.url, "rediss://cache.example:6380/2");
         assert_eq!(c.endpoint, "cache.example:6380");
-        let env = c.env();
+        let env = c.env(Role::EventStore);
         let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, [PASSWORD_ENV, CA_FILE_ENV, "ORDERSHOP_REDIS_URL"]);
         let password = env[0]
@@ -197,7 +236,7 @@ mod tests {
             ca_secret_ref: None,
         });
         assert_eq!(c.url, "redis://127.0.0.1:6379/0");
-        assert_eq!(c.env().len(), 1);
+        assert_eq!(c.env(Role::EventStore).len(), 1);
         assert!(c.volumes().is_empty());
     }
 }

@@ -24,6 +24,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use ordershop_topology::Role;
+
 use super::{Owner, RedisPassword, quantity, security};
 use crate::crd::{AppendFsync, OrderShop};
 use crate::names::{
@@ -53,11 +55,41 @@ pub(super) fn maxmemory(resources: &ResourceRequirements) -> Option<u64> {
     Some((bytes / 100 * MAXMEMORY_PERCENT_OF_LIMIT).max(1))
 }
 
-/// The managed Redis' config line with its password, as the Secret holds it.
+/// The managed Redis' config lines, as the Secret holds them: the default
+/// user's password (the operator's own measurements, the probes) and one
+/// ACL user per role that uses Redis, with the rights `services/topology`
+/// gives it.
 fn auth_conf(password: &RedisPassword) -> String {
-    // The generated password is alphanumeric: no quoting needed.
-    format!("requirepass {}\n", password.0)
+    // The passwords are alphanumeric or hex: no quoting needed.
+    let mut conf = format!("requirepass {}\n", password.0);
+    for role in Role::ALL {
+        if let Some(line) = role.redis_acl_line(&role_password(password, role)) {
+            conf.push_str(&line);
+        }
+    }
+    conf
 }
+
+/// The password of `role`'s Redis user: derived from the managed Redis'
+/// password (HMAC-SHA256), so it is exactly as stable as that one and
+/// needs no storage of its own; it tells nothing of that password.
+pub(crate) fn role_password(password: &RedisPassword, role: Role) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, password.0.as_bytes());
+    let tag = ring::hmac::sign(
+        &key,
+        format!("ordershop redis user v1:{}", role.slug()).as_bytes(),
+    );
+    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The Secret key of `role`'s Redis password.
+pub(crate) fn role_password_key(role: Role) -> String {
+    format!("{}.password", role.slug())
+}
+
+/// Pod template annotation naming the ACL users: Redis reads its users
+/// at start, so a new set (an upgrade that adds one) restarts it.
+const USERS_ANNOTATION: &str = "ordershop.io/redis-users";
 
 pub(super) struct ManagedRedis<'a> {
     shop: &'a OrderShop,
@@ -83,20 +115,29 @@ impl<'a> ManagedRedis<'a> {
 
     /// The password for the clients, and the same password as the config
     /// line Redis includes.
+    /// The default user's password, the config lines Redis includes, and
+    /// each role's own password (a pod reads only its role's key).
     pub(super) fn secret(&self, password: &RedisPassword) -> Secret {
+        let mut data = BTreeMap::from([
+            (
+                REDIS_PASSWORD_KEY.to_string(),
+                ByteString(password.0.clone().into_bytes()),
+            ),
+            (
+                REDIS_AUTH_CONF_KEY.to_string(),
+                ByteString(auth_conf(password).into_bytes()),
+            ),
+        ]);
+        for role in Role::ALL.into_iter().filter(|r| r.uses_redis()) {
+            data.insert(
+                role_password_key(role),
+                ByteString(role_password(password, role).into_bytes()),
+            );
+        }
         Secret {
             metadata: self.meta(self.names.redis_secret()),
             type_: Some("Opaque".into()),
-            data: Some(BTreeMap::from([
-                (
-                    REDIS_PASSWORD_KEY.to_string(),
-                    ByteString(password.0.clone().into_bytes()),
-                ),
-                (
-                    REDIS_AUTH_CONF_KEY.to_string(),
-                    ByteString(auth_conf(password).into_bytes()),
-                ),
-            ])),
+            data: Some(data),
             ..Secret::default()
         }
     }
@@ -260,8 +301,17 @@ impl<'a> ManagedRedis<'a> {
             }),
             ..Volume::default()
         };
+        let users: Vec<&str> = Role::ALL
+            .into_iter()
+            .filter(|role| role.uses_redis())
+            .map(Role::slug)
+            .collect();
         let template_meta = ObjectMeta {
             labels: Some(self.names.labels(REDIS_COMPONENT)),
+            annotations: Some(BTreeMap::from([(
+                USERS_ANNOTATION.to_string(),
+                users.join(","),
+            )])),
             ..ObjectMeta::default()
         };
         let claim = PersistentVolumeClaim {
@@ -752,6 +802,21 @@ mod tests {
         assert_eq!(secret.metadata.name.as_deref(), Some("shop-redis-auth"));
         let data = secret.data.unwrap();
         assert_eq!(data["password"].0, b"secret");
-        assert_eq!(data["redis-auth.conf"].0, b"requirepass secret\n");
+        let conf = String::from_utf8(data["redis-auth.conf"].0.clone()).unwrap();
+        let lines: Vec<&str> = conf.lines().collect();
+        assert_eq!(lines[0], "requirepass secret");
+        // One ACL user per role that uses Redis, its password in its own key.
+        for role in [Role::EventStore, Role::MessageQueue, Role::ReadModel] {
+            let password = String::from_utf8(data[&role_password_key(role)].0.clone()).unwrap();
+            assert_eq!(password, role_password(&fixtures::password(), role));
+            assert_eq!(password.len(), 64);
+            let line = role.redis_acl_line(&password).unwrap();
+            assert!(conf.contains(&line), "{conf}");
+        }
+        assert_eq!(lines.len(), 4, "{conf}");
+        assert_ne!(
+            role_password(&fixtures::password(), Role::EventStore),
+            role_password(&RedisPassword("other".into()), Role::EventStore)
+        );
     }
 }

@@ -115,7 +115,7 @@ impl<'a> Workloads<'a> {
             ),
         ];
         if uses_redis(role) {
-            env.extend(self.redis.env());
+            env.extend(self.redis.env(role));
         }
         env.extend(grpc_auth::env(self.names, role));
         // The clients resolve the headless Services of the event store and

@@ -67,6 +67,9 @@ enum Command {
 /// What a Redis connection needs beyond its URL (`ordershop_redis::RedisOptions`).
 #[derive(Clone, Args)]
 pub(crate) struct RedisAccess {
+    /// Redis ACL user; none: the default user.
+    #[arg(long, env = "ORDERSHOP_REDIS_USERNAME")]
+    pub(crate) redis_username: Option<String>,
     /// Redis AUTH password, kept out of the URL: no percent-encoding is
     /// needed and it never shows in a logged URL.
     #[arg(long, env = "ORDERSHOP_REDIS_PASSWORD", hide_env_values = true)]
@@ -86,6 +89,7 @@ impl std::fmt::Debug for RedisAccess {
 impl RedisAccess {
     pub(crate) fn options(&self) -> ordershop_redis::RedisOptions {
         ordershop_redis::RedisOptions {
+            username: self.redis_username.clone(),
             password: self.redis_password.clone(),
             ca_file: self.redis_ca_file.clone(),
         }
@@ -94,6 +98,9 @@ impl RedisAccess {
     /// The environment that hands these to a child process.
     pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
         let mut env = Vec::new();
+        if let Some(username) = &self.redis_username {
+            env.push(("ORDERSHOP_REDIS_USERNAME", username.clone()));
+        }
         if let Some(password) = &self.redis_password {
             env.push(("ORDERSHOP_REDIS_PASSWORD", password.clone()));
         }

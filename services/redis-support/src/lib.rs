@@ -50,6 +50,8 @@ pub enum InvalidRedisUrl {
 /// How to reach Redis, beyond its URL: what should not be in a URL.
 #[derive(Clone, Default)]
 pub struct RedisOptions {
+    /// The ACL user (Redis 6+); none: the default user.
+    pub username: Option<String>,
     /// The AUTH password. Given apart, it needs no percent-encoding in the
     /// URL (a password with `@`, `/` or `:` would break one) and never
     /// shows in a URL that gets logged.
@@ -62,6 +64,7 @@ pub struct RedisOptions {
 impl std::fmt::Debug for RedisOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisOptions")
+            .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("ca_file", &self.ca_file)
             .finish()
@@ -153,6 +156,10 @@ pub fn client(url: &str, options: &RedisOptions) -> Result<redis::Client, Invali
     let mut info = info.set_tcp_settings(tcp);
     if let Some(password) = &options.password {
         let settings = info.redis_settings().clone().set_password(password);
+        info = info.set_redis_settings(settings);
+    }
+    if let Some(username) = &options.username {
+        let settings = info.redis_settings().clone().set_username(username);
         info = info.set_redis_settings(settings);
     }
     let tls = matches!(info.addr(), ConnectionAddr::TcpTls { .. });

@@ -74,6 +74,7 @@ async fn rediss_with_a_private_ca_and_a_password_given_apart() {
     let options = RedisOptions {
         password: Some(PASSWORD.to_owned()),
         ca_file: Some(ca.clone().into()),
+        ..RedisOptions::default()
     };
     let redis = Redis::open_with(&url, &options).unwrap();
     redis.ping().await.expect("PING over TLS with the password");
@@ -92,6 +93,7 @@ async fn rediss_with_a_private_ca_and_a_password_given_apart() {
         &RedisOptions {
             password: Some(PASSWORD.to_owned()),
             ca_file: None,
+            ..RedisOptions::default()
         },
     )
     .unwrap();
@@ -102,6 +104,7 @@ async fn rediss_with_a_private_ca_and_a_password_given_apart() {
         &RedisOptions {
             password: None,
             ca_file: Some(ca.clone().into()),
+            ..RedisOptions::default()
         },
     )
     .unwrap();

@@ -8,6 +8,7 @@
 
 mod entry_id;
 mod keys;
+mod redis_acl;
 mod roles;
 
 pub use entry_id::{EntryId, InvalidEntryId};

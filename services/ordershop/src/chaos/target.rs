@@ -51,6 +51,9 @@ impl ShopUnderTest {
                 port: 0,
                 maxmemory: "1gb".into(),
                 appendfsync,
+                // It restarts this Redis and drops its connections; the
+                // shop uses it as a --redis-url one (the default user).
+                acl_file: None,
             },
         )
         .await?;

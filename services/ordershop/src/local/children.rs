@@ -23,6 +23,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use super::LocalArgs;
+use super::redis_server::RoleUsers;
 use crate::listeners;
 
 /// One child process per role, restarted when it dies unexpectedly.
@@ -33,6 +34,8 @@ pub(super) struct Supervisor {
     /// This run's gRPC key: the event store and the queue get it, every
     /// other child only its own role's token, as on Kubernetes.
     grpc_key: GrpcKey,
+    /// The Redis user of each role that uses Redis (the Redis started here).
+    redis_users: RoleUsers,
     /// Every role's gRPC listener and the gateway's HTTP one, bound here and
     /// kept for the supervisor's lifetime: each child (and each restart of
     /// it) inherits its own (see `crate::listeners`).
@@ -88,7 +91,12 @@ fn write_pki(run_dir: &Path) -> anyhow::Result<PkiFiles> {
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 impl Supervisor {
-    pub(super) fn new(args: &LocalArgs, redis_url: &str, data_dir: &Path) -> anyhow::Result<Self> {
+    pub(super) fn new(
+        args: &LocalArgs,
+        redis_url: &str,
+        data_dir: &Path,
+        redis_users: RoleUsers,
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find the ordershop executable")?;
         let mut grpc = HashMap::new();
         for (offset, role) in Role::ALL.into_iter().enumerate() {
@@ -140,6 +148,7 @@ impl Supervisor {
             exe,
             env,
             grpc_key: GrpcKey::generate(),
+            redis_users,
             grpc,
             http,
             run_dir,
@@ -227,6 +236,11 @@ impl Supervisor {
             .env("ORDERSHOP_INSTANCE", format!("local-{}", role.slug()))
             .env_remove(KEY_ENV)
             .env_remove(TOKEN_ENV);
+        if let Some((username, password)) = self.redis_users.credentials(role) {
+            command
+                .env("ORDERSHOP_REDIS_USERNAME", username)
+                .env("ORDERSHOP_REDIS_PASSWORD", password);
+        }
         if role.is_infrastructure() {
             command.env(KEY_ENV, self.grpc_key.to_hex());
         } else {

@@ -16,7 +16,7 @@ use ordershop_topology::Role;
 
 use self::{
     children::Supervisor,
-    redis_server::{AppendFsync, LocalRedis, RedisOptions},
+    redis_server::{AppendFsync, LocalRedis, RedisOptions, RoleUsers},
 };
 use crate::shutdown;
 
@@ -88,6 +88,8 @@ pub(crate) async fn run(args: LocalArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
 
     let mut local_redis = None;
+    // Only for the Redis started here; one of --redis-url is the user's.
+    let mut role_users = RoleUsers::default();
     let redis_url = match &args.redis_url {
         Some(url) => {
             tracing::info!(%url, "using the given Redis");
@@ -96,26 +98,34 @@ pub(crate) async fn run(args: LocalArgs) -> anyhow::Result<()> {
             url.clone()
         }
         None if args.redis_access.redis_password.is_some()
+            || args.redis_access.redis_username.is_some()
             || args.redis_access.redis_ca_file.is_some() =>
         {
             anyhow::bail!(
-                "--redis-password and --redis-ca-file (ORDERSHOP_REDIS_PASSWORD, ORDERSHOP_REDIS_CA_FILE) are for the Redis of --redis-url; the Redis started here needs neither"
+                "--redis-username, --redis-password and --redis-ca-file (ORDERSHOP_REDIS_USERNAME, ORDERSHOP_REDIS_PASSWORD, ORDERSHOP_REDIS_CA_FILE) are for the Redis of --redis-url; the Redis started here needs none"
             );
         }
         None => {
+            let redis_dir = data_dir.join("redis");
+            std::fs::create_dir_all(&redis_dir)
+                .with_context(|| format!("cannot create {}", redis_dir.display()))?;
+            let acl_file = redis_dir.join("users.acl.conf");
+            role_users = RoleUsers::generate();
+            role_users.write(&acl_file)?;
             let options = RedisOptions {
                 port: args.redis_port,
                 maxmemory: args.redis_maxmemory.clone(),
                 appendfsync: args.redis_appendfsync,
+                acl_file: Some(acl_file),
             };
-            let redis = LocalRedis::start(&data_dir.join("redis"), &options).await?;
+            let redis = LocalRedis::start(&redis_dir, &options).await?;
             let url = redis.url();
             local_redis = Some(redis);
             url
         }
     };
 
-    let mut supervisor = Supervisor::new(&args, &redis_url, &data_dir)?;
+    let mut supervisor = Supervisor::new(&args, &redis_url, &data_dir, role_users)?;
     let result = bring_up(&mut supervisor, &shutdown).await;
     if result.is_ok() {
         tracing::info!(

@@ -26,6 +26,66 @@ pub(crate) struct RedisOptions {
     pub(crate) port: u16,
     pub(crate) maxmemory: String,
     pub(crate) appendfsync: AppendFsync,
+    /// A config file of `user` lines Redis includes (see [`RoleUsers`]).
+    pub(crate) acl_file: Option<PathBuf>,
+}
+
+/// One Redis user per role that uses Redis, with the rights of
+/// `services/topology` and a password made for this run; the default user
+/// (no password, loopback only) stays for `ordershop local` itself.
+#[derive(Clone, Default)]
+pub(crate) struct RoleUsers(std::collections::HashMap<ordershop_topology::Role, String>);
+
+impl std::fmt::Debug for RoleUsers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl RoleUsers {
+    pub(crate) fn generate() -> Self {
+        use rand::{Rng, distr::Alphanumeric};
+        Self(
+            ordershop_topology::Role::ALL
+                .into_iter()
+                .filter(|role| role.uses_redis())
+                .map(|role| {
+                    let password: String = rand::rng()
+                        .sample_iter(Alphanumeric)
+                        .take(32)
+                        .map(char::from)
+                        .collect();
+                    (role, password)
+                })
+                .collect(),
+        )
+    }
+
+    /// Writes the `user` lines to `path`, readable by this user only.
+    pub(crate) fn write(&self, path: &Path) -> anyhow::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let lines: String = self
+            .0
+            .iter()
+            .filter_map(|(role, password)| role.redis_acl_line(password))
+            .collect();
+        let _ = std::fs::remove_file(path);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut file| file.write_all(lines.as_bytes()))
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// The user name and password `role` connects with, if it has a user.
+    pub(crate) fn credentials(&self, role: ordershop_topology::Role) -> Option<(&str, &str)> {
+        self.0
+            .get(&role)
+            .map(|password| (role.slug(), password.as_str()))
+    }
 }
 
 /// Redis' `appendfsync`: when the append-only file is forced to disk.
@@ -103,6 +163,12 @@ impl LocalRedis {
             .args(["--appendfsync", fsync])
             .args(["--maxmemory", &options.maxmemory])
             .args(["--maxmemory-policy", "noeviction"])
+            .args(
+                options
+                    .acl_file
+                    .iter()
+                    .flat_map(|file| [std::ffi::OsStr::new("--include"), file.as_os_str()]),
+            )
             .arg("--dir")
             .arg(dir)
             .arg("--pidfile")
