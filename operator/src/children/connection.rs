@@ -168,6 +168,15 @@ mod tests {
         assert_eq!(c.endpoint, "shop-redis:6379");
     }
 
+    fn secret_of(var: &EnvVar) -> &SecretKeySelector {
+        var.value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap()
+    }
+
     #[test]
     fn each_role_connects_to_the_managed_redis_as_its_own_user() {
         let c = RedisConnection::managed(&Names::new("shop"));
@@ -175,14 +184,7 @@ mod tests {
             let env = c.env(role);
             let user = env.iter().find(|e| e.name == USERNAME_ENV).unwrap();
             assert_eq!(user.value.as_deref(), Some(role.slug()));
-            let password = env.iter().find(|e| e.name == PASSWORD_ENV).unwrap();
-            let secret = password
-                .value_from
-                .as_ref()
-                .unwrap()
-                .secret_key_ref
-                .as_ref()
-                .unwrap();
+            let secret = secret_of(env.iter().find(|e| e.name == PASSWORD_ENV).unwrap());
             assert_eq!(secret.name, "shop-redis-auth");
             assert_eq!(secret.key, format!("{}.password", role.slug()));
         }
@@ -206,13 +208,7 @@ mod tests {
         let env = c.env(Role::EventStore);
         let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, [PASSWORD_ENV, CA_FILE_ENV, "ORDERSHOP_REDIS_URL"]);
-        let password = env[0]
-            .value_from
-            .as_ref()
-            .unwrap()
-            .secret_key_ref
-            .as_ref()
-            .unwrap();
+        let password = secret_of(&env[0]);
         assert_eq!(
             (password.name.as_str(), password.key.as_str()),
             ("creds", "pw")

@@ -29,40 +29,26 @@ pub(crate) async fn run(
     let listener = listeners.take(listeners::GRPC, args.listen).await?;
     tracing::info!(role = role.slug(), listen = %listener.local_addr()?, "starting");
     match role {
-        Role::EventStore => {
+        Role::EventStore | Role::MessageQueue => {
             let redis = args.redis()?;
             tokio::spawn(backlog_metrics::run(redis.clone(), role, shutdown.clone()));
-            let config = StoreConfig {
-                claim_idle: args.claim_idle(),
-                max_deliveries: args.max_deliveries,
-                ..StoreConfig::default()
-            };
-            ordershop_event_store::server::run(
-                listener,
-                redis,
-                config,
-                shutdown,
-                args.authenticator()?,
-                args.server_tls()?,
-            )
-            .await?;
-        }
-        Role::MessageQueue => {
-            let redis = args.redis()?;
-            tokio::spawn(backlog_metrics::run(redis.clone(), role, shutdown.clone()));
-            let config = QueueConfig {
-                max_attempts: args.max_deliveries,
-                ..QueueConfig::default()
-            };
-            ordershop_message_queue::server::run(
-                listener,
-                redis,
-                config,
-                shutdown,
-                args.authenticator()?,
-                args.server_tls()?,
-            )
-            .await?;
+            let (auth, tls) = (args.authenticator()?, args.server_tls()?);
+            if role == Role::EventStore {
+                let config = StoreConfig {
+                    claim_idle: args.claim_idle(),
+                    max_deliveries: args.max_deliveries,
+                    ..StoreConfig::default()
+                };
+                ordershop_event_store::server::run(listener, redis, config, shutdown, auth, tls)
+                    .await?;
+            } else {
+                let config = QueueConfig {
+                    max_attempts: args.max_deliveries,
+                    ..QueueConfig::default()
+                };
+                ordershop_message_queue::server::run(listener, redis, config, shutdown, auth, tls)
+                    .await?;
+            }
         }
         Role::ApiGateway => {
             let http = listeners.take(listeners::HTTP, args.http_listen).await?;
