@@ -71,7 +71,7 @@ pub use decision::{
 pub use groups::{
     EnsuredGroup, GroupError, GroupOutcome, GroupRef, consumer_groups, create_groups, ensure_groups,
 };
-pub use measure::{MeasureError, MeasureOptions, Measurement, PollCost, measure_all};
+pub use measure::{Kinds, MeasureError, MeasureOptions, Measurement, PollCost, measure_all};
 pub use observation::{Observation, Sample};
 pub use ordershop_topology::EntryId;
 pub use time::UnixMillis;

@@ -64,6 +64,22 @@ pub struct MeasureOptions {
     /// Also measure the age of each group's oldest undelivered entry. Costs
     /// `TIME` in round trip 1 and a second round trip whenever a group lags.
     pub undelivered_age: bool,
+    /// Which backlogs to measure: a process that reports only one kind
+    /// (the event store its groups, the queue its channels) reads only
+    /// those keys, which its Redis user may then be limited to.
+    pub kinds: Kinds,
+}
+
+/// The kinds of backlog a measurement reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kinds {
+    /// Consumer groups and queue channels (the operator).
+    #[default]
+    All,
+    /// Consumer groups only.
+    Streams,
+    /// Queue channels only.
+    Channels,
 }
 
 impl Default for MeasureOptions {
@@ -71,6 +87,7 @@ impl Default for MeasureOptions {
         Self {
             nil_lag_cap: 2_000,
             undelivered_age: false,
+            kinds: Kinds::All,
         }
     }
 }
@@ -161,21 +178,29 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(roles: &[Role]) -> Self {
+    fn new(roles: &[Role], kinds: Kinds) -> Self {
         let mut distinct: Vec<Role> = Vec::with_capacity(roles.len());
         for &role in roles {
             if !distinct.contains(&role) {
                 distinct.push(role);
             }
         }
-        let groups = consumer_groups(&distinct);
+        let groups = if kinds == Kinds::Channels {
+            Vec::new()
+        } else {
+            consumer_groups(&distinct)
+        };
         let mut streams: Vec<String> = Vec::new();
         for group in &groups {
             if !streams.contains(&group.stream) {
                 streams.push(group.stream.clone());
             }
         }
-        let channels = distinct.iter().flat_map(|role| role.channels()).collect();
+        let channels = if kinds == Kinds::Streams {
+            Vec::new()
+        } else {
+            distinct.iter().flat_map(|role| role.channels()).collect()
+        };
         Self {
             roles: distinct,
             groups,
@@ -251,7 +276,7 @@ pub async fn measure_all<C>(
 where
     C: ConnectionLike + Send,
 {
-    let plan = Plan::new(roles);
+    let plan = Plan::new(roles, options.kinds);
     let pipe = plan.first_pipeline(options);
     let mut cost = PollCost {
         round_trips: 1,

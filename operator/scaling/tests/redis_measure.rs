@@ -5,9 +5,9 @@ mod support;
 use std::time::Duration;
 
 use ordershop_scaling::{
-    Cause, ChannelState, GroupOutcome, GroupRef, Lag, MeasureError, MeasureOptions, Policy, Sample,
-    ScalerState, StreamState, UnixMillis, consumer_groups, create_groups, decide, ensure_groups,
-    measure_all,
+    Cause, ChannelState, GroupOutcome, GroupRef, Kinds, Lag, MeasureError, MeasureOptions, Policy,
+    Sample, ScalerState, StreamState, UnixMillis, consumer_groups, create_groups, decide,
+    ensure_groups, measure_all,
 };
 use ordershop_testkit::eventually_async;
 use ordershop_topology::{QueueKeys, Role};
@@ -516,4 +516,36 @@ async fn a_resp3_connection_measures_the_same() {
     };
     assert_eq!((group.lag, group.pending), (Lag::Counted(4), 1));
     assert!(group.oldest_undelivered_age_ms.is_some());
+}
+
+/// A process that reports one kind of backlog reads only those keys (so its
+/// Redis user may be limited to them): the event store its groups, the
+/// queue its channels.
+#[tokio::test]
+async fn one_kind_reads_only_its_own_keys() {
+    let server = private_redis();
+    let mut conn = connect(&server).await;
+    ensure_groups(&mut conn, &[Role::Order]).await.unwrap();
+    let all = measure_all(&mut conn, &[Role::Order], &MeasureOptions::default())
+        .await
+        .unwrap();
+    let order = all.backlog(Role::Order).unwrap();
+    assert!(!order.streams.is_empty() && !order.channels.is_empty());
+
+    for (kinds, streams, channels) in [
+        (Kinds::Streams, true, false),
+        (Kinds::Channels, false, true),
+    ] {
+        let options = MeasureOptions {
+            kinds,
+            ..MeasureOptions::default()
+        };
+        let one = measure_all(&mut conn, &[Role::Order], &options)
+            .await
+            .unwrap();
+        let backlog = one.backlog(Role::Order).unwrap();
+        assert_eq!(!backlog.streams.is_empty(), streams, "{kinds:?}");
+        assert_eq!(!backlog.channels.is_empty(), channels, "{kinds:?}");
+        assert!(one.cost.commands < all.cost.commands, "{kinds:?}");
+    }
 }

@@ -12,7 +12,7 @@ use ordershop_metrics::families::{
     GROUP_LAG, GROUP_PENDING, QUEUE_MESSAGES, STREAM_DEAD_LETTERS, channel_state, group, topic,
 };
 use ordershop_redis::Redis;
-use ordershop_scaling::{ChannelState, MeasureOptions, StreamState, measure_all};
+use ordershop_scaling::{ChannelState, Kinds, MeasureOptions, StreamState, measure_all};
 use ordershop_topology::Role;
 use tokio_util::sync::CancellationToken;
 
@@ -40,7 +40,16 @@ pub(crate) async fn run(redis: Redis, role: Role, shutdown: CancellationToken) {
 
 async fn measure(conn: &mut redis::aio::ConnectionManager, role: Role) -> anyhow::Result<()> {
     let consumers: Vec<Role> = Role::ALL.into_iter().filter(|r| r.is_consumer()).collect();
-    let measurement = measure_all(conn, &consumers, &MeasureOptions::default()).await?;
+    // Only the kind this role reports: its Redis user reads no other keys.
+    let options = MeasureOptions {
+        kinds: if role == Role::EventStore {
+            Kinds::Streams
+        } else {
+            Kinds::Channels
+        },
+        ..MeasureOptions::default()
+    };
+    let measurement = measure_all(conn, &consumers, &options).await?;
     for backlog in &measurement.backlogs {
         if role == Role::EventStore {
             for stream in &backlog.streams {

@@ -1,5 +1,5 @@
-//! What each role may do in Redis: its own keys (and read access to those
-//! its backlog metrics measure), every command but the administrative and
+//! What each role may do in Redis: its own keys (its backlog metrics
+//! measure only those), every command but the administrative and
 //! dangerous ones. The operator makes one ACL user per role on the Redis
 //! it manages, `ordershop local` on its own; only these roles talk to
 //! Redis, every other role reaches it through the event store's and the
@@ -16,12 +16,10 @@ impl Role {
     /// commands), or `None` for a role that does not use Redis.
     pub const fn redis_acl(self) -> Option<&'static [&'static str]> {
         match self {
-            // Streams and their keys; reads the queues' lengths for the
-            // backlog metrics.
-            Role::EventStore => Some(&["~events:*", "~{events:*", "%R~queue:*", COMMANDS]),
-            // Queues and the channel registry; reads the consumer groups'
-            // lag for the backlog metrics.
-            Role::MessageQueue => Some(&["~queue:*", "%R~events:*", "%R~{events:*", COMMANDS]),
+            // Streams and their keys.
+            Role::EventStore => Some(&["~events:*", "~{events:*", COMMANDS]),
+            // Queues and the channel registry.
+            Role::MessageQueue => Some(&["~queue:*", COMMANDS]),
             // Its cache only.
             Role::ReadModel => Some(&["~{readmodel*", COMMANDS]),
             _ => None,
@@ -109,14 +107,12 @@ mod tests {
         ];
         for key in &stream_keys {
             assert!(writes(Role::EventStore, key), "{key}");
-            assert!(!writes(Role::MessageQueue, key), "{key}");
-            assert!(reads(Role::MessageQueue, key), "{key}");
+            assert!(!reads(Role::MessageQueue, key), "{key}");
             assert!(!reads(Role::ReadModel, key), "{key}");
         }
         for key in &queue_keys {
             assert!(writes(Role::MessageQueue, key), "{key}");
-            assert!(!writes(Role::EventStore, key), "{key}");
-            assert!(reads(Role::EventStore, key), "{key}");
+            assert!(!reads(Role::EventStore, key), "{key}");
             assert!(!reads(Role::ReadModel, key), "{key}");
         }
         for key in cache.all() {
