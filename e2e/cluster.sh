@@ -522,6 +522,8 @@ cmd_down() {
 cmd_env() {
   echo "export KUBECONFIG=$KUBECONFIG_PATH"
   echo "export PATH=$BIN:\$PATH"
+  # The real node's containerd, for tests that freeze a container.
+  echo "export ORDERSHOP_NODE_CTR='ctr --address $CONTAINERD_SOCK'"
 }
 
 cmd_status() {

@@ -1,6 +1,7 @@
 //! Support for the scenarios on real containers: the images under test, the
 //! operator installed in the cluster from its image, a port-forward that
-//! survives the pod behind it, pods' restarts and memory.
+//! survives the pod behind it, pods' restarts and memory, and containers
+//! frozen on the node.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -321,4 +322,71 @@ pub fn pod_memory_mib(node: &str, namespace: &str) -> BTreeMap<String, f64> {
             Some((name, bytes / 1024.0 / 1024.0))
         })
         .collect()
+}
+
+/// The node's container runtime CLI, from `ORDERSHOP_NODE_CTR`: containerd's
+/// `ctr` with whatever reaches the node's socket (`e2e/cluster.sh env` sets
+/// it for the local node; kind's workflow sets `docker exec <node> ctr`).
+fn node_ctr() -> Vec<String> {
+    let ctr = std::env::var("ORDERSHOP_NODE_CTR").unwrap_or_default();
+    let words: Vec<String> = ctr.split_whitespace().map(str::to_owned).collect();
+    assert!(
+        !words.is_empty(),
+        "freezing a container needs ORDERSHOP_NODE_CTR, the node's `ctr` command \
+         (eval \"$(e2e/cluster.sh env)\" sets it; on kind: `docker exec <node> ctr`)"
+    );
+    words
+}
+
+fn ctr_task(action: &str, container_id: &str) -> Result<(), String> {
+    let mut words = node_ctr();
+    let program = words.remove(0);
+    let output = Command::new(&program)
+        .args(&words)
+        .args(["--namespace", "k8s.io", "tasks", action, container_id])
+        .output()
+        .map_err(|e| format!("cannot run `{program}` (ORDERSHOP_NODE_CTR): {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ctr tasks {action} {container_id} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+/// A pod's first container, frozen (cgroup freezer) until this is dropped:
+/// a consumer that holds its work but makes no progress, so a backlog
+/// builds however fast the consumer would have drained it. Thawed on drop,
+/// panics included, well before the liveness probe would restart it.
+#[derive(Debug)]
+pub struct Frozen {
+    container_id: String,
+}
+
+impl Frozen {
+    pub fn pod(pod: &Pod) -> Self {
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let container_id = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|statuses| statuses.first())
+            .and_then(|c| c.container_id.as_deref())
+            .and_then(|id| id.strip_prefix("containerd://"))
+            .unwrap_or_else(|| panic!("pod {name} has no running containerd container"))
+            .to_owned();
+        ctr_task("pause", &container_id).unwrap_or_else(|e| panic!("freezing pod {name}: {e}"));
+        Self { container_id }
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        // No panic here: this may run while a failed test unwinds.
+        if let Err(e) = ctr_task("resume", &self.container_id) {
+            eprintln!("[real-pods] cannot thaw a frozen container: {e}");
+        }
+    }
 }

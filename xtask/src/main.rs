@@ -150,6 +150,7 @@ fn cargo_test(
 }
 
 fn test(root: &Path) -> Result<(), String> {
+    warn_if_disk_is_short(root);
     run(root, "cargo", &["fmt", "--all", "--", "--check"], &[])?;
     run(
         root,
@@ -181,6 +182,50 @@ fn test(root: &Path) -> Result<(), String> {
     .and_then(|()| e2e_counted(root, &mut tally));
     tally.print();
     outcome
+}
+
+/// What a cold run of `test` writes, measured (target directory at its
+/// peak, with `CARGO_INCREMENTAL=0` as `.ci/run` sets it, plus the node's
+/// images): a run on a fuller disk fails minutes later with a bare "No
+/// space left on device" from rustc, so say it up front.
+const COLD_RUN_GIB: u64 = 20;
+
+fn warn_if_disk_is_short(root: &Path) {
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let probe = if target.exists() {
+        target.as_path()
+    } else {
+        root
+    };
+    let Some(free_gib) = free_gib(probe) else {
+        return;
+    };
+    if free_gib < COLD_RUN_GIB {
+        step(&format!(
+            "WARNING: {free_gib} GiB free on the disk of {}; a cold run writes about \
+             {COLD_RUN_GIB} GiB (cargo target, images) and fails with \
+             \"No space left on device\" if it runs out",
+            probe.display()
+        ));
+    } else {
+        step(&format!("{free_gib} GiB free for the build"));
+    }
+}
+
+/// Free space under `path` in GiB, from POSIX `df -Pk`.
+fn free_gib(path: &Path) -> Option<u64> {
+    let output = Command::new("df").arg("-Pk").arg(path).output().ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let available_kib: u64 = text
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    Some(available_kib / (1024 * 1024))
 }
 
 /// The contract test's fuzzer (PyPI), installed once into the project's
@@ -274,6 +319,7 @@ fn cluster_env(root: &Path, cluster: &str) -> Result<Vec<(&'static str, String)>
         match name {
             "KUBECONFIG" => env.push(("KUBECONFIG", value)),
             "PATH" => env.push(("PATH", value)),
+            "ORDERSHOP_NODE_CTR" => env.push(("ORDERSHOP_NODE_CTR", value)),
             _ => {}
         }
     }
