@@ -64,6 +64,11 @@ async fn ranges_enums_and_name_length_are_enforced() {
             "caSecretRef is the CA of a TLS Redis: the url must start with rediss://",
         ),
         (
+            "a tracing collector over https",
+            "metadata: {name: f}\nspec: {tracing: {otlpEndpoint: 'https://collector:4317'}}",
+            "must be an http:// URL of an OTLP/gRPC collector",
+        ),
+        (
             "name longer than 40 characters",
             "metadata: {name: abcdefghij-abcdefghij-abcdefghij-abcdefghij}\nspec: {}",
             "metadata.name must be at most 40 characters",

@@ -99,9 +99,44 @@ pub async fn serve(
     let server = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(ordershop_metrics::GrpcMetricsLayer)
+        // A span per API call, its caller's span as parent; nothing logged
+        // (failures are the handlers' to log, at a level that fits them).
+        .layer(
+            tower_http::trace::TraceLayer::new_for_grpc()
+                .make_span_with(call_span)
+                .on_request(())
+                .on_response(())
+                .on_body_chunk(())
+                .on_eos(())
+                .on_failure(()),
+        )
         .add_routes(all)
         .serve_with_incoming_shutdown(incoming, shutdown);
     Ok((Health(reporter), server))
+}
+
+/// The span of one API call, named `Service/Method` (`MessageQueue/Send`),
+/// child of the span named by the caller's `traceparent`. Only calls made
+/// within a traced flow get one: a consumer's idle long poll, a probe, a
+/// scrape or reflection would otherwise start a trace of its own every
+/// few seconds, burying the flows. Flows start at the gateway.
+fn call_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let Some(traceparent) = ordershop_trace::traceparent_header(request.headers()) else {
+        return tracing::Span::none();
+    };
+    let Some(name) = request
+        .uri()
+        .path()
+        .strip_prefix("/ordershop.")
+        .and_then(|rest| rest.split_once('.'))
+        .and_then(|(_, rest)| rest.split_once('.'))
+        .map(|(_, method)| method)
+    else {
+        return tracing::Span::none();
+    };
+    let span = tracing::info_span!("grpc", otel.name = name, otel.kind = "server");
+    ordershop_trace::set_parent(&span, traceparent);
+    span
 }
 
 /// `GET /metrics`: the process' Prometheus metrics.

@@ -114,6 +114,9 @@ impl<'a> Workloads<'a> {
                 self.shop.spec.log.format.as_str().into(),
             ),
         ];
+        if let Some(endpoint) = &self.shop.spec.tracing.otlp_endpoint {
+            env.push(plain("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()));
+        }
         if uses_redis(role) {
             env.extend(self.redis.env(role));
         }
@@ -597,6 +600,24 @@ mod tests {
             name: name.into(),
             value: Some(value.into()),
             ..EnvVar::default()
+        }
+    }
+
+    #[test]
+    fn a_tracing_collector_is_handed_to_every_service() {
+        const OTLP: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+        for d in deployments(OrderShopSpec::default()).values() {
+            assert!(!env(d).contains_key(OTLP), "no collector, no export");
+        }
+        let mut spec = OrderShopSpec::default();
+        spec.tracing.otlp_endpoint = Some("http://collector.observability:4317".into());
+        let ds = deployments(spec);
+        assert_eq!(ds.len(), Role::ALL.len());
+        for d in ds.values() {
+            assert_eq!(
+                env(d)[OTLP].value.as_deref(),
+                Some("http://collector.observability:4317")
+            );
         }
     }
 

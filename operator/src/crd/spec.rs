@@ -102,6 +102,9 @@ pub struct OrderShopSpec {
     /// Logging of every service.
     #[serde(default)]
     pub log: LogSpec,
+    /// Traces of every service: one per order flow, exported over OTLP.
+    #[serde(default)]
+    pub tracing: TracingSpec,
     /// Stop reconciling: the operator leaves every child as it is.
     #[serde(default)]
     pub suspend: bool,
@@ -737,6 +740,21 @@ impl Default for LogSpec {
 
 fn default_log_filter() -> String {
     "info".into()
+}
+
+/// Span export of the services. Unset, no spans are made or exported and
+/// no trace context is carried.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TracingSpec {
+    /// The OTLP/gRPC collector every service exports its spans to, e.g.
+    /// `http://otel-collector.observability:4317` (plaintext: the services
+    /// carry no TLS client for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(
+        validation = Rule::new("self.startsWith('http://') && self.size() > 7").message("must be an http:// URL of an OTLP/gRPC collector (https is not supported)")
+    )]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Log line format of the services.

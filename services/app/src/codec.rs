@@ -84,6 +84,7 @@ mod tests {
             event_data: append.event_data,
             entity_id: append.entity_id,
             causation_id: append.causation_id,
+            traceparent: String::new(),
         };
         let event = decode(&recorded).unwrap();
         assert_eq!(event.data, new.data);

@@ -372,6 +372,7 @@ mod tests {
                 .to_string(),
             entity_id: id.into(),
             causation_id: String::new(),
+            traceparent: String::new(),
         }
     }
 

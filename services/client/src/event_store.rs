@@ -9,6 +9,7 @@ use ordershop_proto::eventstore::v1::{self as pb, event_store_client::EventStore
 use tokio::{task::JoinHandle, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, transport::Channel};
+use tracing::Instrument;
 
 use crate::{Credentials, Transport};
 
@@ -49,6 +50,8 @@ pub struct Recorded {
     pub event_data: String,
     pub entity_id: String,
     pub causation_id: String,
+    /// W3C trace context of the flow that published it; empty when untraced.
+    pub traceparent: String,
 }
 
 impl From<pb::RecordedEvent> for Recorded {
@@ -63,6 +66,7 @@ impl From<pb::RecordedEvent> for Recorded {
             event_data: event.event_data,
             entity_id: event.entity_id,
             causation_id: event.causation_id,
+            traceparent: event.traceparent,
         }
     }
 }
@@ -161,6 +165,9 @@ impl EventStore {
                         event_data: a.event_data,
                         entity_id: a.entity_id,
                         causation_id: a.causation_id,
+                        // The store stores its own call's span, a child of
+                        // this one.
+                        traceparent: String::new(),
                     }),
                     expected_version: a.expected_version,
                 })
@@ -358,6 +365,14 @@ impl EventStore {
                 continue;
             };
             let event = Recorded::from(event);
+            // The handling continues the publisher's trace.
+            let span = tracing::info_span!(
+                "handle",
+                otel.name = %format_args!("handle {} {}", event.topic, event.event_action),
+                otel.kind = "consumer",
+                attempt = count
+            );
+            ordershop_trace::set_parent(&span, &event.traceparent);
             // Finish the event in hand even when cancelled: a handler
             // stopped halfway is what redelivery exists for, but there is no
             // need to cause it.
@@ -366,6 +381,7 @@ impl EventStore {
                 count,
                 heads: delivery.heads,
             })
+            .instrument(span)
             .await;
             match outcome {
                 Ok(()) => acker.ack(&event.topic, &options.group, &event.entry_id),

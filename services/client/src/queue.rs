@@ -4,6 +4,7 @@ use ordershop_proto::queue::v1::{self as pb, message_queue_client::MessageQueueC
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, transport::Channel};
+use tracing::Instrument;
 
 use crate::{
     Backoff, ClientError, Credentials, HandlerError, Transport, connect, event_store::retrying,
@@ -22,6 +23,8 @@ pub struct Message {
     pub payload: String,
     pub attempt: u32,
     pub idempotency_key: String,
+    /// W3C trace context of the call that sent it; empty when untraced.
+    pub traceparent: String,
 }
 
 /// How a channel is served.
@@ -178,6 +181,7 @@ impl Queue {
             payload: m.payload,
             attempt: m.attempt,
             idempotency_key: m.idempotency_key,
+            traceparent: m.traceparent,
         }))
     }
 
@@ -292,15 +296,27 @@ impl Queue {
             };
             backoff.reset();
             let (id, attempt) = (message.id.clone(), message.attempt);
-            let outcome = match handler(message).await {
-                Ok(Some(reply)) => self.respond(&options.channel, &id, &reply).await,
-                Ok(None) => self.ack(&options.channel, &id).await,
-                Err(error) => {
-                    let error = error.backed_off(attempt);
-                    tracing::warn!(channel = %options.channel, id, attempt, reason = %error.reason, permanent = error.permanent, retry_after = ?error.retry_after, "message handler failed");
-                    self.nack(&options.channel, &id, &error).await.map(|_| ())
+            // The handling, answer included, continues the sender's trace.
+            let span = tracing::info_span!(
+                "handle",
+                otel.name = %format_args!("handle {}", options.channel),
+                otel.kind = "consumer",
+                attempt
+            );
+            ordershop_trace::set_parent(&span, &message.traceparent);
+            let outcome = async {
+                match handler(message).await {
+                    Ok(Some(reply)) => self.respond(&options.channel, &id, &reply).await,
+                    Ok(None) => self.ack(&options.channel, &id).await,
+                    Err(error) => {
+                        let error = error.backed_off(attempt);
+                        tracing::warn!(channel = %options.channel, id, attempt, reason = %error.reason, permanent = error.permanent, retry_after = ?error.retry_after, "message handler failed");
+                        self.nack(&options.channel, &id, &error).await.map(|_| ())
+                    }
                 }
-            };
+            }
+            .instrument(span)
+            .await;
             match outcome {
                 Ok(()) => {}
                 Err(err) if err.code() == Code::NotFound => {

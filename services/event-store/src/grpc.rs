@@ -72,13 +72,24 @@ impl From<Recorded> for pb::RecordedEvent {
                 event_data: r.event_data,
                 entity_id: r.entity_id,
                 causation_id: r.causation_id,
+                traceparent: r.traceparent,
             }),
         }
     }
 }
 
+/// The event to store. Its trace context is the publisher's if that is a
+/// well-formed W3C `traceparent`, else this call's span (a malformed one is
+/// dropped, as the W3C says, rather than refused).
 fn new_event(append: pb::Append) -> NewEvent {
     let event = append.event.unwrap_or_default();
+    let traceparent = if event.traceparent.len() == 55
+        && ordershop_trace::trace_id(&event.traceparent).is_some()
+    {
+        event.traceparent
+    } else {
+        ordershop_trace::current_traceparent()
+    };
     NewEvent {
         event_id: event.event_id,
         event_action: event.event_action,
@@ -86,6 +97,7 @@ fn new_event(append: pb::Append) -> NewEvent {
         entity_id: event.entity_id,
         causation_id: event.causation_id,
         expected_version: append.expected_version,
+        traceparent,
     }
 }
 

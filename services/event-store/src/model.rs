@@ -8,6 +8,8 @@ pub struct NewEvent {
     pub causation_id: String,
     /// Append only if the entity's version is exactly this (0 = new entity).
     pub expected_version: Option<u64>,
+    /// W3C trace context stored with the event; empty when untraced.
+    pub traceparent: String,
 }
 
 /// Where an appended event landed.
@@ -29,6 +31,7 @@ pub struct Recorded {
     pub entity_id: String,
     pub causation_id: String,
     pub version: u64,
+    pub traceparent: String,
 }
 
 /// Where a new consumer group starts.
@@ -55,6 +58,7 @@ impl Recorded {
             entity_id: field("entity_id"),
             causation_id: field("causation_id"),
             version: field("version").parse().unwrap_or(0),
+            traceparent: field("traceparent"),
         }
     }
 }

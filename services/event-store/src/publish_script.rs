@@ -7,7 +7,7 @@ use crate::{NewEvent, StoreError, Stored};
 
 /// KEYS: stream, versions hash, event-ids hash, head.
 /// ARGV: count, then per event: event_id, action, data, entity_id,
-/// expected version ("" = any), causation id.
+/// expected version ("" = any), causation id, traceparent ("" = none).
 ///
 /// Phase 1 decides without writing: an already stored event id is a
 /// duplicate (its version check is skipped, since it was done when it was
@@ -20,7 +20,7 @@ const SOURCE: &str = r#"
 local n = tonumber(ARGV[1])
 local planned = {}
 for i = 0, n - 1 do
-  local b = 2 + i * 6
+  local b = 2 + i * 7
   local eid, ent, exp = ARGV[b], ARGV[b + 3], ARGV[b + 4]
   if redis.call('HEXISTS', KEYS[3], eid) == 0 then
     if ent ~= '' then
@@ -36,8 +36,8 @@ end
 local out = {}
 local head = nil
 for i = 0, n - 1 do
-  local b = 2 + i * 6
-  local eid, act, data, ent, cause = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 5]
+  local b = 2 + i * 7
+  local eid, act, data, ent, cause, trace = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 5], ARGV[b + 6]
   local existing = redis.call('HGET', KEYS[3], eid)
   if existing then
     local sep = string.find(existing, ' ', 1, true)
@@ -55,6 +55,10 @@ for i = 0, n - 1 do
     if cause ~= '' then
       fields[#fields + 1] = 'causation_id'
       fields[#fields + 1] = cause
+    end
+    if trace ~= '' then
+      fields[#fields + 1] = 'traceparent'
+      fields[#fields + 1] = trace
     end
     local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
     redis.call('HSET', KEYS[3], eid, id .. ' ' .. ver)
@@ -100,7 +104,8 @@ impl PublishScript {
                         .map(|v| v.to_string())
                         .unwrap_or_default(),
                 )
-                .arg(&e.causation_id);
+                .arg(&e.causation_id)
+                .arg(&e.traceparent);
         }
         let rows: Vec<(String, String, u8)> = match invocation.invoke_async(conn).await {
             Ok(rows) => rows,

@@ -3,13 +3,14 @@
 //! ([`ordershop_metrics::families`]; served on the role's gRPC port), and
 //! writes the access log: one `info` event per request, target
 //! `ordershop::access` (`RUST_LOG=ordershop::access=warn` silences it).
-//! One event and no span: a span per request costs more than the line.
+//! A traced request's answer names its trace (`traceresponse`), so a
+//! client can look the flow up (`ordershop trace <trace id>`).
 
 use std::time::Instant;
 
 use axum::{
     extract::{MatchedPath, Request},
-    http::Method,
+    http::{HeaderValue, Method},
     middleware::Next,
     response::Response,
 };
@@ -20,8 +21,16 @@ pub(crate) async fn track(matched: Option<MatchedPath>, request: Request, next: 
     let method = method_label(request.method());
     let uri = request.uri().clone();
     let started = Instant::now();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     let took = started.elapsed();
+    let traceparent = ordershop_trace::current_traceparent();
+    if let Ok(value) = HeaderValue::try_from(traceparent)
+        && !value.is_empty()
+    {
+        response
+            .headers_mut()
+            .insert(ordershop_trace::TRACERESPONSE, value);
+    }
     // The URI is the client's: logged with `?`, escaped.
     tracing::info!(
         target: "ordershop::access",
@@ -45,6 +54,25 @@ pub(crate) async fn track(matched: Option<MatchedPath>, request: Request, next: 
         })
         .inc();
     response
+}
+
+/// The span of one request, named by method and path, child of the span
+/// the request's `traceparent` names (if any): where a flow's trace starts.
+/// Probes get none, so they fill no trace store.
+pub(crate) fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let path = request.uri().path();
+    if path == crate::routes::HEALTHZ || path == crate::routes::READYZ {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "http",
+        otel.name = %format_args!("{} {path}", method_label(request.method())),
+        otel.kind = "server"
+    );
+    if let Some(traceparent) = ordershop_trace::traceparent_header(request.headers()) {
+        ordershop_trace::set_parent(&span, traceparent);
+    }
+    span
 }
 
 /// The standard methods by name; a made-up one is `other`.

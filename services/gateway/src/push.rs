@@ -279,7 +279,7 @@ mod tests {
             event_action: action.into(),
             event_data: data.into(),
             entity_id: "o1".into(),
-            causation_id: String::new(),
+            ..Recorded::default()
         }
     }
 

@@ -93,9 +93,16 @@ pub fn router(state: GatewayState) -> Router {
         ))
         // Metrics and the access log (one `info` line per request).
         .layer(axum::middleware::from_fn(metrics::track))
-        // Debug-level spans and timings; failed requests are also logged
+        // A span per request, joined to the caller's `traceparent` if any:
+        // the root of an order flow's trace. Failed requests are logged
         // once, by `ApiError`, at a level that fits their cause.
-        .layer(TraceLayer::new_for_http().on_failure(()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(metrics::request_span)
+                .on_request(())
+                .on_response(())
+                .on_failure(()),
+        )
         .with_state(state)
 }
 

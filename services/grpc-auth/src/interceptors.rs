@@ -11,7 +11,9 @@ const AUTHORIZATION: &str = "authorization";
 const BEARER: &str = "Bearer ";
 
 /// Client side: adds `authorization: Bearer <role token>` to every call
-/// (nothing when the process has no token, for a shop without auth).
+/// (nothing when the process has no token, for a shop without auth), and
+/// the calling span's W3C `traceparent` when spans are traced, so the
+/// server's span joins the caller's trace.
 #[derive(Clone, Default)]
 pub struct Credentials(Option<AsciiMetadataValue>);
 
@@ -55,6 +57,14 @@ impl Credentials {
 impl Interceptor for Credentials {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         self.apply(request.metadata_mut());
+        let traceparent = ordershop_trace::current_traceparent();
+        if let Ok(value) = AsciiMetadataValue::try_from(traceparent)
+            && !value.is_empty()
+        {
+            request
+                .metadata_mut()
+                .insert(ordershop_trace::TRACEPARENT, value);
+        }
         Ok(request)
     }
 }

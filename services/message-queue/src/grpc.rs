@@ -62,6 +62,7 @@ impl From<Message> for pb::Message {
             attempt: m.attempt,
             idempotency_key: m.idempotency_key,
             enqueued_at_ms: m.enqueued_at_ms,
+            traceparent: m.traceparent,
         }
     }
 }

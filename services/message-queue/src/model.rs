@@ -9,6 +9,8 @@ pub struct Message {
     pub attempt: u32,
     pub idempotency_key: String,
     pub enqueued_at_ms: i64,
+    /// W3C trace context of the call that sent it; empty when untraced.
+    pub traceparent: String,
 }
 
 /// Result of a send.
@@ -32,6 +34,9 @@ pub(crate) struct Envelope {
     #[serde(default)]
     pub(crate) idempotency_key: String,
     pub(crate) enqueued_at_ms: i64,
+    /// The sending call's span, for the consumer's span to continue.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) traceparent: String,
 }
 
 fn is_zero(value: &u64) -> bool {

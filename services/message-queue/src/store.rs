@@ -111,6 +111,7 @@ impl QueueStore {
             payload: payload.to_owned(),
             idempotency_key: idempotency_key.to_owned(),
             enqueued_at_ms: now,
+            traceparent: ordershop_trace::current_traceparent(),
         })
         .map_err(|e| QueueError::Corrupt(e.to_string()))?;
         let idem_key = if keyed {
@@ -213,6 +214,7 @@ impl QueueStore {
                         attempt,
                         idempotency_key: envelope.idempotency_key,
                         enqueued_at_ms: envelope.enqueued_at_ms,
+                        traceparent: envelope.traceparent,
                     }));
                 }
                 None => {

@@ -12,6 +12,7 @@ use ordershop_grpc_auth::{Authenticator, Credentials, GrpcKey, KEY_ENV, RoleToke
 use ordershop_topology::Role;
 
 use crate::telemetry::{self, LogFormat};
+use ordershop_trace::ExportOptions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +29,14 @@ pub(crate) struct Cli {
         global = true
     )]
     log_format: LogFormat,
+    /// Export spans (one trace per order flow) to this OTLP/gRPC collector,
+    /// e.g. http://otel-collector:4317. Off unless set.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    otlp_endpoint: Option<String>,
+    /// Append spans as JSON lines to this file (`ordershop local --trace`
+    /// sets one per role; `ordershop trace` reads them). Off unless set.
+    #[arg(long, env = "ORDERSHOP_TRACE_FILE", global = true)]
+    trace_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,6 +71,9 @@ enum Command {
     /// paused and restarted; then checks that every flow and effect is
     /// accounted for. Loopback only; stops by itself.
     Chaos(crate::chaos::ChaosArgs),
+    /// A flow's spans across every role as a tree, from the trace files of
+    /// `ordershop local --trace`; without a trace id, the latest traces.
+    Trace(crate::trace::TraceArgs),
 }
 
 /// What a Redis connection needs beyond its URL (`ordershop_redis::RedisOptions`).
@@ -341,6 +353,14 @@ fn host_name() -> String {
 }
 
 impl Command {
+    /// `service.name` of this process' spans: its role, or the command.
+    fn service_name(&self) -> String {
+        match self.role() {
+            Some((role, _)) => role.slug().to_owned(),
+            None => "ordershop".to_owned(),
+        }
+    }
+
     fn role(&self) -> Option<(Role, &RoleArgs)> {
         let pair = match self {
             Command::EventStore(a) => (Role::EventStore, a),
@@ -356,7 +376,9 @@ impl Command {
             Command::Shipping(a) => (Role::Shipping, a),
             Command::Crm(a) => (Role::Crm, a),
             Command::Mail(a) => (Role::Mail, a),
-            Command::Local(_) | Command::DeadLetters(_) | Command::Chaos(_) => return None,
+            Command::Local(_) | Command::DeadLetters(_) | Command::Chaos(_) | Command::Trace(_) => {
+                return None;
+            }
         };
         Some(pair)
     }
@@ -366,7 +388,6 @@ impl Command {
 /// failing exit code (anyhow lives only at this edge).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
     // Before any other thread exists: taking them edits the environment.
     let listeners = crate::listeners::Listeners::from_env();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -375,8 +396,26 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(err) => {
+            let _ = telemetry::init(cli.log_format, &ExportOptions::default());
             tracing::error!(error = %err, "cannot start the async runtime");
             return ExitCode::FAILURE;
+        }
+    };
+    let export = ExportOptions {
+        service: cli.command.service_name(),
+        otlp_endpoint: cli.otlp_endpoint.clone(),
+        file: cli.trace_file.clone(),
+    };
+    // Held to the end: dropping it flushes the last spans. Started inside
+    // the runtime, as the OTLP exporter's channel needs one.
+    let _exporting = {
+        let _entered = runtime.enter();
+        match telemetry::init(cli.log_format, &export) {
+            Ok(exporting) => exporting,
+            Err(err) => {
+                tracing::error!("{err}");
+                return ExitCode::FAILURE;
+            }
         }
     };
     let result = runtime.block_on(async move {
@@ -386,6 +425,7 @@ pub fn main() -> ExitCode {
                 Command::Local(args) => crate::local::run(args).await,
                 Command::DeadLetters(args) => crate::dead_letters::run(args).await,
                 Command::Chaos(args) => crate::chaos::run(args).await,
+                Command::Trace(args) => crate::trace::run(&args),
                 _ => unreachable!("every other command is a role"),
             },
         }

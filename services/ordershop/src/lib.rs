@@ -14,3 +14,4 @@ mod parent_watch;
 mod roles;
 mod shutdown;
 mod telemetry;
+mod trace;

@@ -303,6 +303,7 @@ mod tests {
             event_data: data.to_string(),
             entity_id: "p1".into(),
             causation_id: String::new(),
+            traceparent: String::new(),
         }
     }
 

@@ -42,6 +42,8 @@ pub(super) struct Supervisor {
     grpc: HashMap<Role, TcpListener>,
     http: TcpListener,
     run_dir: PathBuf,
+    /// With `--trace`: where each role appends its spans.
+    traces: Option<PathBuf>,
     children: HashMap<Role, Child>,
     /// When each child was (re)started, to tell a crash loop from the
     /// occasional crash.
@@ -144,6 +146,16 @@ impl Supervisor {
         let env = [env, args.redis_access.env()].concat();
         // An earlier run's address must not be mistaken for this one's.
         let _ = std::fs::remove_file(run_dir.join("http.addr"));
+        let traces = if args.trace {
+            let dir = super::traces_dir(data_dir);
+            // This run's traces only: an earlier run's would mix in.
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            Some(dir)
+        } else {
+            None
+        };
         Ok(Self {
             exe,
             env,
@@ -152,6 +164,7 @@ impl Supervisor {
             grpc,
             http,
             run_dir,
+            traces,
             children: HashMap::new(),
             started: HashMap::new(),
             restarts: HashMap::new(),
@@ -235,7 +248,15 @@ impl Supervisor {
             // the events it had received but not acknowledged at once.
             .env("ORDERSHOP_INSTANCE", format!("local-{}", role.slug()))
             .env_remove(KEY_ENV)
-            .env_remove(TOKEN_ENV);
+            .env_remove(TOKEN_ENV)
+            // One file per role, or none: never the supervisor's own.
+            .env_remove("ORDERSHOP_TRACE_FILE");
+        if let Some(dir) = &self.traces {
+            command.env(
+                "ORDERSHOP_TRACE_FILE",
+                dir.join(format!("{}.jsonl", role.slug())),
+            );
+        }
         if let Some((username, password)) = self.redis_users.credentials(role) {
             command
                 .env("ORDERSHOP_REDIS_USERNAME", username)

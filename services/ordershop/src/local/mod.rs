@@ -63,18 +63,31 @@ pub(crate) struct LocalArgs {
     /// use it, so a crashed test run leaves no shop behind).
     #[arg(long)]
     watch_parent: bool,
+    /// Record every role's spans in `<data dir>/run/traces` (emptied at
+    /// start), for `ordershop trace`: one trace per order flow. Costs CPU;
+    /// off by default. An OTLP collector (`--otlp-endpoint`) works alike.
+    #[arg(long, env = "ORDERSHOP_LOCAL_TRACE")]
+    pub(crate) trace: bool,
 }
 
 impl LocalArgs {
     fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(|| {
-            let base = std::env::var_os("XDG_DATA_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-                .unwrap_or_else(std::env::temp_dir);
-            base.join("ordershop")
-        })
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
     }
+}
+
+/// Where `ordershop local` keeps its data unless told otherwise.
+pub(crate) fn default_data_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("ordershop")
+}
+
+/// The directory of a run's trace files (`--trace`): one per role.
+pub(crate) fn traces_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("run").join("traces")
 }
 
 pub(crate) async fn run(args: LocalArgs) -> anyhow::Result<()> {
