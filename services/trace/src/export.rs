@@ -13,11 +13,11 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanExporter,
 };
 use tracing::{Level, Subscriber};
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::filter::{LevelFilter, filter_fn};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::file::FileExporter;
@@ -70,11 +70,6 @@ impl Exporting {
         if !options.enabled() {
             return Ok(None);
         }
-        let batch = || {
-            BatchConfigBuilder::default()
-                .with_scheduled_delay(EXPORT_DELAY)
-                .build()
-        };
         let mut builder = SdkTracerProvider::builder()
             // A flow that arrives traced stays traced; one that starts here
             // is traced too (every flow, as the export was asked for).
@@ -91,11 +86,7 @@ impl Exporting {
                     source,
                 }
             })?;
-            builder = builder.with_span_processor(
-                BatchSpanProcessor::builder(exporter)
-                    .with_batch_config(batch())
-                    .build(),
-            );
+            builder = builder.with_span_processor(batched(exporter));
         }
         if let Some(endpoint) = &options.otlp_endpoint {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -106,11 +97,7 @@ impl Exporting {
                     endpoint: endpoint.clone(),
                     source,
                 })?;
-            builder = builder.with_span_processor(
-                BatchSpanProcessor::builder(exporter)
-                    .with_batch_config(batch())
-                    .build(),
-            );
+            builder = builder.with_span_processor(batched(exporter));
         }
         Ok(Some(Self {
             provider: builder.build(),
@@ -127,12 +114,27 @@ impl Exporting {
             .with_location(false)
             .with_threads(false)
             .with_tracked_inactivity(false)
-            .with_filter(filter_fn(|meta| {
-                meta.is_span()
-                    && *meta.level() <= Level::INFO
-                    && meta.target().starts_with("ordershop")
-            }))
+            .with_filter(
+                filter_fn(|meta| {
+                    meta.is_span()
+                        && *meta.level() <= Level::INFO
+                        && meta.target().starts_with("ordershop")
+                })
+                .with_max_level_hint(LevelFilter::INFO),
+            )
     }
+}
+
+/// `exporter` behind a batch processor of its own thread, sending at most
+/// [`EXPORT_DELAY`] after a span ends.
+fn batched(exporter: impl SpanExporter + 'static) -> BatchSpanProcessor {
+    BatchSpanProcessor::builder(exporter)
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_scheduled_delay(EXPORT_DELAY)
+                .build(),
+        )
+        .build()
 }
 
 impl Drop for Exporting {
