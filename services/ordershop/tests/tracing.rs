@@ -2,12 +2,21 @@
 //! role's spans, and what one `POST /order` sets off — the queue call, the
 //! order service, the event store, the stock saga, its verdict through the
 //! queue and the order service again — is one trace whose spans form that
-//! parent chain across six processes. `ordershop trace` prints it.
+//! parent chain across six processes. `ordershop trace` prints it. And
+//! the same spans reach an OTLP collector (a real OTLP/gRPC trace service,
+//! run by the test) when the shop is given `OTEL_EXPORTER_OTLP_ENDPOINT`.
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    trace_service_server::{TraceService, TraceServiceServer},
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use ordershop_testkit::eventually_async;
 use ordershop_trace::{SpanRecord, tree};
 use serde_json::json;
@@ -39,9 +48,9 @@ fn ancestry<'a>(spans: &'a [SpanRecord], span: &'a SpanRecord) -> Vec<(&'a str, 
     chain
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_flow_is_one_trace_across_the_roles() {
-    let shop = Shop::start_with_env(&[("ORDERSHOP_LOCAL_TRACE", "true")]).await;
+/// A fresh product, customer and cart, then `POST /order`: the new order's
+/// id and the trace its answer names (`traceresponse`).
+async fn traced_order(shop: &Shop) -> (String, String) {
     let (products, customers) = shop.seed(1, 5).await;
     let cart = shop
         .create_one(
@@ -49,7 +58,6 @@ async fn an_order_flow_is_one_trace_across_the_roles() {
             json!({"customer_id": customers[0], "product_ids": [products[0]]}),
         )
         .await;
-
     let response = reqwest::Client::new()
         .post(format!("{}/order", shop.url))
         .json(&json!({"cart_id": cart}))
@@ -71,6 +79,13 @@ async fn an_order_flow_is_one_trace_across_the_roles() {
         .as_str()
         .expect("the order's id")
         .to_owned();
+    (order, trace_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_flow_is_one_trace_across_the_roles() {
+    let shop = Shop::start_with_env(&[("ORDERSHOP_LOCAL_TRACE", "true")]).await;
+    let (order, trace_id) = traced_order(&shop).await;
     shop.wait_status(&order, "IN_STOCK").await;
 
     // Spans reach the files within a second of ending; a parent ends after
@@ -137,5 +152,86 @@ async fn an_order_flow_is_one_trace_across_the_roles() {
     assert!(
         String::from_utf8_lossy(&listed.stdout).contains(&trace_id),
         "the latest traces list this one"
+    );
+}
+
+/// `(service.name, span name, trace id in hex)` of every span received.
+type Received = Arc<Mutex<Vec<(String, String, String)>>>;
+
+/// An OTLP/gRPC trace collector that keeps what it is sent.
+#[derive(Clone, Default)]
+struct Collector(Received);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut received = self.0.lock().expect("collector lock");
+        for resource_spans in request.into_inner().resource_spans {
+            let service = resource_spans
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|a| a.key == "service.name")
+                .and_then(|a| a.value.as_ref()?.value.as_ref())
+                .map(|v| match v {
+                    AnyValue::StringValue(s) => s.clone(),
+                    other => format!("{other:?}"),
+                })
+                .unwrap_or_default();
+            for span in resource_spans.scope_spans.into_iter().flat_map(|s| s.spans) {
+                let trace_id: String = span.trace_id.iter().map(|b| format!("{b:02x}")).collect();
+                received.push((service.clone(), span.name, trace_id));
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_an_otlp_collector_from_every_role_of_a_flow() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port for the collector");
+    let endpoint = format!("http://{}", listener.local_addr().expect("its address"));
+    let collector = Collector::default();
+    let received = collector.0.clone();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+
+    let shop = Shop::start_with_env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())]).await;
+    let (_, trace_id) = traced_order(&shop).await;
+
+    // Every role the order's creation and its stock verdict pass through.
+    let wanted: BTreeSet<&str> = [
+        "api-gateway",
+        "message-queue",
+        "order",
+        "event-store",
+        "inventory",
+    ]
+    .into();
+    let services = eventually_async("the update's spans at the collector", DEADLINE, || async {
+        let services: BTreeSet<String> = received
+            .lock()
+            .expect("collector lock")
+            .iter()
+            .filter(|(_, _, trace)| *trace == trace_id)
+            .map(|(service, _, _)| service.clone())
+            .collect();
+        wanted
+            .iter()
+            .all(|w| services.contains(*w))
+            .then_some(services)
+    })
+    .await;
+    assert!(
+        services.iter().all(|s| !s.is_empty()),
+        "every span names its role: {services:?}"
     );
 }
