@@ -83,9 +83,7 @@ impl From<Recorded> for pb::RecordedEvent {
 /// dropped, as the W3C says, rather than refused).
 fn new_event(append: pb::Append) -> NewEvent {
     let event = append.event.unwrap_or_default();
-    let traceparent = if event.traceparent.len() == 55
-        && ordershop_trace::trace_id(&event.traceparent).is_some()
-    {
+    let traceparent = if ordershop_trace::is_valid(&event.traceparent) {
         event.traceparent
     } else {
         ordershop_trace::current_traceparent()

@@ -58,19 +58,31 @@ pub fn current_traceparent() -> String {
     traceparent_of(&Span::current())
 }
 
+/// The context `traceparent` names, if it is a W3C value this process can
+/// continue (version, trace id, span id and flags well formed, ids not zero).
+fn remote_context(traceparent: &str) -> Option<opentelemetry::Context> {
+    if traceparent.is_empty() {
+        return None;
+    }
+    let context = TraceContextPropagator::new().extract(&One(Some(traceparent.to_owned())));
+    let valid = context.span().span_context().is_valid();
+    valid.then_some(context)
+}
+
 /// Makes the span that `traceparent` names the parent of `span`, which must
 /// not have been entered yet. A blank or malformed value leaves `span` a
 /// root: a trace is an aid, never a reason to refuse work.
 pub fn set_parent(span: &Span, traceparent: &str) {
-    if traceparent.is_empty() {
-        return;
-    }
-    let context = TraceContextPropagator::new().extract(&One(Some(traceparent.to_owned())));
-    if context.span().span_context().is_valid() {
+    if let Some(context) = remote_context(traceparent) {
         // Fails only without the OpenTelemetry layer, when there is no
         // trace to join anyway.
         let _ = span.set_parent(context);
     }
+}
+
+/// Whether `traceparent` is a W3C value this process can continue.
+pub fn is_valid(traceparent: &str) -> bool {
+    remote_context(traceparent).is_some()
 }
 
 /// The `traceparent` header of an HTTP request or gRPC call, if any.
@@ -97,6 +109,22 @@ mod tests {
         );
         assert_eq!(trace_id("00-xyz-00f067aa0ba902b7-01"), None);
         assert_eq!(trace_id(""), None);
+    }
+
+    #[test]
+    fn only_well_formed_values_are_valid() {
+        assert!(is_valid(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        // Zero ids, a bad span id, a bad version, nothing.
+        assert!(!is_valid(
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
+        ));
+        assert!(!is_valid("00-4bf92f3577b34da6a3ce929d0e0e4736-xyz-01"));
+        assert!(!is_valid(
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!is_valid(""));
     }
 
     #[test]

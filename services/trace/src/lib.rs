@@ -15,8 +15,8 @@ pub mod file;
 pub mod tree;
 
 pub use context::{
-    TRACEPARENT, TRACERESPONSE, current_traceparent, set_parent, trace_id, traceparent_header,
-    traceparent_of,
+    TRACEPARENT, TRACERESPONSE, current_traceparent, is_valid, set_parent, trace_id,
+    traceparent_header, traceparent_of,
 };
 pub use export::{ExportError, ExportOptions, Exporting};
 pub use file::SpanRecord;
