@@ -150,8 +150,10 @@ async fn metrics() -> impl axum::response::IntoResponse {
     )
 }
 
-/// Flips `health` with the outcome of `check` every `every`, until
-/// `shutdown` resolves; then reports NOT_SERVING so load balancers drain.
+/// Flips `health` with the outcome of `check` every `every` (ten times as
+/// often while not ready, so a (re)started role is in service as soon as
+/// it has caught up, not up to `every` later), until `shutdown` resolves;
+/// then reports NOT_SERVING so load balancers drain.
 /// Liveness is left alone: a stopping process is still alive.
 pub async fn track_readiness<F, Fut>(
     health: Health,
@@ -175,9 +177,10 @@ pub async fn track_readiness<F, Fut>(
             health.set(ok).await;
             last = Some(ok);
         }
+        let pause = if ok { every } else { every / 10 };
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
     }
     health.set(false).await;

@@ -7,7 +7,10 @@
 //! # How a domain service works
 //!
 //! - It keeps a [`View`](ordershop_core::View) of the topics its decisions
-//!   read: replayed whole at start, then read forward (`live_view`).
+//!   read: loaded from its latest snapshot and the events after it (or
+//!   replayed whole without one) at start, then read forward
+//!   (`live_view`); a snapshot is stored every so many events
+//!   (`view_snapshot`).
 //! - Before each decision it brings the view up to the event store's heads
 //!   (one `heads` call plus a read per topic that moved, shared by
 //!   concurrent handlers), decides with the core, and appends with
@@ -37,6 +40,7 @@ mod metrics;
 mod read_model;
 mod sagas;
 mod settings;
+mod view_snapshot;
 mod workers;
 
 use ordershop_client::Clients;

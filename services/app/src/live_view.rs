@@ -13,11 +13,20 @@
 //!   after it arrived*, so under load the number of heads calls stays at
 //!   one per round trip, however many handlers wait.
 //!
+//! Snapshots ([`ViewSettings::snapshot_every`]): once enough events were
+//! folded since the last one, the view is stored in the event store under
+//! the role's service name; a (re)start loads it and replays only what came
+//! after its positions, so start-up does not replay the whole history. A
+//! snapshot whose last events the store no longer holds (Redis lost its
+//! last writes) or of another layout is ignored: the view is replayed from
+//! the start and the next snapshot replaces it.
+//!
 //! Events are folded strictly in stream order: a page is folded only past
 //! the topic's cursor, so the stream and a direct read racing over the same
 //! range fold every event once.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -29,6 +38,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::decode;
+use crate::view_snapshot;
 use ordershop_topology::EntryId;
 
 /// Tunables of a live view.
@@ -47,6 +57,14 @@ pub struct ViewSettings {
     /// How long the read model's cache folds wait between checks that the
     /// cache was not flushed under them, when no events come.
     pub idle_check: Duration,
+    /// Store a snapshot of the view once this many events, and at least a
+    /// quarter as many as the view holds entries ([`View::entries`]), were folded
+    /// since the last one; 0 turns snapshots off (a start replays every
+    /// topic whole). A restart replays at most about that many events plus
+    /// what arrives in one [`Self::snapshot_check`].
+    pub snapshot_every: u64,
+    /// How often the snapshot task looks at that count.
+    pub snapshot_check: Duration,
 }
 
 impl Default for ViewSettings {
@@ -56,9 +74,16 @@ impl Default for ViewSettings {
             page: 1000,
             follow_grace: Duration::from_millis(500),
             idle_check: Duration::from_secs(1),
+            snapshot_every: 20_000,
+            snapshot_check: Duration::from_secs(5),
         }
     }
 }
+
+/// A snapshot is due after at least a quarter as many events as the view
+/// holds entries: writing snapshots then costs a few serialized entries
+/// per event folded, and a restart replays at most that quarter.
+const ENTRIES_PER_EVENT_DUE: u64 = 4;
 
 struct Folded {
     view: View,
@@ -81,6 +106,8 @@ pub(crate) enum Freshness<'a> {
 /// A view of some topics, shared by every handler of a service.
 pub(crate) struct LiveView {
     store: EventStore,
+    /// The role's service name: whose snapshot this view stores and loads.
+    name: String,
     topics: Vec<Topic>,
     settings: ViewSettings,
     folded: RwLock<Folded>,
@@ -93,6 +120,12 @@ pub(crate) struct LiveView {
     /// writes). The view cannot unfold them; the role restarts instead and
     /// replays the store as it is now.
     behind_store: CancellationToken,
+    /// Events folded since the view of the last snapshot; changed under
+    /// the `folded` lock, so a snapshot knows exactly what it covers.
+    since_snapshot: AtomicU64,
+    /// The stored snapshot turned out unusable: the next one replaces it
+    /// even though its positions are behind.
+    replace_snapshot: AtomicBool,
 }
 
 impl std::fmt::Debug for LiveView {
@@ -107,6 +140,7 @@ impl LiveView {
     /// An empty view of `topics` (duplicates ignored).
     pub(crate) fn new(
         store: EventStore,
+        name: &str,
         topics: &[Topic],
         settings: ViewSettings,
     ) -> Arc<LiveView> {
@@ -117,6 +151,9 @@ impl LiveView {
         Arc::new(LiveView {
             heads: SharedHeads::new(store.clone(), &names),
             behind_store: CancellationToken::new(),
+            since_snapshot: AtomicU64::new(0),
+            replace_snapshot: AtomicBool::new(false),
+            name: name.to_owned(),
             store,
             folded: RwLock::new(Folded {
                 view: View::new(&topics),
@@ -135,8 +172,11 @@ impl LiveView {
         &self.topics
     }
 
-    /// Replays every topic from the beginning (all topics at once).
+    /// Loads the stored snapshot when there is a usable one, then replays
+    /// every topic after it (all topics at once); without one, from the
+    /// beginning. Returns the number of events replayed.
     pub(crate) async fn load(&self) -> Result<usize, ClientError> {
+        self.restore().await?;
         let pages = try_join_all(self.topics.iter().map(|topic| async move {
             let after = self.cursor(*topic).cursor();
             let (records, _) = self.store.read_all(topic.name(), &after).await?;
@@ -268,6 +308,141 @@ impl LiveView {
         Ok(())
     }
 
+    /// Starts from the stored snapshot if it is usable: of this layout and
+    /// these topics, and its last event of every topic still in the store.
+    async fn restore(&self) -> Result<(), ClientError> {
+        if self.settings.snapshot_every == 0 {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let snapshot = match self.store.get_snapshot(&self.name).await {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => return Ok(()),
+            // Worth another try: the caller retries the whole load.
+            Err(err) if err.is_transient() || err.code() == tonic::Code::DeadlineExceeded => {
+                return Err(err);
+            }
+            // An event store without snapshots (an older one, mid-upgrade)
+            // or one that refuses: the replay still works.
+            Err(err) => {
+                tracing::warn!(name = %self.name, error = %err, "cannot load the snapshot; replaying every topic");
+                return Ok(());
+            }
+        };
+        let bytes = snapshot.data.len();
+        let topics = self.topics.clone();
+        let decoded =
+            tokio::task::spawn_blocking(move || view_snapshot::decode(&snapshot, &topics))
+                .await
+                .map_err(|err| ClientError::Rpc(tonic::Status::internal(err.to_string())))?;
+        let (view, cursors) = match decoded {
+            Ok(decoded) => decoded,
+            Err(err) => {
+                tracing::warn!(name = %self.name, error = %err, "snapshot unusable; replaying every topic");
+                self.replace_snapshot.store(true, Ordering::Relaxed);
+                return Ok(());
+            }
+        };
+        for (topic, cursor) in &cursors {
+            if *cursor == EntryId::ZERO {
+                continue;
+            }
+            let after = cursor.predecessor().cursor();
+            let (page, _) = self
+                .store
+                .read(topic.name(), &after, 1, Duration::ZERO)
+                .await?;
+            if page.first().and_then(|r| EntryId::parse(&r.entry_id)) != Some(*cursor) {
+                tracing::warn!(name = %self.name, %topic, %cursor, "the store no longer holds the last event the snapshot folded (Redis lost its last writes); replaying every topic");
+                self.replace_snapshot.store(true, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        let mut folded = self.folded.write().unwrap_or_else(|e| e.into_inner());
+        folded.view = view;
+        folded.cursors = cursors.clone();
+        drop(folded);
+        for (topic, cursor) in cursors {
+            self.positions[&topic].send_replace(cursor);
+        }
+        tracing::info!(name = %self.name, bytes, elapsed = ?started.elapsed(), "view restored from its snapshot");
+        Ok(())
+    }
+
+    /// Starts the task that stores a snapshot whenever
+    /// [`ViewSettings::snapshot_every`] events were folded since the last;
+    /// `None` when snapshots are off.
+    pub(crate) fn spawn_snapshots(
+        self: &Arc<Self>,
+        cancel: &CancellationToken,
+    ) -> Option<JoinHandle<()>> {
+        if self.settings.snapshot_every == 0 {
+            return None;
+        }
+        let view = self.clone();
+        let cancel = cancel.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(view.settings.snapshot_check) => {}
+                }
+                // A snapshot costs about what serializing every entry does;
+                // waiting for events in proportion to the entries keeps
+                // that cost per event folded bounded however large the
+                // view grows (a fixed count would make it grow with the
+                // view: quadratic over the shop's life). An event adds up
+                // to three entries (record, creation, causation).
+                let entries = view.read(|v| v.entries()) as u64;
+                let due = view
+                    .settings
+                    .snapshot_every
+                    .max(entries / ENTRIES_PER_EVENT_DUE);
+                if view.since_snapshot.load(Ordering::Relaxed) < due {
+                    continue;
+                }
+                // A failed one is tried again at the next check.
+                if let Err(err) = view.snapshot().await {
+                    tracing::warn!(name = %view.name, error = %err, "storing a snapshot failed");
+                }
+            }
+        }))
+    }
+
+    /// Stores a snapshot of the view as it is now. The view is locked only
+    /// while it is serialized (folds wait meanwhile, decisions do not);
+    /// compression and the transfer run after.
+    pub(crate) async fn snapshot(self: &Arc<Self>) -> Result<bool, ClientError> {
+        let started = std::time::Instant::now();
+        let view = self.clone();
+        let (encoded, covered, locked) = tokio::task::spawn_blocking(move || {
+            let folded = view.folded.read().unwrap_or_else(|e| e.into_inner());
+            let locked = std::time::Instant::now();
+            let covered = view.since_snapshot.load(Ordering::Relaxed);
+            let encoded = view_snapshot::encode(&folded.view, &folded.cursors);
+            drop(folded);
+            let locked = locked.elapsed();
+            (
+                encoded.map(view_snapshot::Encoded::compress),
+                covered,
+                locked,
+            )
+        })
+        .await
+        .map_err(|err| ClientError::Rpc(tonic::Status::internal(err.to_string())))?;
+        let mut snapshot =
+            encoded.map_err(|err| ClientError::Rpc(tonic::Status::internal(err.to_string())))?;
+        snapshot.replace_newer = self.replace_snapshot.load(Ordering::Relaxed);
+        let bytes = snapshot.data.len();
+        let stored = self.store.put_snapshot(&self.name, snapshot).await?;
+        // Only what this snapshot covers is off the count; a refused one
+        // (a replica stored a newer one) covers it just as well.
+        self.since_snapshot.fetch_sub(covered, Ordering::Relaxed);
+        self.replace_snapshot.store(false, Ordering::Relaxed);
+        tracing::info!(name = %self.name, bytes, events = covered, stored, elapsed = ?started.elapsed(), ?locked, "snapshot of the view");
+        Ok(stored)
+    }
+
     /// Fires when the store is found behind this view ([`Self::catch_up`]).
     pub(crate) fn behind_store(&self) -> &CancellationToken {
         &self.behind_store
@@ -329,6 +504,7 @@ impl LiveView {
                 continue;
             }
             *cursor = entry;
+            self.since_snapshot.fetch_add(1, Ordering::Relaxed);
             if let Some(event) = event {
                 applied += 1;
                 if let Err(err) = view.apply(&event) {
@@ -379,7 +555,7 @@ mod tests {
     fn view() -> Arc<LiveView> {
         // The store is never called in these tests: connecting is lazy.
         let store = EventStore::connect("http://127.0.0.1:1").expect("lazy endpoint");
-        LiveView::new(store, &[Topic::Customer], ViewSettings::default())
+        LiveView::new(store, "test", &[Topic::Customer], ViewSettings::default())
     }
 
     #[tokio::test]

@@ -137,11 +137,17 @@ pub(crate) async fn run(
     let view = if topics.is_empty() {
         None
     } else {
-        let view = LiveView::new(clients.event_store.clone(), &topics, settings.view.clone());
+        let view = LiveView::new(
+            clients.event_store.clone(),
+            role.service_name(),
+            &topics,
+            settings.view.clone(),
+        );
         match start_view(&view, &shutdown).await? {
             Some(follow) => tasks.extend(follow),
             None => return Ok(()),
         }
+        tasks.extend(view.spawn_snapshots(&shutdown));
         Some(view)
     };
     settings.readiness.set(true);

@@ -27,6 +27,7 @@ mod follow;
 mod health;
 mod queue;
 mod shared_heads;
+mod snapshots;
 
 pub use backoff::{Backoff, retry_until_cancelled};
 pub use clients::Clients;
@@ -39,3 +40,4 @@ pub use ordershop_grpc_auth::Credentials;
 pub use ordershop_proto::eventstore::v1::StartPosition;
 pub use queue::{Message, Queue, ServeOptions};
 pub use shared_heads::{Heads, SharedHeads};
+pub use snapshots::ViewSnapshot;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use ordershop_client::{Append, ClientError, Credentials, EventStore, Queue};
+use ordershop_client::{Append, ClientError, Credentials, EventStore, Queue, ViewSnapshot};
 use ordershop_grpc_auth::GrpcKey;
 use ordershop_testkit::{Infra, eventually_async};
 use ordershop_topology::Role;
@@ -113,6 +113,51 @@ async fn a_role_publishes_and_reads_only_its_part() {
         code(crm.ack("product", "crm-service", "1-0").await),
         Code::PermissionDenied
     );
+}
+
+#[tokio::test]
+async fn a_role_keeps_and_reads_only_its_own_snapshot() {
+    let infra = Infra::start_secured().await;
+    let snapshot = |positions: &[(&str, &str)]| ViewSnapshot {
+        format: 1,
+        positions: positions
+            .iter()
+            .map(|(t, p)| (t.to_string(), p.to_string()))
+            .collect(),
+        data: b"the order service's view".to_vec(),
+        replace_newer: false,
+    };
+    let order = store_as(&infra, Role::Order);
+    assert!(
+        order
+            .put_snapshot("order-service", snapshot(&[("order", "5-0")]))
+            .await
+            .unwrap()
+    );
+    // Another role can neither read it (customer data) nor plant one.
+    let crm = store_as(&infra, Role::Crm);
+    assert_eq!(
+        code(crm.get_snapshot("order-service").await),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        code(
+            crm.put_snapshot("order-service", snapshot(&[("order", "9-0")]))
+                .await
+        ),
+        Code::PermissionDenied
+    );
+    // Nor may a role store positions of topics it does not read.
+    assert_eq!(
+        code(
+            store_as(&infra, Role::Shipping)
+                .put_snapshot("shipping-service", snapshot(&[("customer", "1-0")]))
+                .await
+        ),
+        Code::PermissionDenied
+    );
+    let back = order.get_snapshot("order-service").await.unwrap().unwrap();
+    assert_eq!(back.data, b"the order service's view");
 }
 
 #[tokio::test]

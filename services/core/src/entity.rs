@@ -66,8 +66,9 @@ pub struct Shipping {
     pub delivered: i64,
 }
 
-/// Any entity, tagged by its kind.
-#[derive(Debug, Clone, PartialEq)]
+/// Any entity, tagged by its kind. Its own serde form (tagged by kind) is
+/// for snapshots; events carry [`Entity::to_json`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Entity {
     Customer(Customer),
     Product(Product),
@@ -126,6 +127,23 @@ impl Entity {
             Entity::Billing(e) => Some(&e.order_id),
             Entity::Shipping(e) => Some(&e.order_id),
             Entity::Customer(_) | Entity::Product(_) | Entity::Cart(_) => None,
+        }
+    }
+
+    /// The ids of other entities this one refers to: a cart its customer
+    /// and products, an inventory its product, an order its cart, a billing
+    /// or a shipping its order. [`crate::View`] indexes entities by them, so
+    /// "the carts of this customer" is a lookup, not a scan of every cart.
+    pub fn references(&self) -> Vec<&str> {
+        match self {
+            Entity::Customer(_) | Entity::Product(_) => Vec::new(),
+            Entity::Inventory(e) => vec![&e.product_id],
+            Entity::Cart(e) => std::iter::once(e.customer_id.as_str())
+                .chain(e.product_ids.iter().map(String::as_str))
+                .collect(),
+            Entity::Order(e) => vec![&e.cart_id],
+            Entity::Billing(e) => vec![&e.order_id],
+            Entity::Shipping(e) => vec![&e.order_id],
         }
     }
 

@@ -1,6 +1,7 @@
-//! Questions deciders ask a [`View`] about how entities refer to each other.
-//! Linear scans: views hold one shop's entities in memory, and a scan of
-//! thousands of entities costs microseconds (see the crate's report).
+//! Questions deciders ask a [`View`] about how entities refer to each other,
+//! answered through the view's reference index: a scan of every entity per
+//! decision made each decision cost more as the shop sold more (at 100,000
+//! orders, a billing scanned 100,000 billings to find its order's).
 
 use std::collections::BTreeMap;
 
@@ -13,7 +14,7 @@ pub(crate) fn carts_of_customer<'v>(
     view: &'v View,
     customer_id: &'v str,
 ) -> impl Iterator<Item = &'v Cart> + 'v {
-    view.all::<Cart>()
+    view.referring::<Cart>(customer_id)
         .filter(move |c| c.customer_id == customer_id)
 }
 
@@ -21,7 +22,7 @@ pub(crate) fn carts_with_product<'v>(
     view: &'v View,
     product_id: &'v str,
 ) -> impl Iterator<Item = &'v Cart> + 'v {
-    view.all::<Cart>()
+    view.referring::<Cart>(product_id)
         .filter(move |c| c.product_ids.iter().any(|p| p == product_id))
 }
 
@@ -29,19 +30,23 @@ pub(crate) fn orders_of_cart<'v>(
     view: &'v View,
     cart_id: &'v str,
 ) -> impl Iterator<Item = &'v Order> + 'v {
-    view.all::<Order>().filter(move |o| o.cart_id == cart_id)
+    view.referring::<Order>(cart_id)
+        .filter(move |o| o.cart_id == cart_id)
 }
 
 pub(crate) fn billing_of_order<'v>(view: &'v View, order_id: &str) -> Option<&'v Billing> {
-    view.all::<Billing>().find(|b| b.order_id == order_id)
+    view.referring::<Billing>(order_id)
+        .find(|b| b.order_id == order_id)
 }
 
 pub(crate) fn shipping_of_order<'v>(view: &'v View, order_id: &str) -> Option<&'v Shipping> {
-    view.all::<Shipping>().find(|s| s.order_id == order_id)
+    view.referring::<Shipping>(order_id)
+        .find(|s| s.order_id == order_id)
 }
 
 pub(crate) fn inventory_of_product<'v>(view: &'v View, product_id: &str) -> Option<&'v Inventory> {
-    view.all::<Inventory>().find(|i| i.product_id == product_id)
+    view.referring::<Inventory>(product_id)
+        .find(|i| i.product_id == product_id)
 }
 
 /// How many pieces of each product a cart holds (repeats mean quantity).

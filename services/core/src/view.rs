@@ -8,8 +8,9 @@
 //! change it. The service appends what the decider returned, then catches
 //! the view up from the store, so the view only ever holds recorded facts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::entity::{Entity, EntityData};
@@ -18,7 +19,7 @@ use crate::event::{EventAction, RecordedEvent};
 use crate::kind::{EntityKind, Topic};
 
 /// What one entity looks like after the events folded so far.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// Version of the last event applied (1, 2, ...).
     pub version: u64,
@@ -46,7 +47,7 @@ impl Record {
 /// One change made by an event that carried a causation id: the entity
 /// before and after. Sagas read these to undo exactly what they did (the
 /// stock restore adds back each inventory's own decrement).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CausedChange {
     pub entity_id: String,
     pub before: Option<Entity>,
@@ -108,7 +109,7 @@ pub enum FoldError {
     },
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct TopicView {
     records: BTreeMap<String, Record>,
     causations: HashMap<String, Vec<CausedChange>>,
@@ -116,10 +117,75 @@ struct TopicView {
     /// redelivered create command finds what it created.
     created: HashMap<String, String>,
     position: Option<String>,
+    /// Referenced id ([`Entity::references`]) → the entities of this topic
+    /// whose state (live or tombstone) refers to it. Derived from
+    /// `records`, so not serialized: rebuilt when a view is read back.
+    #[serde(skip)]
+    referrers: HashMap<String, BTreeSet<String>>,
 }
 
-/// The folded state of a chosen set of topics.
-#[derive(Debug, Clone, Default)]
+impl TopicView {
+    /// Moves `entity_id` in the reference index from what `before` refers
+    /// to to what `after` does.
+    fn reindex(&mut self, entity_id: &str, before: &[String], after: Option<&Entity>) {
+        let after = after.map(Entity::references).unwrap_or_default();
+        if after.iter().eq(before.iter()) {
+            return;
+        }
+        for id in before {
+            if let Some(referrers) = self.referrers.get_mut(id) {
+                referrers.remove(entity_id);
+                if referrers.is_empty() {
+                    self.referrers.remove(id);
+                }
+            }
+        }
+        for id in after {
+            self.referrers
+                .entry(id.to_owned())
+                .or_default()
+                .insert(entity_id.to_owned());
+        }
+    }
+
+    /// The records whose state refers to `id`, in entity id order.
+    fn referring<'a>(&'a self, id: &str) -> impl Iterator<Item = &'a Record> + use<'a> {
+        self.referrers
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter_map(|entity_id| self.records.get(entity_id))
+    }
+}
+
+/// [`View`] as serialized: everything but the derived indexes.
+#[derive(Deserialize)]
+struct StoredView {
+    topics: BTreeMap<Topic, TopicView>,
+}
+
+impl From<StoredView> for View {
+    fn from(stored: StoredView) -> View {
+        let mut topics = stored.topics;
+        for topic_view in topics.values_mut() {
+            let states: Vec<(String, Entity)> = topic_view
+                .records
+                .iter()
+                .filter_map(|(id, r)| Some((id.clone(), r.state.clone()?)))
+                .collect();
+            for (id, state) in &states {
+                topic_view.reindex(id, &[], Some(state));
+            }
+        }
+        View { topics }
+    }
+}
+
+/// The folded state of a chosen set of topics. It serializes whole (with
+/// any serde format), so a service can snapshot it and resume after the
+/// positions it holds instead of replaying every topic.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "StoredView")]
 pub struct View {
     topics: BTreeMap<Topic, TopicView>,
 }
@@ -138,6 +204,16 @@ impl View {
 
     pub fn topics(&self) -> impl Iterator<Item = Topic> + '_ {
         self.topics.keys().copied()
+    }
+
+    /// How much the view holds: records (tombstones included), causations
+    /// and creations over all topics. What serializing it costs grows with
+    /// this, not with the number of events folded.
+    pub fn entries(&self) -> usize {
+        self.topics
+            .values()
+            .map(|t| t.records.len() + t.causations.len() + t.created.len())
+            .sum()
     }
 
     /// Fails with [`DomainError::ViewIncomplete`] unless every topic is folded.
@@ -170,6 +246,10 @@ impl View {
         let record = topic_view.records.get(&event.entity_id);
         let current = record.map_or(0, |r| r.version);
         let last_state = record.and_then(|r| r.state.clone());
+        let last_refs: Vec<String> = last_state
+            .as_ref()
+            .map(|e| e.references().into_iter().map(str::to_owned).collect())
+            .unwrap_or_default();
         let before = record.and_then(|r| r.live().cloned());
         let step = fold_step(current, event);
         let (state, bad) = match step {
@@ -183,6 +263,7 @@ impl View {
         };
         let deleted = step == FoldStep::Remove;
         let after = if deleted { None } else { state.clone() };
+        topic_view.reindex(&event.entity_id, &last_refs, state.as_ref());
         topic_view.records.insert(
             event.entity_id.clone(),
             Record {
@@ -254,6 +335,36 @@ impl View {
             .flat_map(|t| t.records.values())
             .filter_map(Record::live)
             .filter_map(T::from_entity)
+    }
+
+    /// The live entities of `T`'s kind that refer to `id` ([`Entity::references`]),
+    /// in id order: found through an index, whatever the number of entities.
+    pub fn referring<'a, T: EntityData>(
+        &'a self,
+        id: &str,
+    ) -> impl Iterator<Item = &'a T> + use<'a, T> {
+        self.topics
+            .get(&T::KIND.topic())
+            .map(|t| t.referring(id))
+            .into_iter()
+            .flatten()
+            .filter_map(Record::live)
+            .filter_map(T::from_entity)
+    }
+
+    /// Every entity of a kind that refers to `id`, deleted ones included
+    /// (in their last state), in id order.
+    pub fn history_referring<'a>(
+        &'a self,
+        kind: EntityKind,
+        id: &str,
+    ) -> impl Iterator<Item = &'a Entity> + use<'a> {
+        self.topics
+            .get(&kind.topic())
+            .map(|t| t.referring(id))
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.state.as_ref())
     }
 
     /// Every entity of a kind ever recorded, deleted ones included (in their
@@ -384,6 +495,46 @@ mod tests {
             view.record(Topic::Customer, "c1").unwrap().last_event_id,
             "ev-c1-2"
         );
+    }
+
+    #[test]
+    fn the_reference_index_follows_updates_and_deletes() {
+        use crate::entity::Cart;
+        let cart = |products: &[&str]| json!({"entity_id": "k1", "customer_id": "c1", "product_ids": products});
+        let mut view = View::new(&[Topic::Cart]);
+        let events = [
+            (EventAction::EntityCreated, 1, cart(&["p1", "p1"])),
+            (EventAction::EntityUpdated, 2, cart(&["p2"])),
+        ];
+        for (action, version, data) in events {
+            view.apply(&RecordedEvent::synthetic(
+                Topic::Cart,
+                action,
+                "k1",
+                version,
+                data,
+            ))
+            .unwrap();
+        }
+        let ids = |view: &View, id: &str| -> Vec<String> {
+            view.referring::<Cart>(id)
+                .map(|c| c.entity_id.clone())
+                .collect()
+        };
+        assert_eq!(ids(&view, "c1"), ["k1"]);
+        assert_eq!(ids(&view, "p2"), ["k1"]);
+        assert!(ids(&view, "p1").is_empty(), "the update dropped p1");
+        view.apply(&RecordedEvent::synthetic(
+            Topic::Cart,
+            EventAction::EntityDeleted,
+            "k1",
+            3,
+            cart(&["p2"]),
+        ))
+        .unwrap();
+        // Deleted: no longer live, still in the history.
+        assert!(ids(&view, "c1").is_empty());
+        assert_eq!(view.history_referring(EntityKind::Cart, "c1").count(), 1);
     }
 
     #[test]

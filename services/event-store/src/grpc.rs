@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, service::interceptor::InterceptedService};
 
 use crate::{
-    NewEvent, Recorded, Refusal, StartAt, StreamStore,
+    MAX_SNAPSHOT_BYTES, NewEvent, Recorded, Refusal, Snapshot, StartAt, StreamStore,
     follow::{FollowFrom, Tails},
     subscription::{self, SubscriptionSpec},
 };
@@ -23,6 +23,8 @@ use crate::{
 const DEFAULT_BATCH: usize = 64;
 /// Longest wait a tailing `Read` may ask for.
 const MAX_READ_WAIT: Duration = Duration::from_secs(30);
+/// Bytes per chunk of a snapshot sent back.
+const SNAPSHOT_CHUNK: usize = 1024 * 1024;
 /// Pages a follower's stream buffers before the follower waits for the
 /// client to read.
 const FOLLOW_BUFFER: usize = 16;
@@ -100,6 +102,7 @@ fn new_event(append: pb::Append) -> NewEvent {
 }
 
 type DeliveryStream = Pin<Box<dyn Stream<Item = Result<pb::Delivery, Status>> + Send>>;
+type SnapshotStream = Pin<Box<dyn Stream<Item = Result<pb::SnapshotChunk, Status>> + Send>>;
 type PageStream = Pin<Box<dyn Stream<Item = Result<pb::FollowPage, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -265,6 +268,97 @@ impl EventStore for EventStoreService {
                 events: page.into_iter().map(Into::into).collect(),
             })
         });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn put_snapshot(
+        &self,
+        request: Request<tonic::Streaming<pb::SnapshotChunk>>,
+    ) -> Result<Response<pb::PutSnapshotResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let mut chunks = request.into_inner();
+        let header = match chunks.message().await?.and_then(|c| c.part) {
+            Some(pb::snapshot_chunk::Part::Header(header)) => header,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "a snapshot starts with its header",
+                ));
+            }
+        };
+        caller.may_snapshot(&header.name)?;
+        caller.may_read(header.positions.keys().map(String::as_str))?;
+        if header.size > MAX_SNAPSHOT_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "snapshot of {} bytes exceeds the limit of {MAX_SNAPSHOT_BYTES}",
+                header.size
+            )));
+        }
+        let mut data = Vec::with_capacity(header.size as usize);
+        while let Some(chunk) = chunks.message().await? {
+            match chunk.part {
+                Some(pb::snapshot_chunk::Part::Data(bytes)) => {
+                    if (data.len() + bytes.len()) as u64 > header.size {
+                        return Err(Status::invalid_argument(format!(
+                            "snapshot longer than the {} bytes its header announced",
+                            header.size
+                        )));
+                    }
+                    data.extend_from_slice(&bytes);
+                }
+                _ => return Err(Status::invalid_argument("a snapshot has one header")),
+            }
+        }
+        if data.len() as u64 != header.size {
+            return Err(Status::invalid_argument(format!(
+                "snapshot ended after {} of the {} bytes its header announced",
+                data.len(),
+                header.size
+            )));
+        }
+        let snapshot = Snapshot {
+            name: header.name,
+            format: header.format,
+            positions: header.positions.into_iter().collect(),
+            data,
+            replace_newer: header.replace_newer,
+        };
+        let stored = self.store.put_snapshot(&snapshot).await?;
+        tracing::info!(name = %snapshot.name, bytes = snapshot.data.len(), stored, "snapshot");
+        Ok(Response::new(pb::PutSnapshotResponse { stored }))
+    }
+
+    type GetSnapshotStream = SnapshotStream;
+
+    async fn get_snapshot(
+        &self,
+        request: Request<pb::GetSnapshotRequest>,
+    ) -> Result<Response<Self::GetSnapshotStream>, Status> {
+        let caller = Caller::of(&request)?;
+        let name = request.into_inner().name;
+        caller.may_snapshot(&name)?;
+        let Some(snapshot) = self.store.get_snapshot(&name).await? else {
+            return Err(Status::not_found(format!("no snapshot of {name}")));
+        };
+        let header = pb::SnapshotHeader {
+            name: snapshot.name,
+            format: snapshot.format,
+            positions: snapshot.positions.into_iter().collect(),
+            size: snapshot.data.len() as u64,
+            replace_newer: false,
+        };
+        let parts: Vec<_> = std::iter::once(pb::snapshot_chunk::Part::Header(header))
+            .chain(
+                snapshot
+                    .data
+                    .chunks(SNAPSHOT_CHUNK)
+                    .map(|c| pb::snapshot_chunk::Part::Data(c.to_vec())),
+            )
+            .collect();
+        let stream = tokio_stream::iter(
+            parts
+                .into_iter()
+                .map(|part| Ok(pb::SnapshotChunk { part: Some(part) })),
+        );
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -9,6 +9,8 @@
 //!   new ones.
 //! - [`follow`] fans each topic's new entries out to every follower (views,
 //!   caches, live push) from one shared read per topic.
+//! - snapshots of the services' views ([`Snapshot`]), newest kept, so a
+//!   restarting service replays only what came after one.
 //! - [`grpc`] only translates between protobuf messages and the store.
 #![deny(warnings)]
 
@@ -20,6 +22,7 @@ pub mod housekeeping;
 mod model;
 mod publish_script;
 pub mod server;
+mod snapshot;
 mod store;
 pub mod subscription;
 pub mod validate;
@@ -28,4 +31,5 @@ pub use config::StoreConfig;
 pub use error::StoreError;
 pub use model::{NewEvent, Recorded, StartAt, Stored};
 pub use ordershop_redis::Refusal;
+pub use snapshot::{MAX_SNAPSHOT_BYTES, Snapshot};
 pub use store::StreamStore;

@@ -52,6 +52,15 @@ pub fn name(kind: &str, value: &str) -> Result<(), StoreError> {
 
 /// A stream entry ID: `<ms>-<seq>` or `<ms>`. The empty cursor ("from the
 /// start") is the callers' business: an ack or nack needs a real entry.
+/// Snapshot names are service names (`order-service`): the topics' rule.
+pub fn snapshot_name(name: &str) -> Result<(), StoreError> {
+    topic(name).map_err(|_| {
+        invalid(format!(
+            "invalid snapshot name {name:?}: 1-64 characters of a-z, 0-9, '_' or '-', starting with a letter"
+        ))
+    })
+}
+
 pub fn entry_id(value: &str) -> Result<(), StoreError> {
     match EntryId::parse(value) {
         Some(_) if !value.is_empty() => Ok(()),

@@ -89,6 +89,15 @@ impl Caller {
         )
     }
 
+    /// Store or load the snapshot named `name`: a role's own only (its
+    /// service name), which holds only topics it may read.
+    pub fn may_snapshot(self, name: &str) -> Result<(), Status> {
+        self.allow(
+            |r| r.service_name() == name,
+            || format!("store or load the snapshot of {name:?}"),
+        )
+    }
+
     /// Receive, answer, acknowledge or refuse a request on `channel`.
     pub fn may_serve(self, channel: &str) -> Result<(), Status> {
         self.allow(
@@ -111,6 +120,20 @@ mod tests {
         assert_eq!(refused.code(), Code::PermissionDenied);
         assert!(refused.message().contains("crm"), "{}", refused.message());
         assert!(Caller::Anyone.may_publish("billing").is_ok());
+    }
+
+    #[test]
+    fn a_role_keeps_only_its_own_snapshot() {
+        assert!(
+            Caller::Role(Role::Order)
+                .may_snapshot("order-service")
+                .is_ok()
+        );
+        let refused = Caller::Role(Role::Crm)
+            .may_snapshot("order-service")
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied);
+        assert!(Caller::Anyone.may_snapshot("order-service").is_ok());
     }
 
     #[test]

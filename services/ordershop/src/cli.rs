@@ -173,6 +173,13 @@ pub(crate) struct RoleArgs {
     /// Services: how long a received queue message stays leased.
     #[arg(long, env = "ORDERSHOP_LEASE_MS", default_value_t = 10_000)]
     pub(crate) lease_ms: u64,
+    /// Services with a view: store a snapshot of it in the event store once
+    /// this many events, and at least a quarter as many as the view holds
+    /// entries, were folded since the last, so a restart reads the snapshot and
+    /// replays only the events after it. 0 turns snapshots off: every
+    /// start replays every topic from the beginning.
+    #[arg(long, env = "ORDERSHOP_SNAPSHOT_EVERY", default_value_t = 20_000)]
+    pub(crate) snapshot_every: u64,
     /// API gateway: origins (`https://shop.example.com`, or `*`) whose pages
     /// may open the live push's WebSocket, besides the gateway's own pages.
     #[arg(

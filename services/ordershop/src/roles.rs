@@ -142,10 +142,15 @@ async fn work(
     } else {
         None
     };
+    let defaults = ordershop_app::Settings::default();
     let settings = ordershop_app::Settings {
         lease: args.lease(),
         readiness,
-        ..ordershop_app::Settings::default()
+        view: ordershop_app::ViewSettings {
+            snapshot_every: args.snapshot_every,
+            ..defaults.view.clone()
+        },
+        ..defaults
     };
     ordershop_app::run(role, clients, redis, settings, shutdown).await?;
     Ok(())

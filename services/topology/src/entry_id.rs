@@ -27,6 +27,19 @@ impl EntryId {
         })
     }
 
+    /// The entry just before this one in id order ([`EntryId::ZERO`] stays
+    /// ZERO): reading after it starts at this very entry.
+    pub fn predecessor(self) -> EntryId {
+        match (self.ms, self.seq) {
+            (0, 0) => EntryId::ZERO,
+            (ms, 0) => EntryId {
+                ms: ms - 1,
+                seq: u64::MAX,
+            },
+            (ms, seq) => EntryId { ms, seq: seq - 1 },
+        }
+    }
+
     /// The store's cursor for "after this entry": empty for ZERO, so a
     /// read starts at the very beginning.
     pub fn cursor(self) -> String {
@@ -75,6 +88,18 @@ mod tests {
         assert!(a < b);
         assert!(b < "1000-1".parse().unwrap());
         assert_eq!(b.to_string(), "1000-0");
+    }
+
+    #[test]
+    fn the_predecessor_is_just_before() {
+        let id = |s: &str| EntryId::parse(s).unwrap();
+        assert_eq!(id("5-3").predecessor(), id("5-2"));
+        assert_eq!(
+            id("5-0").predecessor().to_string(),
+            format!("4-{}", u64::MAX)
+        );
+        assert!(id("5-0").predecessor() < id("5-0"));
+        assert_eq!(EntryId::ZERO.predecessor(), EntryId::ZERO);
     }
 
     #[test]

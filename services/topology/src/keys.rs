@@ -12,6 +12,13 @@ pub fn dead_letter_stream(topic: &str) -> String {
     format!("{{events:{topic}}}:dead")
 }
 
+/// Where the event store keeps the latest snapshot of a service's view:
+/// `{events:snapshots}:<service>` (a hash: format, data, and the position
+/// of each topic as `pos:<topic>`).
+pub fn snapshot_key(service: &str) -> String {
+    format!("{{events:snapshots}}:{service}")
+}
+
 /// A queue channel: `<service>.<function>`.
 pub fn channel_name(service: &str, function: &str) -> String {
     format!("{service}.{function}")

@@ -97,6 +97,7 @@ mod tests {
             stream.event_ids.clone(),
             stream.head.clone(),
             crate::dead_letter_stream("order"),
+            crate::snapshot_key("order-service"),
         ];
         let queue_keys = [
             queue.waiting.clone(),

@@ -220,7 +220,7 @@ pub fn decide_create(
 /// already on record.
 pub(crate) fn next_keyed_id(view: &View, kind: EntityKind, key: &str) -> String {
     let mut generation = view
-        .history(kind)
+        .history_referring(kind, key)
         .filter(|e| e.unique_key() == Some(key))
         .count();
     loop {

@@ -141,6 +141,7 @@ impl Supervisor {
             ("ORDERSHOP_QUEUE_URL", url(Role::MessageQueue)?),
             ("ORDERSHOP_PARENT_PID", std::process::id().to_string()),
             ("ORDERSHOP_LEASE_MS", args.lease_ms.to_string()),
+            ("ORDERSHOP_SNAPSHOT_EVERY", args.snapshot_every.to_string()),
             ("ORDERSHOP_CLAIM_IDLE_MS", args.claim_idle_ms.to_string()),
         ];
         let env = [env, args.redis_access.env()].concat();

@@ -56,6 +56,10 @@ pub(crate) struct LocalArgs {
     /// Passed to every service (see `ordershop customer --help`).
     #[arg(long, default_value_t = 10_000)]
     lease_ms: u64,
+    /// Passed to every service with a view (see `ordershop order --help`);
+    /// 0 turns snapshots off.
+    #[arg(long, env = "ORDERSHOP_SNAPSHOT_EVERY", default_value_t = 20_000)]
+    snapshot_every: u64,
     /// Passed to the event store.
     #[arg(long, default_value_t = 15_000)]
     claim_idle_ms: u64,

@@ -1,0 +1,184 @@
+//! View snapshots: a restarted service starts from its snapshot and reads
+//! only the events after it, and ignores a snapshot whose events the store
+//! no longer holds. Real redis-server, in-process servers, secured.
+
+mod support;
+
+use std::time::Duration;
+
+use ordershop_app::{Settings, ViewSettings};
+use ordershop_client::EventStore;
+use ordershop_testkit::eventually_async;
+use ordershop_topology::{Role, stream_key};
+use serde_json::{Value, json};
+use support::{Api, DEADLINE, Infra, settings};
+
+/// A snapshot after every event, looked for every 50 ms.
+fn snapshotting() -> Settings {
+    let base = settings();
+    Settings {
+        view: ViewSettings {
+            snapshot_every: 1,
+            snapshot_check: Duration::from_millis(50),
+            ..base.view.clone()
+        },
+        ..base
+    }
+}
+
+async fn customer(api: &Api, name: &str) -> String {
+    api.create(
+        Role::Customer,
+        "customers",
+        json!({"name": name, "email": format!("{name}@example.org")}),
+    )
+    .await
+}
+
+async fn rename(api: &Api, id: &str, name: &str) -> Value {
+    api.call(
+        "customer-service.update_customer",
+        json!({"entity_id": id, "name": name, "email": format!("{name}@example.org")}),
+    )
+    .await
+}
+
+/// Waits until the customer service's stored snapshot holds the customer
+/// topic up to `head`.
+async fn snapshot_reaches(owner: &EventStore, head: &str) {
+    eventually_async("a snapshot up to the head", DEADLINE, || async {
+        let snapshot = owner.get_snapshot("customer-service").await.unwrap()?;
+        (snapshot.positions.get("customer").map(String::as_str) == Some(head)).then_some(())
+    })
+    .await;
+}
+
+async fn customer_entries(infra: &Infra) -> Vec<String> {
+    let mut redis = infra.cache().conn();
+    let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(stream_key("customer"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    entries.ids.into_iter().map(|e| e.id).collect()
+}
+
+async fn delete_entries(infra: &Infra, ids: &[String]) {
+    let mut redis = infra.cache().conn();
+    let deleted: usize = redis::cmd("XDEL")
+        .arg(stream_key("customer"))
+        .arg(ids)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(deleted, ids.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_starts_from_the_snapshot_and_reads_only_what_came_after() {
+    let infra = Infra::start().await;
+    let api = infra.api();
+    let owner = infra.clients_as(Role::Customer, "a").event_store;
+    let service = infra.spawn_with(Role::Customer, "a", snapshotting());
+    service.ready().await;
+    let ann = customer(&api, "ann").await;
+    let bob = customer(&api, "bob").await;
+    let entries = customer_entries(&infra).await;
+    snapshot_reaches(&owner, entries.last().unwrap()).await;
+    service.stop().await;
+
+    // Only the snapshot still knows Ann: her event leaves the stream (as
+    // a retention trim would take it), Bob's stays as the snapshot's last.
+    delete_entries(&infra, &entries[..1]).await;
+    // And one event comes after the snapshot, while the service is down.
+    let cleo_reply = infra
+        .clients_as(Role::Customer, "x")
+        .event_store
+        .publish(
+            "customer",
+            vec![ordershop_client::Append {
+                event_action: "entity_created".into(),
+                event_data:
+                    json!({"entity_id": "cleo", "name": "cleo", "email": "cleo@example.org"})
+                        .to_string(),
+                entity_id: "cleo".into(),
+                expected_version: Some(0),
+                ..Default::default()
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleo_reply.len(), 1);
+
+    let service = infra.spawn_with(Role::Customer, "b", snapshotting());
+    service.ready().await;
+    for (id, name) in [
+        (&ann, "anna"),
+        (&bob, "bobby"),
+        (&"cleo".to_owned(), "cleopatra"),
+    ] {
+        let reply = rename(&api, id, name).await;
+        assert_eq!(reply["result"], json!(true), "renaming {id}: {reply}");
+    }
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_of_events_the_store_lost_is_replaced_by_a_replay() {
+    let infra = Infra::start().await;
+    let api = infra.api();
+    let owner = infra.clients_as(Role::Customer, "a").event_store;
+    let service = infra.spawn_with(Role::Customer, "a", snapshotting());
+    service.ready().await;
+    let ann = customer(&api, "ann").await;
+    let bob = customer(&api, "bob").await;
+    let entries = customer_entries(&infra).await;
+    snapshot_reaches(&owner, &entries[1]).await;
+    service.stop().await;
+
+    // Redis lost its last write (an `everysec` crash): Bob's event, the
+    // last one the snapshot folded, is gone.
+    delete_entries(&infra, &entries[1..]).await;
+    let service = infra.spawn_with(Role::Customer, "b", snapshotting());
+    service.ready().await;
+    // The view is the store's, not the snapshot's: Bob is unknown...
+    let reply = rename(&api, &bob, "bobby").await;
+    assert_eq!(reply["kind"], json!("not_found"), "{reply}");
+    assert_eq!(rename(&api, &ann, "anna").await["result"], json!(true));
+    // ...and a new snapshot replaced the one ahead of the store.
+    let last = customer_entries(&infra).await.pop().unwrap();
+    snapshot_reaches(&owner, &last).await;
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_snapshots_off_a_start_replays_the_store_whole() {
+    let infra = Infra::start().await;
+    let api = infra.api();
+    let owner = infra.clients_as(Role::Customer, "a").event_store;
+    let service = infra.spawn_with(Role::Customer, "a", snapshotting());
+    service.ready().await;
+    let ann = customer(&api, "ann").await;
+    let bob = customer(&api, "bob").await;
+    let entries = customer_entries(&infra).await;
+    snapshot_reaches(&owner, &entries[1]).await;
+    service.stop().await;
+    delete_entries(&infra, &entries[..1]).await;
+
+    let base = settings();
+    let off = Settings {
+        view: ViewSettings {
+            snapshot_every: 0,
+            ..base.view.clone()
+        },
+        ..base
+    };
+    let service = infra.spawn_with(Role::Customer, "b", off);
+    service.ready().await;
+    // Ann was only in the snapshot, which this start did not read.
+    assert_eq!(rename(&api, &ann, "anna").await["kind"], json!("not_found"));
+    assert_eq!(rename(&api, &bob, "bobby").await["result"], json!(true));
+    service.stop().await;
+}
