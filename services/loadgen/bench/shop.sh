@@ -7,7 +7,9 @@
 bench_setup() {
   bin="${CARGO_TARGET_DIR:-target}/release"
   work="$(mktemp -d)"
-  trap 'rm -rf "$work"' EXIT
+  # Redis may still be closing its files when the shop has exited.
+  # A failed step must not leave a shop running.
+  trap '[ -n "${shop:-}" ] && kill -TERM "$shop" 2>/dev/null && wait "$shop"; rm -rf "$work" 2>/dev/null || { sleep 2; rm -rf "$work"; }' EXIT
   builds=("this:$bin")
   if [ -n "${1:-}" ]; then builds+=("other:$1"); fi
 }
@@ -18,6 +20,8 @@ bench_setup() {
 start_shop() {
   local binary="$1" data="$2"
   shift 2
+  # A data dir used before holds the last run's addresses.
+  rm -f "$data/run/http.addr"
   "$binary" local --data-dir "$data" --base-port 0 --http-listen 127.0.0.1:0 "$@" \
     >"$data.log" 2>&1 &
   shop=$!
@@ -30,4 +34,5 @@ start_shop() {
 stop_shop() {
   kill -TERM "$shop"
   wait "$shop" || true
+  shop=
 }

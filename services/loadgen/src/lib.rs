@@ -22,6 +22,7 @@ pub mod lists;
 mod machine;
 mod render;
 mod report;
+pub mod restarts;
 mod run;
 mod seed;
 mod shop;
