@@ -434,10 +434,12 @@ impl LiveView {
             encoded.map_err(|err| ClientError::Rpc(tonic::Status::internal(err.to_string())))?;
         snapshot.replace_newer = self.replace_snapshot.load(Ordering::Relaxed);
         let bytes = snapshot.data.len();
-        let stored = self.store.put_snapshot(&self.name, snapshot).await?;
-        // Only what this snapshot covers is off the count; a refused one
-        // (a replica stored a newer one) covers it just as well.
+        // Only what this snapshot covers is off the count, and off it even
+        // if storing fails: a refused one (a replica stored a newer one)
+        // covers it just as well, and a failing store (Redis full) must not
+        // have the view serialized again at every check.
         self.since_snapshot.fetch_sub(covered, Ordering::Relaxed);
+        let stored = self.store.put_snapshot(&self.name, snapshot).await?;
         self.replace_snapshot.store(false, Ordering::Relaxed);
         tracing::info!(name = %self.name, bytes, events = covered, stored, elapsed = ?started.elapsed(), ?locked, "snapshot of the view");
         Ok(stored)

@@ -76,8 +76,20 @@ async fn delete_entries(infra: &Infra, ids: &[String]) {
     assert_eq!(deleted, ids.len());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_starts_from_the_snapshot_and_reads_only_what_came_after() {
+/// A shop whose customer service stored a snapshot holding Ann and Bob,
+/// and stopped.
+struct Shop {
+    infra: Infra,
+    api: Api,
+    /// The customer service's own event store client.
+    owner: EventStore,
+    ann: String,
+    bob: String,
+    /// The customer stream's entries: Ann's, then Bob's.
+    entries: Vec<String>,
+}
+
+async fn two_customers_in_a_snapshot() -> Shop {
     let infra = Infra::start().await;
     let api = infra.api();
     let owner = infra.clients_as(Role::Customer, "a").event_store;
@@ -86,8 +98,28 @@ async fn a_restart_starts_from_the_snapshot_and_reads_only_what_came_after() {
     let ann = customer(&api, "ann").await;
     let bob = customer(&api, "bob").await;
     let entries = customer_entries(&infra).await;
-    snapshot_reaches(&owner, entries.last().unwrap()).await;
+    snapshot_reaches(&owner, &entries[1]).await;
     service.stop().await;
+    Shop {
+        infra,
+        api,
+        owner,
+        ann,
+        bob,
+        entries,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_starts_from_the_snapshot_and_reads_only_what_came_after() {
+    let Shop {
+        infra,
+        api,
+        ann,
+        bob,
+        entries,
+        ..
+    } = two_customers_in_a_snapshot().await;
 
     // Only the snapshot still knows Ann: her event leaves the stream (as
     // a retention trim would take it), Bob's stays as the snapshot's last.
@@ -127,16 +159,14 @@ async fn a_restart_starts_from_the_snapshot_and_reads_only_what_came_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_of_events_the_store_lost_is_replaced_by_a_replay() {
-    let infra = Infra::start().await;
-    let api = infra.api();
-    let owner = infra.clients_as(Role::Customer, "a").event_store;
-    let service = infra.spawn_with(Role::Customer, "a", snapshotting());
-    service.ready().await;
-    let ann = customer(&api, "ann").await;
-    let bob = customer(&api, "bob").await;
-    let entries = customer_entries(&infra).await;
-    snapshot_reaches(&owner, &entries[1]).await;
-    service.stop().await;
+    let Shop {
+        infra,
+        api,
+        owner,
+        ann,
+        bob,
+        entries,
+    } = two_customers_in_a_snapshot().await;
 
     // Redis lost its last write (an `everysec` crash): Bob's event, the
     // last one the snapshot folded, is gone.
@@ -155,16 +185,14 @@ async fn a_snapshot_of_events_the_store_lost_is_replaced_by_a_replay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_snapshots_off_a_start_replays_the_store_whole() {
-    let infra = Infra::start().await;
-    let api = infra.api();
-    let owner = infra.clients_as(Role::Customer, "a").event_store;
-    let service = infra.spawn_with(Role::Customer, "a", snapshotting());
-    service.ready().await;
-    let ann = customer(&api, "ann").await;
-    let bob = customer(&api, "bob").await;
-    let entries = customer_entries(&infra).await;
-    snapshot_reaches(&owner, &entries[1]).await;
-    service.stop().await;
+    let Shop {
+        infra,
+        api,
+        ann,
+        bob,
+        entries,
+        ..
+    } = two_customers_in_a_snapshot().await;
     delete_entries(&infra, &entries[..1]).await;
 
     let base = settings();
