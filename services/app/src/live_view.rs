@@ -410,8 +410,9 @@ impl LiveView {
     }
 
     /// Stores a snapshot of the view as it is now. The view is locked only
-    /// while it is serialized (folds wait meanwhile, decisions do not);
-    /// compression and the transfer run after.
+    /// while it is serialized (reads go on, folds wait, and so does a
+    /// decision that must catch up first); compression and the transfer
+    /// run after.
     pub(crate) async fn snapshot(self: &Arc<Self>) -> Result<bool, ClientError> {
         let started = std::time::Instant::now();
         let view = self.clone();
