@@ -18,4 +18,5 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/ordershop_descriptor.bin"));
 
 pub mod serving;
+pub mod snapshot_transfer;
 pub mod tls;

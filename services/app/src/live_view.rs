@@ -334,7 +334,7 @@ impl LiveView {
         let decoded =
             tokio::task::spawn_blocking(move || view_snapshot::decode(&snapshot, &topics))
                 .await
-                .map_err(|err| ClientError::Rpc(tonic::Status::internal(err.to_string())))?;
+                .map_err(internal)?;
         let (view, cursors) = match decoded {
             Ok(decoded) => decoded,
             Err(err) => {
@@ -369,9 +369,8 @@ impl LiveView {
         Ok(())
     }
 
-    /// Starts the task that stores a snapshot whenever
-    /// [`ViewSettings::snapshot_every`] events were folded since the last;
-    /// `None` when snapshots are off.
+    /// Starts the task that stores a snapshot whenever one is due (see
+    /// [`ViewSettings::snapshot_every`]); `None` when snapshots are off.
     pub(crate) fn spawn_snapshots(
         self: &Arc<Self>,
         cancel: &CancellationToken,
@@ -401,7 +400,7 @@ impl LiveView {
                 if view.since_snapshot.load(Ordering::Relaxed) < due {
                     continue;
                 }
-                // A failed one is tried again at the next check.
+                // A failed one is tried again once the next one is due.
                 if let Err(err) = view.snapshot().await {
                     tracing::warn!(name = %view.name, error = %err, "storing a snapshot failed");
                 }
@@ -413,7 +412,7 @@ impl LiveView {
     /// while it is serialized (reads go on, folds wait, and so does a
     /// decision that must catch up first); compression and the transfer
     /// run after.
-    pub(crate) async fn snapshot(self: &Arc<Self>) -> Result<bool, ClientError> {
+    async fn snapshot(self: &Arc<Self>) -> Result<bool, ClientError> {
         let started = std::time::Instant::now();
         let view = self.clone();
         let (encoded, covered, locked) = tokio::task::spawn_blocking(move || {
@@ -430,9 +429,8 @@ impl LiveView {
             )
         })
         .await
-        .map_err(|err| ClientError::Rpc(tonic::Status::internal(err.to_string())))?;
-        let mut snapshot =
-            encoded.map_err(|err| ClientError::Rpc(tonic::Status::internal(err.to_string())))?;
+        .map_err(internal)?;
+        let mut snapshot = encoded.map_err(internal)?;
         snapshot.replace_newer = self.replace_snapshot.load(Ordering::Relaxed);
         let bytes = snapshot.data.len();
         // Only what this snapshot covers is off the count, and off it even
@@ -529,6 +527,12 @@ impl LiveView {
             moved
         });
     }
+}
+
+/// A failure inside this process (a task that panicked, a view that would
+/// not serialize), reported like the store's own internal errors.
+fn internal(err: impl std::fmt::Display) -> ClientError {
+    ClientError::Rpc(tonic::Status::internal(err.to_string()))
 }
 
 #[cfg(test)]

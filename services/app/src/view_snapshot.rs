@@ -83,15 +83,20 @@ pub(crate) fn decode(
             cursors.insert(topic, entry);
         }
     }
-    let same_topics = cursors.len() == snapshot.positions.len()
-        && cursors.keys().copied().eq(topics.iter().copied());
+    let other_topics = || SnapshotError::Topics {
+        found: snapshot.positions.keys().cloned().collect(),
+        expected: topics.iter().map(|t| t.name().to_owned()).collect(),
+    };
+    // Known from the header: no need to decompress a snapshot of other topics.
+    if cursors.len() != snapshot.positions.len()
+        || !cursors.keys().copied().eq(topics.iter().copied())
+    {
+        return Err(other_topics());
+    }
     let raw = lz4_flex::decompress_size_prepended(&snapshot.data)?;
     let view: View = postcard::from_bytes(&raw)?;
-    if !same_topics || !view.topics().eq(topics.iter().copied()) {
-        return Err(SnapshotError::Topics {
-            found: snapshot.positions.keys().cloned().collect(),
-            expected: topics.iter().map(|t| t.name().to_owned()).collect(),
-        });
+    if !view.topics().eq(topics.iter().copied()) {
+        return Err(other_topics());
     }
     Ok((view, cursors))
 }

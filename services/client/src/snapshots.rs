@@ -3,13 +3,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ordershop_proto::eventstore::v1::{self as pb, snapshot_chunk::Part};
+use ordershop_proto::eventstore::v1 as pb;
+use ordershop_proto::snapshot_transfer;
 use tonic::Code;
 
 use crate::{ClientError, EventStore};
 
-/// Bytes per chunk sent: well under gRPC's 4 MiB message limit.
-const CHUNK: usize = 1024 * 1024;
 /// Deadline of one transfer: a large snapshot takes a while, and a
 /// transfer that fails is simply tried again at the next interval.
 const TRANSFER_DEADLINE: Duration = Duration::from_secs(120);
@@ -40,16 +39,7 @@ impl EventStore {
             size: snapshot.data.len() as u64,
             replace_newer: snapshot.replace_newer,
         };
-        // Each chunk is copied as the stream is read, so the transfer holds
-        // at most one chunk beside the snapshot.
-        let data = snapshot.data;
-        let chunks = (0..data.len().div_ceil(CHUNK)).map(move |i| {
-            let end = ((i + 1) * CHUNK).min(data.len());
-            Part::Data(data[i * CHUNK..end].to_vec())
-        });
-        let parts = std::iter::once(Part::Header(header))
-            .chain(chunks)
-            .map(|part| pb::SnapshotChunk { part: Some(part) });
+        let parts = snapshot_transfer::parts(header, snapshot.data);
         let mut request = tonic::Request::new(futures::stream::iter(parts));
         request.set_timeout(TRANSFER_DEADLINE);
         let reply = self.client().put_snapshot(request).await?;
@@ -67,27 +57,10 @@ impl EventStore {
             Err(status) if status.code() == Code::NotFound => return Ok(None),
             Err(status) => return Err(status.into()),
         };
-        let header = match chunks.message().await?.and_then(|c| c.part) {
-            Some(Part::Header(header)) => header,
-            _ => {
-                return Err(ClientError::Rpc(tonic::Status::data_loss(
-                    "a snapshot without its header",
-                )));
-            }
-        };
-        let mut data = Vec::with_capacity(header.size as usize);
-        while let Some(chunk) = chunks.message().await? {
-            if let Some(Part::Data(bytes)) = chunk.part {
-                data.extend_from_slice(&bytes);
-            }
-        }
-        if data.len() as u64 != header.size {
-            return Err(ClientError::Rpc(tonic::Status::data_loss(format!(
-                "snapshot ended after {} of its {} bytes",
-                data.len(),
-                header.size
-            ))));
-        }
+        // A malformed reply is the server's fault: data loss, not our input.
+        let header = snapshot_transfer::receive_header(&mut chunks, Code::DataLoss).await?;
+        let data =
+            snapshot_transfer::receive_data(&mut chunks, header.size, Code::DataLoss).await?;
         Ok(Some(ViewSnapshot {
             format: header.format,
             positions: header.positions.into_iter().collect(),

@@ -245,21 +245,25 @@ impl View {
         };
         let record = topic_view.records.get(&event.entity_id);
         let current = record.map_or(0, |r| r.version);
+        let step = fold_step(current, event);
+        if step == FoldStep::Skip {
+            // Before any copy of the record: replays skip many.
+            return Ok(Folded::Stale);
+        }
         let last_state = record.and_then(|r| r.state.clone());
         let last_refs: Vec<String> = last_state
             .as_ref()
             .map(|e| e.references().into_iter().map(str::to_owned).collect())
             .unwrap_or_default();
         let before = record.and_then(|r| r.live().cloned());
-        let step = fold_step(current, event);
-        let (state, bad) = match step {
-            FoldStep::Skip => return Ok(Folded::Stale),
-            FoldStep::Put => match read_entity(kind, event) {
+        let (state, bad) = if step == FoldStep::Put {
+            match read_entity(kind, event) {
                 Ok(entity) => (Some(entity), None),
                 Err(reason) => (last_state, Some(reason)),
-            },
-            // The deleted event carries the entity as it was.
-            FoldStep::Remove => (read_entity(kind, event).ok().or(last_state), None),
+            }
+        } else {
+            // Remove: the deleted event carries the entity as it was.
+            (read_entity(kind, event).ok().or(last_state), None)
         };
         let deleted = step == FoldStep::Remove;
         let after = if deleted { None } else { state.clone() };

@@ -8,10 +8,11 @@ use ordershop_proto::eventstore::v1::{
     self as pb,
     event_store_server::{EventStore, EventStoreServer},
 };
+use ordershop_proto::snapshot_transfer;
 use tokio::sync::mpsc;
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status, service::interceptor::InterceptedService};
+use tonic::{Code, Request, Response, Status, service::interceptor::InterceptedService};
 
 use crate::{
     MAX_SNAPSHOT_BYTES, NewEvent, Recorded, Refusal, Snapshot, StartAt, StreamStore,
@@ -23,8 +24,6 @@ use crate::{
 const DEFAULT_BATCH: usize = 64;
 /// Longest wait a tailing `Read` may ask for.
 const MAX_READ_WAIT: Duration = Duration::from_secs(30);
-/// Bytes per chunk of a snapshot sent back.
-const SNAPSHOT_CHUNK: usize = 1024 * 1024;
 /// Pages a follower's stream buffers before the follower waits for the
 /// client to read.
 const FOLLOW_BUFFER: usize = 16;
@@ -277,14 +276,7 @@ impl EventStore for EventStoreService {
     ) -> Result<Response<pb::PutSnapshotResponse>, Status> {
         let caller = Caller::of(&request)?;
         let mut chunks = request.into_inner();
-        let header = match chunks.message().await?.and_then(|c| c.part) {
-            Some(pb::snapshot_chunk::Part::Header(header)) => header,
-            _ => {
-                return Err(Status::invalid_argument(
-                    "a snapshot starts with its header",
-                ));
-            }
-        };
+        let header = snapshot_transfer::receive_header(&mut chunks, Code::InvalidArgument).await?;
         caller.may_snapshot(&header.name)?;
         caller.may_read(header.positions.keys().map(String::as_str))?;
         if header.size > MAX_SNAPSHOT_BYTES {
@@ -293,28 +285,8 @@ impl EventStore for EventStoreService {
                 header.size
             )));
         }
-        let mut data = Vec::with_capacity(header.size as usize);
-        while let Some(chunk) = chunks.message().await? {
-            match chunk.part {
-                Some(pb::snapshot_chunk::Part::Data(bytes)) => {
-                    if (data.len() + bytes.len()) as u64 > header.size {
-                        return Err(Status::invalid_argument(format!(
-                            "snapshot longer than the {} bytes its header announced",
-                            header.size
-                        )));
-                    }
-                    data.extend_from_slice(&bytes);
-                }
-                _ => return Err(Status::invalid_argument("a snapshot has one header")),
-            }
-        }
-        if data.len() as u64 != header.size {
-            return Err(Status::invalid_argument(format!(
-                "snapshot ended after {} of the {} bytes its header announced",
-                data.len(),
-                header.size
-            )));
-        }
+        let data = snapshot_transfer::receive_data(&mut chunks, header.size, Code::InvalidArgument)
+            .await?;
         let snapshot = Snapshot {
             name: header.name,
             format: header.format,
@@ -346,19 +318,7 @@ impl EventStore for EventStoreService {
             size: snapshot.data.len() as u64,
             replace_newer: false,
         };
-        let parts: Vec<_> = std::iter::once(pb::snapshot_chunk::Part::Header(header))
-            .chain(
-                snapshot
-                    .data
-                    .chunks(SNAPSHOT_CHUNK)
-                    .map(|c| pb::snapshot_chunk::Part::Data(c.to_vec())),
-            )
-            .collect();
-        let stream = tokio_stream::iter(
-            parts
-                .into_iter()
-                .map(|part| Ok(pb::SnapshotChunk { part: Some(part) })),
-        );
+        let stream = tokio_stream::iter(snapshot_transfer::parts(header, snapshot.data).map(Ok));
         Ok(Response::new(Box::pin(stream)))
     }
 }
