@@ -417,14 +417,41 @@ pub(crate) async fn add_events(
     pipe.query_async(conn).await.expect("XADD")
 }
 
-/// Deletes one entry of `topic`'s stream (as a retention job might).
-pub(crate) async fn delete_event(conn: &mut MultiplexedConnection, topic: &str, id: &str) {
-    let _: u64 = redis::cmd("XDEL")
-        .arg(StreamKeys::new(topic).stream)
-        .arg(id)
-        .query_async(conn)
-        .await
-        .expect("XDEL");
+/// In one step, so the operator never measures a state in between: appends
+/// `n` events to `topic`'s stream, delivers the first `delivered` of them to
+/// `role`'s group and deletes the undelivered entry at `deleted` (as a
+/// retention job might), which makes Redis report the group's lag as nil.
+/// Returns the IDs appended.
+pub(crate) async fn add_deliver_and_delete(
+    conn: &mut MultiplexedConnection,
+    role: Role,
+    topic: &str,
+    (n, delivered, deleted): (usize, usize, usize),
+) -> Vec<String> {
+    assert!(
+        delivered <= deleted && deleted < n,
+        "the deleted entry is undelivered"
+    );
+    redis::Script::new(
+        r"
+        local ids = {}
+        for i = 1, tonumber(ARGV[2]) do
+            ids[i] = redis.call('XADD', KEYS[1], '*', 'e2e', i)
+        end
+        redis.call('XREADGROUP', 'GROUP', ARGV[1], 'e2e-consumer',
+            'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+        redis.call('XDEL', KEYS[1], ids[tonumber(ARGV[4]) + 1])
+        return ids
+        ",
+    )
+    .key(StreamKeys::new(topic).stream)
+    .arg(role.service_name())
+    .arg(n)
+    .arg(delivered)
+    .arg(deleted)
+    .invoke_async(conn)
+    .await
+    .expect("XADD, XREADGROUP and XDEL in one script")
 }
 
 /// Delivers up to `n` new entries of `topic` to `role`'s consumer group (as
