@@ -210,3 +210,37 @@ async fn with_snapshots_off_a_start_replays_the_store_whole() {
     assert_eq!(rename(&api, &bob, "bobby").await["result"], json!(true));
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_that_cannot_replay_a_trimmed_stream_refuses_to_start() {
+    let Shop { infra, entries, .. } = two_customers_in_a_snapshot().await;
+    // Retention trimmed Ann's event (behind the snapshot, at Bob's), and
+    // then Redis lost Bob's, the snapshot's last: the snapshot is unusable
+    // and the stream cannot be replayed whole.
+    let mut redis = infra.cache().conn();
+    let keys = ordershop_topology::StreamKeys::new("customer");
+    let _: () = redis::pipe()
+        .cmd("XTRIM")
+        .arg(&keys.stream)
+        .arg("MINID")
+        .arg(&entries[1])
+        .ignore()
+        .cmd("SET")
+        .arg(&keys.trimmed)
+        .arg(&entries[1])
+        .ignore()
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    delete_entries(&infra, &entries[1..]).await;
+
+    // A view without Ann would answer as if she never existed: the service
+    // stops instead, and says why.
+    let service = infra.spawn_with(Role::Customer, "b", snapshotting());
+    let err = service.ended().await.expect_err("a start on a gap");
+    let text = err.to_string();
+    assert!(
+        text.contains("removed by retention") && text.contains("customer"),
+        "{text}"
+    );
+}

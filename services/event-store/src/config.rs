@@ -20,6 +20,9 @@ pub struct StoreConfig {
     /// A consumer with nothing pending that has not read for this long is
     /// removed from its group (see `housekeeping`).
     pub forget_idle_consumers: Duration,
+    /// How often streams are trimmed behind their readers (see
+    /// `retention`); `None` keeps every event forever.
+    pub retention: Option<Duration>,
 }
 
 impl Default for StoreConfig {
@@ -30,6 +33,7 @@ impl Default for StoreConfig {
             max_deliveries: 5,
             block: Duration::from_secs(2),
             forget_idle_consumers: Duration::from_secs(3600),
+            retention: None,
         }
     }
 }

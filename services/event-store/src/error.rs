@@ -15,6 +15,17 @@ pub enum StoreError {
         expected: u64,
         actual: u64,
     },
+    /// Retention removed entries of `topic` the reader has not seen: it
+    /// must start from a snapshot at or after `before`, not replay.
+    #[error(
+        "events of topic {topic} before {before} were removed by retention; a reader at {after} \
+         cannot replay them (start from a snapshot, or keep retention off)"
+    )]
+    Trimmed {
+        topic: String,
+        after: ordershop_topology::EntryId,
+        before: ordershop_topology::EntryId,
+    },
     #[error("redis unavailable: {0}")]
     Unavailable(redis::RedisError),
     #[error("{}", ordershop_redis::OUT_OF_MEMORY)]
@@ -46,6 +57,7 @@ impl From<StoreError> for Status {
             StoreError::NotFound(_) => Code::NotFound,
             // ABORTED is gRPC's code for optimistic-concurrency failures.
             StoreError::Conflict { .. } => Code::Aborted,
+            StoreError::Trimmed { .. } => Code::FailedPrecondition,
             StoreError::Unavailable(_) => Code::Unavailable,
             StoreError::OutOfMemory(_) => Code::ResourceExhausted,
             StoreError::Redis(_) => Code::Internal,

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::future::join_all;
+use futures::future::try_join_all;
 use ordershop_topology::EntryId;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -102,7 +102,9 @@ impl Tails {
     /// Sends pages of the topics in `from` to `tx` until the receiver is
     /// dropped or the process shuts down.
     pub async fn follow(self: Arc<Self>, from: Vec<FollowFrom>, tx: mpsc::Sender<Vec<Recorded>>) {
-        let topics = join_all(
+        // The first topic to end (its follower gone, or passed by
+        // retention) ends them all: the client follows again and learns why.
+        let topics = try_join_all(
             from.into_iter()
                 .map(|f| self.follow_topic(f.topic, f.after, &tx)),
         );
@@ -113,19 +115,18 @@ impl Tails {
         }
     }
 
-    /// Returns when the follower is gone or the tail stopped.
+    /// Returns when the follower is gone, the tail stopped, or retention
+    /// passed the follower (it had fallen that far behind).
     async fn follow_topic(
         self: &Arc<Self>,
         topic: String,
         mut cursor: EntryId,
         tx: &mpsc::Sender<Vec<Recorded>>,
-    ) {
+    ) -> Result<(), Gone> {
         // Subscribed before the replay, so no page published meanwhile is
         // missed; pages the replay already covered are filtered out.
         let mut pages = self.subscribe(&topic);
-        if self.replay(&topic, &mut cursor, tx).await.is_err() {
-            return;
-        }
+        self.replay(&topic, &mut cursor, tx).await?;
         loop {
             let sent = match pages.recv().await {
                 Ok(page) if page.after > cursor => self.replay(&topic, &mut cursor, tx).await,
@@ -142,11 +143,9 @@ impl Tails {
                     tracing::debug!(%topic, missed, "follower lagged; replaying from Redis");
                     self.replay(&topic, &mut cursor, tx).await
                 }
-                Err(broadcast::error::RecvError::Closed) => return,
+                Err(broadcast::error::RecvError::Closed) => return Err(Gone),
             };
-            if sent.is_err() {
-                return;
-            }
+            sent?;
         }
     }
 
@@ -165,6 +164,10 @@ impl Tails {
                 .await
             {
                 Ok(page) => page,
+                Err(err @ StoreError::Trimmed { .. }) => {
+                    tracing::warn!(topic, error = %err, "follower passed by retention; ending its follow");
+                    return Err(Gone);
+                }
                 Err(err) => {
                     tracing::warn!(topic, error = %err, "follower replay failed; retrying");
                     self.pause(tx).await?;
@@ -214,7 +217,7 @@ impl Tails {
                     Some(after) => {
                         let records = self
                             .store
-                            .read(&topic, &after.cursor(), PAGE, TAIL_BLOCK)
+                            .read_at_head(&topic, &after.cursor(), PAGE, TAIL_BLOCK)
                             .await?;
                         Ok((after, records))
                     }

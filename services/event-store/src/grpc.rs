@@ -259,6 +259,11 @@ impl EventStore for EventStoreService {
                 .into_iter()
                 .map(|f| (f.topic, f.after)),
         )?;
+        let positions: Vec<(&str, String)> = from
+            .iter()
+            .map(|f| (f.topic.as_str(), f.after.cursor()))
+            .collect();
+        self.store.check_retained(&positions).await?;
         tracing::debug!(topics = from.len(), "follower attached");
         let (tx, rx) = mpsc::channel(FOLLOW_BUFFER);
         tokio::spawn(self.tails.clone().follow(from, tx));

@@ -11,6 +11,8 @@
 //!   caches, live push) from one shared read per topic.
 //! - snapshots of the services' views ([`Snapshot`]), newest kept, so a
 //!   restarting service replays only what came after one.
+//! - [`retention`] (when asked for) trims each stream behind every reader
+//!   that still needs its entries: snapshots, the read model, groups.
 //! - [`grpc`] only translates between protobuf messages and the store.
 #![deny(warnings)]
 
@@ -21,6 +23,7 @@ pub mod grpc;
 pub mod housekeeping;
 mod model;
 mod publish_script;
+pub mod retention;
 pub mod server;
 mod snapshot;
 mod store;

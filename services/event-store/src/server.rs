@@ -28,6 +28,13 @@ pub async fn run(
         config.forget_idle_consumers,
         shutdown.clone(),
     ));
+    if let Some(every) = config.retention {
+        tokio::spawn(crate::retention::run(
+            redis.clone(),
+            every,
+            shutdown.clone(),
+        ));
+    }
     let store = Arc::new(StreamStore::new(redis.clone(), config));
     let service = EventStoreService::new(store, shutdown.clone());
     let routes = Routes::new(service.into_server(auth));

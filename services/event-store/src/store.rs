@@ -1,7 +1,7 @@
 use std::{sync::Arc, time::Duration};
 
 use ordershop_redis::{DeliveryCount, Redis, Refusal, delivery_count};
-use ordershop_topology::{StreamKeys, stream_key};
+use ordershop_topology::{EntryId, StreamKeys, stream_key};
 use redis::{
     AsyncCommands,
     streams::{StreamPendingCountReply, StreamRangeReply, StreamReadReply},
@@ -83,6 +83,8 @@ impl StreamStore {
 
     /// One page of a topic's history after `after` (exclusive). With a
     /// non-zero `wait` and nothing newer, blocks up to `wait` for new events.
+    /// Refused ([`StoreError::Trimmed`]) when retention removed entries
+    /// after `after`: the caller would otherwise see a gap as history.
     pub async fn read(
         &self,
         topic: &str,
@@ -95,21 +97,83 @@ impl StreamStore {
             validate::entry_id(after)?;
         }
         let limit = limit.clamp(1, validate::MAX_PAGE);
-        let key = stream_key(topic);
+        let keys = StreamKeys::new(topic);
         if wait.is_zero() {
-            let start = if after.is_empty() {
-                "-".to_owned()
-            } else {
-                format!("({after}")
-            };
-            let mut conn = self.redis.conn();
-            let page: StreamRangeReply = conn.xrange_count(&key, start, "+", limit).await?;
-            return Ok(page
-                .ids
-                .iter()
-                .map(|e| Recorded::from_entry(topic, e))
-                .collect());
+            return self.read_range(topic, &keys, after, limit).await;
         }
+        let page = self.read_at_head(topic, after, limit, wait).await?;
+        let mut conn = self.redis.conn();
+        let trimmed: Option<String> = conn.get(&keys.trimmed).await?;
+        retained(topic, after, trimmed)?;
+        Ok(page)
+    }
+
+    /// A page after `after`, checked against retention without a command
+    /// of its own in the common case: the range starts at `after` itself,
+    /// and when that entry is still there nothing after it was trimmed
+    /// (retention removes a prefix). Otherwise (a reader from the start, or
+    /// whose last entry is gone) the topic's mark is read after the range:
+    /// retention moves it before it trims, in one script, so a range that
+    /// missed trimmed entries is always followed by a mark that says so.
+    async fn read_range(
+        &self,
+        topic: &str,
+        keys: &StreamKeys,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let mut conn = self.redis.conn();
+        let mut page: StreamRangeReply = if after.is_empty() {
+            StreamRangeReply::default()
+        } else {
+            conn.xrange_count(&keys.stream, after, "+", limit + 1)
+                .await?
+        };
+        match page.ids.first() {
+            Some(first) if first.id == after => {
+                page.ids.remove(0);
+            }
+            _ => {
+                let start = if after.is_empty() {
+                    "-".to_owned()
+                } else {
+                    format!("({after}")
+                };
+                let trimmed: Option<String>;
+                (page, trimmed) = redis::pipe()
+                    .cmd("XRANGE")
+                    .arg(&keys.stream)
+                    .arg(start)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(limit)
+                    .cmd("GET")
+                    .arg(&keys.trimmed)
+                    .query_async(&mut conn)
+                    .await?;
+                retained(topic, after, trimmed)?;
+            }
+        }
+        page.ids.truncate(limit);
+        Ok(page
+            .ids
+            .iter()
+            .map(|e| Recorded::from_entry(topic, e))
+            .collect())
+    }
+
+    /// Entries after `after`, waiting up to `wait` (non-zero) for some, not
+    /// checked against retention: for a reader at the head (a shared
+    /// tail), which retention never passes.
+    pub(crate) async fn read_at_head(
+        &self,
+        topic: &str,
+        after: &str,
+        limit: usize,
+        wait: Duration,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let limit = limit.clamp(1, validate::MAX_PAGE);
+        let key = stream_key(topic);
         // A blocking XREAD answers at once when entries past `after` exist:
         // one round trip whether or not it has to wait.
         let from = if after.is_empty() { "0-0" } else { after };
@@ -130,6 +194,20 @@ impl StreamStore {
             .arg(from);
         let reply: Option<StreamReadReply> = blocking.query(&cmd).await?;
         Ok(flatten(reply))
+    }
+
+    /// Refuses a reader at `after` of each topic when retention removed
+    /// entries it has not seen (see [`StoreError::Trimmed`]).
+    pub async fn check_retained(&self, from: &[(&str, String)]) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        for (topic, _) in from {
+            pipe.cmd("GET").arg(StreamKeys::new(topic).trimmed);
+        }
+        let marks: Vec<Option<String>> = pipe.query_async(&mut self.redis.conn()).await?;
+        for ((topic, after), trimmed) in from.iter().zip(marks) {
+            retained(topic, after, trimmed)?;
+        }
+        Ok(())
     }
 
     /// The last entry ID of each topic ("0-0" when empty).
@@ -552,6 +630,24 @@ fn add_heads(pipe: &mut redis::Pipeline, topics: &[String]) {
 }
 
 /// Stream read replies name streams by key; records name them by topic.
+/// Whether a reader that has everything up to `after` ("" = nothing) of
+/// `topic` can go on: retention removed only entries before the mark
+/// `trimmed`, so one that has everything before it misses nothing.
+fn retained(topic: &str, after: &str, trimmed: Option<String>) -> Result<(), StoreError> {
+    let Some(before) = trimmed.as_deref().and_then(EntryId::parse) else {
+        return Ok(());
+    };
+    let at = EntryId::parse(after).unwrap_or(EntryId::ZERO);
+    if at >= before.predecessor() {
+        return Ok(());
+    }
+    Err(StoreError::Trimmed {
+        topic: topic.to_owned(),
+        after: at,
+        before,
+    })
+}
+
 fn flatten(reply: Option<StreamReadReply>) -> Vec<Recorded> {
     reply
         .map(|r| r.keys)

@@ -207,6 +207,14 @@ pub static APPEND_DUPLICATES: LazyLock<Family<TopicLabels, Counter>> = LazyLock:
     )
 });
 
+pub static EVENTS_TRIMMED: LazyLock<Family<TopicLabels, Counter>> = LazyLock::new(|| {
+    register(
+        "events_trimmed",
+        "Entries removed from a topic's stream by retention, behind every reader that needed them",
+        Family::default(),
+    )
+});
+
 pub static GROUP_LAG: LazyLock<Family<GroupLabels, Gauge>> = LazyLock::new(|| {
     register(
         "stream_group_lag",
@@ -290,6 +298,7 @@ pub fn preset(role: Role) {
                 drop(APPEND_CONFLICTS.get_or_create(&labels));
                 drop(APPEND_DUPLICATES.get_or_create(&labels));
                 drop(APPEND_SECONDS.get_or_create(&labels));
+                drop(EVENTS_TRIMMED.get_or_create(&labels));
             }
         }
         Role::MessageQueue => {
@@ -332,6 +341,7 @@ pub(crate) fn register_all() {
     LazyLock::force(&APPEND_SECONDS);
     LazyLock::force(&APPEND_CONFLICTS);
     LazyLock::force(&APPEND_DUPLICATES);
+    LazyLock::force(&EVENTS_TRIMMED);
     LazyLock::force(&GROUP_LAG);
     LazyLock::force(&GROUP_PENDING);
     LazyLock::force(&STREAM_DEAD_LETTERS);

@@ -160,6 +160,13 @@ pub(crate) struct RoleArgs {
     /// Event store: an entry unacked this long is handed to another consumer.
     #[arg(long, env = "ORDERSHOP_CLAIM_IDLE_MS", default_value_t = 15_000)]
     pub(crate) claim_idle_ms: u64,
+    /// Event store: every this many seconds, trim each topic's stream
+    /// behind every reader that still needs its entries (the snapshots of
+    /// the views, the read model's checkpoint, the consumer groups). 0
+    /// keeps every event forever. With it on, a view that cannot use its
+    /// snapshot can no longer be rebuilt by replaying (README: Retention).
+    #[arg(long, env = "ORDERSHOP_TRIM_STREAMS_EVERY", default_value_t = 0)]
+    pub(crate) trim_streams_every: u64,
     /// Event store and queue: deliveries in a row without any answer (the
     /// consumer crashed each time) before a message is dead-lettered as
     /// poison. Refused messages are retried however often it takes.
@@ -343,6 +350,11 @@ impl RoleArgs {
 
     pub(crate) fn claim_idle(&self) -> Duration {
         Duration::from_millis(self.claim_idle_ms)
+    }
+
+    /// How often the event store trims its streams; `None`: never.
+    pub(crate) fn retention(&self) -> Option<Duration> {
+        (self.trim_streams_every > 0).then(|| Duration::from_secs(self.trim_streams_every))
     }
 
     pub(crate) fn lease(&self) -> Duration {

@@ -37,6 +37,7 @@ pub(crate) async fn run(
                 let config = StoreConfig {
                     claim_idle: args.claim_idle(),
                     max_deliveries: args.max_deliveries,
+                    retention: args.retention(),
                     ..StoreConfig::default()
                 };
                 ordershop_event_store::server::run(listener, redis, config, shutdown, auth, tls)

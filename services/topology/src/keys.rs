@@ -40,6 +40,10 @@ pub struct StreamKeys {
     /// script with every append, so the heads of every topic are one
     /// `MGET` instead of one `XREVRANGE` per topic.
     pub head: String,
+    /// String: the entry id retention last trimmed the stream before
+    /// (entries older than it may be gone), so a reader asking for what
+    /// came after an older position is refused instead of given a gap.
+    pub trimmed: String,
 }
 
 impl StreamKeys {
@@ -50,6 +54,7 @@ impl StreamKeys {
             event_ids: format!("{{events:{topic}}}:ids"),
             dead: dead_letter_stream(topic),
             head: format!("{{events:{topic}}}:head"),
+            trimmed: format!("{{events:{topic}}}:trimmed"),
         }
     }
 }

@@ -16,8 +16,14 @@ impl Role {
     /// commands), or `None` for a role that does not use Redis.
     pub const fn redis_acl(self) -> Option<&'static [&'static str]> {
         match self {
-            // Streams and their keys.
-            Role::EventStore => Some(&["~events:*", "~{events:*", COMMANDS]),
+            // Streams and their keys; and the read model's checkpoints,
+            // read only, since retention trims no topic past them.
+            Role::EventStore => Some(&[
+                "~events:*",
+                "~{events:*",
+                "%R~{readmodel*}:checkpoint",
+                COMMANDS,
+            ]),
             // Queues and the channel registry.
             Role::MessageQueue => Some(&["~queue:*", COMMANDS]),
             // Its cache only.
@@ -96,6 +102,7 @@ mod tests {
             stream.versions.clone(),
             stream.event_ids.clone(),
             stream.head.clone(),
+            stream.trimmed.clone(),
             crate::dead_letter_stream("order"),
             crate::snapshot_key("order-service"),
         ];
@@ -118,7 +125,13 @@ mod tests {
         }
         for key in cache.all() {
             assert!(writes(Role::ReadModel, key), "{key}");
-            assert!(!reads(Role::EventStore, key) && !reads(Role::MessageQueue, key));
+            assert!(!writes(Role::EventStore, key) && !reads(Role::MessageQueue, key));
+            // Retention reads the checkpoint, nothing else of the cache.
+            assert_eq!(
+                reads(Role::EventStore, key),
+                key == cache.checkpoint,
+                "{key}"
+            );
         }
         for key in ReadModelKeys::first_layout("order") {
             assert!(writes(Role::ReadModel, &key), "{key}");

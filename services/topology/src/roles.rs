@@ -189,6 +189,34 @@ impl Role {
         }
     }
 
+    /// Topics this role folds into a view in its own memory, which it
+    /// snapshots into the event store ([`crate::snapshot_key`]). Retention
+    /// trims a topic only behind the snapshot of every role that lists it
+    /// here (and the read model's checkpoint: it folds every topic into
+    /// Redis), so a restarted role still finds every event after its
+    /// snapshot.
+    pub const fn view_topics(self) -> &'static [&'static str] {
+        match self {
+            // It reads billing and shipping only through its subscription.
+            Role::Crm => &["customer", "product", "cart", "order"],
+            Role::Customer
+            | Role::Product
+            | Role::Inventory
+            | Role::Cart
+            | Role::Order
+            | Role::Billing
+            | Role::Shipping => self.reads(),
+            _ => &[],
+        }
+    }
+
+    /// The roles that keep a view of `topic` (see [`Role::view_topics`]).
+    pub fn viewers(topic: &str) -> impl Iterator<Item = Role> + '_ {
+        Role::ALL
+            .into_iter()
+            .filter(move |role| role.view_topics().contains(&topic))
+    }
+
     /// Whether this role may publish to `topic`: only to the one it owns.
     pub fn publishes_to(self, topic: &str) -> bool {
         self.owned_topic() == Some(topic)

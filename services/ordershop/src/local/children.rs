@@ -143,6 +143,10 @@ impl Supervisor {
             ("ORDERSHOP_LEASE_MS", args.lease_ms.to_string()),
             ("ORDERSHOP_SNAPSHOT_EVERY", args.snapshot_every.to_string()),
             ("ORDERSHOP_CLAIM_IDLE_MS", args.claim_idle_ms.to_string()),
+            (
+                "ORDERSHOP_TRIM_STREAMS_EVERY",
+                args.trim_streams_every.to_string(),
+            ),
         ];
         let env = [env, args.redis_access.env()].concat();
         // An earlier run's address must not be mistaken for this one's.

@@ -63,6 +63,10 @@ pub(crate) struct LocalArgs {
     /// Passed to the event store.
     #[arg(long, default_value_t = 15_000)]
     claim_idle_ms: u64,
+    /// Passed to the event store (see `ordershop event-store --help`); 0
+    /// keeps every event.
+    #[arg(long, env = "ORDERSHOP_TRIM_STREAMS_EVERY", default_value_t = 0)]
+    trim_streams_every: u64,
     /// Stop when the process that started this one exits (test harnesses
     /// use it, so a crashed test run leaves no shop behind).
     #[arg(long)]

@@ -1,0 +1,171 @@
+//! Retention against a real redis-server: a stream is trimmed only behind
+//! every reader that still needs it (the viewers' snapshots, the read
+//! model's checkpoint, the consumer groups), and a reader behind the trim
+//! is refused instead of handed a gap.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use ordershop_client::ViewSnapshot;
+use ordershop_event_store::retention::{TopicRetention, trim_topic};
+use ordershop_redis::Redis;
+use ordershop_topology::{EntryId, ReadModelKeys, Role, StreamKeys};
+use serde_json::json;
+use tonic::Code;
+
+const TOPIC: &str = "billing";
+
+async fn trim(infra: &support::Infra) -> TopicRetention {
+    let redis = Redis::open(infra.redis.url()).unwrap();
+    trim_topic(&mut redis.conn(), TOPIC).await.unwrap()
+}
+
+fn held(outcome: TopicRetention) -> String {
+    match outcome {
+        TopicRetention::Held(why) => why,
+        other => panic!("expected the topic held whole, got {other:?}"),
+    }
+}
+
+async fn redis(infra: &support::Infra, args: &[&str]) -> redis::Value {
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query_async(&mut infra.redis_conn().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_stream_is_trimmed_behind_its_oldest_reader_only() {
+    let infra = support::infra().await;
+    let store = infra.event_store();
+    let stored = store
+        .publish(
+            TOPIC,
+            (0..10)
+                .map(|i| support::event(&format!("b{i}"), json!({"n": i})))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<String> = stored.into_iter().map(|s| s.entry_id).collect();
+
+    // Nobody has said what they still need: everything stays.
+    let viewers: Vec<Role> = Role::viewers(TOPIC).collect();
+    assert!(viewers.len() >= 2, "{viewers:?}");
+    assert!(held(trim(&infra).await).contains("has stored no snapshot of billing"));
+
+    // Every viewer's snapshot, one of them behind the others.
+    for (n, viewer) in viewers.iter().enumerate() {
+        let at = if n == 0 { &ids[3] } else { &ids[6] };
+        let snapshot = ViewSnapshot {
+            format: 1,
+            positions: BTreeMap::from([(TOPIC.to_owned(), at.clone())]),
+            data: b"view".to_vec(),
+            replace_newer: false,
+        };
+        assert!(
+            store
+                .put_snapshot(viewer.service_name(), snapshot)
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(
+        held(trim(&infra).await),
+        "the read model has not folded billing yet"
+    );
+    let checkpoint = ReadModelKeys::new(TOPIC).checkpoint;
+    redis(&infra, &["SET", &checkpoint, &ids[8]]).await;
+
+    // A consumer group with the first five entries pending holds them.
+    let keys = StreamKeys::new(TOPIC);
+    redis(&infra, &["XGROUP", "CREATE", &keys.stream, "saga", "0"]).await;
+    redis(
+        &infra,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "saga",
+            "c1",
+            "COUNT",
+            "5",
+            "STREAMS",
+            &keys.stream,
+            ">",
+        ],
+    )
+    .await;
+    let first = EntryId::parse(&ids[0]).unwrap();
+    assert_eq!(
+        trim(&infra).await,
+        TopicRetention::Trimmed {
+            before: first,
+            removed: 0
+        }
+    );
+    // Nothing removed, no mark: readers from the start are served.
+    assert_eq!(store.read_all(TOPIC, "").await.unwrap().0.len(), 10);
+
+    // Three acknowledged: the oldest snapshot (at the fourth) now decides.
+    redis(
+        &infra,
+        &["XACK", &keys.stream, "saga", &ids[0], &ids[1], &ids[2]],
+    )
+    .await;
+    let fourth = EntryId::parse(&ids[3]).unwrap();
+    assert_eq!(
+        trim(&infra).await,
+        TopicRetention::Trimmed {
+            before: fourth,
+            removed: 3
+        }
+    );
+    let left = store.read_all(TOPIC, &ids[2]).await.unwrap().0;
+    assert_eq!(
+        left.iter().map(|r| r.entry_id.clone()).collect::<Vec<_>>(),
+        ids[3..],
+        "a reader that has everything removed goes on"
+    );
+    // From the snapshot on, as a restarted viewer reads.
+    assert_eq!(store.read_all(TOPIC, &ids[3]).await.unwrap().0.len(), 6);
+    assert_eq!(
+        store
+            .follow(&[(TOPIC, ids[3].clone())])
+            .await
+            .unwrap()
+            .next_page()
+            .await
+            .unwrap()
+            .unwrap()
+            .len(),
+        6
+    );
+
+    // A reader that would miss removed entries is refused, with why.
+    for after in ["", ids[1].as_str()] {
+        let err = store.read_all(TOPIC, after).await.unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
+        assert!(err.to_string().contains("removed by retention"), "{err}");
+        let err = store
+            .follow(&[(TOPIC, after.to_owned())])
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
+    }
+
+    // The mark never moves back, and trimming again removes nothing more.
+    assert_eq!(
+        trim(&infra).await,
+        TopicRetention::Trimmed {
+            before: fourth,
+            removed: 0
+        }
+    );
+    let mark = redis(&infra, &["GET", &keys.trimmed]).await;
+    assert_eq!(mark, redis::Value::BulkString(ids[3].clone().into_bytes()));
+}
