@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use ordershop_client::ViewSnapshot;
 use ordershop_event_store::retention::{TopicRetention, trim_topic};
 use ordershop_redis::Redis;
-use ordershop_topology::{EntryId, ReadModelKeys, Role, StreamKeys};
+use ordershop_topology::{EntryId, ReadModelKeys, Role, StreamKeys, snapshot_key};
 use serde_json::json;
 use tonic::Code;
 
@@ -158,14 +158,71 @@ async fn a_stream_is_trimmed_behind_its_oldest_reader_only() {
         assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
     }
 
-    // The mark never moves back, and trimming again removes nothing more.
+    // A dead letter of an entry still in the stream holds it: a redrive
+    // rewinds its group there.
+    redis(
+        &infra,
+        &[
+            "XADD", &keys.dead, "*", "entry_id", &ids[5], "group", "saga",
+        ],
+    )
+    .await;
+    // The group is done with everything.
+    redis(
+        &infra,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "saga",
+            "c1",
+            "STREAMS",
+            &keys.stream,
+            ">",
+        ],
+    )
+    .await;
+    let mut ack = vec!["XACK", keys.stream.as_str(), "saga"];
+    ack.extend(ids[3..].iter().map(String::as_str));
+    redis(&infra, &ack).await;
+    let sixth = EntryId::parse(&ids[5]).unwrap();
     assert_eq!(
         trim(&infra).await,
         TopicRetention::Trimmed {
             before: fourth,
             removed: 0
+        },
+        "the oldest snapshot still needs the fourth"
+    );
+    redis(
+        &infra,
+        &[
+            "HSET",
+            &snapshot_key(viewers[0].service_name()),
+            "pos:billing",
+            &ids[7],
+        ],
+    )
+    .await;
+    assert_eq!(
+        trim(&infra).await,
+        TopicRetention::Trimmed {
+            before: sixth,
+            removed: 2
+        },
+        "the dead letter's entry stays"
+    );
+    redis(&infra, &["DEL", &keys.dead]).await;
+
+    // The mark never moves back, and trimming again removes nothing more.
+    redis(&infra, &["SET", &keys.trimmed, "99999999999999-0"]).await;
+    let seventh = EntryId::parse(&ids[6]).unwrap();
+    assert_eq!(
+        trim(&infra).await,
+        TopicRetention::Trimmed {
+            before: seventh,
+            removed: 1
         }
     );
     let mark = redis(&infra, &["GET", &keys.trimmed]).await;
-    assert_eq!(mark, redis::Value::BulkString(ids[3].clone().into_bytes()));
+    assert_eq!(mark, redis::Value::BulkString(b"99999999999999-0".to_vec()));
 }

@@ -9,7 +9,8 @@
 //! - the read model, which folds every topic into Redis: the events after
 //!   its checkpoint (none yet: the topic is kept whole);
 //! - every consumer group: its pending entries and what it has not been
-//!   delivered yet.
+//!   delivered yet;
+//! - the dead letters: a redrive rewinds a group to the entry one names.
 //!
 //! Entries older than the oldest of those go (`XTRIM MINID`). The same
 //! script records that point in the topic's `trimmed` key, which reads
@@ -23,7 +24,10 @@ use std::time::Duration;
 
 use ordershop_redis::Redis;
 use ordershop_topology::{EntryId, ReadModelKeys, Role, StreamKeys, TOPICS, snapshot_key};
-use redis::{aio::ConnectionManager, streams::StreamInfoGroupsReply};
+use redis::{
+    aio::ConnectionManager,
+    streams::{StreamInfoGroupsReply, StreamRangeReply},
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::StoreError;
@@ -124,6 +128,7 @@ async fn oldest_needed(
         }
     }
     positions.extend(groups_need(conn, topic).await?);
+    positions.extend(dead_letters_need(conn, topic).await?);
     Ok(Ok(positions.into_iter().min().unwrap_or(EntryId::ZERO)))
 }
 
@@ -168,6 +173,44 @@ async fn groups_need(
     }
     Ok(needed)
 }
+
+/// The oldest entry a dead letter of the topic names: a redrive rewinds
+/// the letter's group to it, so it must still be there. Dead letters are
+/// few (at most `DEAD_LETTERS_KEPT` per topic, normally none).
+async fn dead_letters_need(
+    conn: &mut ConnectionManager,
+    topic: &str,
+) -> Result<Option<EntryId>, StoreError> {
+    let dead = StreamKeys::new(topic).dead;
+    let mut oldest: Option<EntryId> = None;
+    let mut start = "-".to_owned();
+    loop {
+        let page: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&dead)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(DEAD_LETTER_PAGE)
+            .query_async(conn)
+            .await?;
+        for letter in &page.ids {
+            let named = letter
+                .get::<String>("entry_id")
+                .as_deref()
+                .and_then(EntryId::parse);
+            if let Some(named) = named {
+                oldest = Some(oldest.map_or(named, |o| o.min(named)));
+            }
+        }
+        match page.ids.last() {
+            Some(last) if page.ids.len() == DEAD_LETTER_PAGE => start = format!("({}", last.id),
+            _ => return Ok(oldest),
+        }
+    }
+}
+
+/// Dead letters read per command.
+const DEAD_LETTER_PAGE: usize = 1000;
 
 /// Trims every topic every `every` until `shutdown`.
 pub(crate) async fn run(redis: Redis, every: Duration, shutdown: CancellationToken) {
