@@ -662,6 +662,11 @@ async fn a_service_whose_view_is_ahead_of_the_store_restarts_and_replays_it() {
     let (last, fields) = entries.last().unwrap();
     let event_id = &fields.iter().find(|(k, _)| k == "event_id").unwrap().1;
     let (before, _) = &entries[entries.len() - 2];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let window = ordershop_event_store::StoreConfig::default().event_id_window;
+    let bucket = ordershop_topology::event_id_bucket(now.as_secs(), window.as_secs());
     let _: () = redis::pipe()
         .cmd("XDEL")
         .arg(&keys.stream)
@@ -671,8 +676,14 @@ async fn a_service_whose_view_is_ahead_of_the_store_restarts_and_replays_it() {
         .arg(&keys.versions)
         .arg(&lost)
         .ignore()
+        // The store's record of the event id, in the window bucket it
+        // was stored in: this one or, just past a boundary, the one before.
         .cmd("HDEL")
-        .arg(&keys.event_ids)
+        .arg(keys.event_ids(bucket))
+        .arg(event_id)
+        .ignore()
+        .cmd("HDEL")
+        .arg(keys.event_ids(bucket - 1))
         .arg(event_id)
         .ignore()
         .cmd("SET")

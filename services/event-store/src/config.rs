@@ -23,6 +23,11 @@ pub struct StoreConfig {
     /// How often streams are trimmed behind their readers (see
     /// `retention`); `None` keeps every event forever.
     pub retention: Option<Duration>,
+    /// An event id is stored once within at least this long (and at most
+    /// twice that): a publish retried later is appended again. Views also
+    /// remember which events created which entities, so a command handled
+    /// twice still changes nothing twice.
+    pub event_id_window: Duration,
 }
 
 impl Default for StoreConfig {
@@ -34,6 +39,7 @@ impl Default for StoreConfig {
             block: Duration::from_secs(2),
             forget_idle_consumers: Duration::from_secs(3600),
             retention: None,
+            event_id_window: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Consumers that are gone are forgotten.
+//! Consumers that are gone are forgotten, and so are the event-id records
+//! of earlier releases (see `retire_legacy_event_ids`).
 //!
 //! Every subscriber is a consumer of its group, named after its instance
 //! (a pod, a process): with pods coming and going, each group would list
@@ -10,6 +11,7 @@
 use std::time::Duration;
 
 use ordershop_redis::Redis;
+use ordershop_topology::{StreamKeys, TOPICS};
 use redis::streams::StreamInfoGroupsReply;
 use tokio_util::sync::CancellationToken;
 
@@ -75,9 +77,74 @@ pub async fn prune_idle_consumers(redis: &Redis, idle: Duration) -> Result<u64, 
     }
 }
 
-/// Prunes idle consumers every minute until `shutdown`.
-pub(crate) async fn run(redis: Redis, idle: Duration, shutdown: CancellationToken) {
+/// Earlier releases kept every event id of a topic in one hash, forever
+/// (`legacy_event_ids`). Each becomes the current window bucket's hash
+/// (checked for as long as that bucket is, then expired with it); one
+/// that cannot (the bucket exists already: this release wrote there first)
+/// or that an earlier release writes again during a rolling upgrade gets
+/// the bucket's expiry instead. Returns how many hashes it retired.
+pub async fn retire_legacy_event_ids(redis: &Redis, window: Duration) -> Result<u64, StoreError> {
+    let mut conn = redis.conn();
+    let bucket = crate::store::current_bucket(window);
+    let expire = (window * 2).as_secs().max(1);
+    let mut retired = 0;
+    for topic in TOPICS {
+        let keys = StreamKeys::new(topic);
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(&keys.legacy_event_ids)
+            .query_async(&mut conn)
+            .await?;
+        if !exists {
+            continue;
+        }
+        let renamed: redis::RedisResult<bool> = redis::cmd("RENAMENX")
+            .arg(&keys.legacy_event_ids)
+            .arg(keys.event_ids(bucket))
+            .query_async(&mut conn)
+            .await;
+        match renamed {
+            Ok(true) => {
+                let _: bool = redis::cmd("EXPIRE")
+                    .arg(keys.event_ids(bucket))
+                    .arg(expire)
+                    .query_async(&mut conn)
+                    .await?;
+                retired += 1;
+            }
+            Ok(false) => {
+                let set: bool = redis::cmd("EXPIRE")
+                    .arg(&keys.legacy_event_ids)
+                    .arg(expire)
+                    .arg("NX")
+                    .query_async(&mut conn)
+                    .await?;
+                retired += u64::from(set);
+            }
+            // Gone since (another replica renamed it): nothing to retire.
+            Err(err) if err.to_string().contains("no such key") => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(retired)
+}
+
+/// Retires the legacy event-id hashes at once, then prunes idle consumers
+/// (and retires again) every minute until `shutdown`.
+pub(crate) async fn run(
+    redis: Redis,
+    idle: Duration,
+    event_id_window: Duration,
+    shutdown: CancellationToken,
+) {
     loop {
+        match retire_legacy_event_ids(&redis, event_id_window).await {
+            Ok(0) => {}
+            Ok(retired) => tracing::info!(
+                retired,
+                "event-id hashes of an earlier release set to expire"
+            ),
+            Err(error) => tracing::warn!(%error, "retiring the earlier release's event-id hashes"),
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(EVERY) => {}

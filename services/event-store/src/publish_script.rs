@@ -1,44 +1,51 @@
 //! The append script: checks every event of a batch, then appends them all,
 //! inside one Lua call, so a batch is atomic and versions cannot race.
 
+use std::time::Duration;
+
 use redis::Script;
 
 use crate::{NewEvent, StoreError, Stored};
 
-/// KEYS: stream, versions hash, event-ids hash, head.
-/// ARGV: count, then per event: event_id, action, data, entity_id,
-/// expected version ("" = any), causation id, traceparent ("" = none).
+/// KEYS: stream, versions hash, event ids of this window bucket, head,
+/// event ids of the bucket before.
+/// ARGV: count, seconds until this bucket's hash expires ("0": already
+/// set), then per event: event_id, action, data, entity_id, expected
+/// version ("" = any), causation id, traceparent ("" = none).
 ///
-/// Phase 1 decides without writing: an already stored event id is a
-/// duplicate (its version check is skipped, since it was done when it was
-/// stored); otherwise the expected version must match, counting earlier
-/// events of the same batch. Phase 2 appends. Entry IDs are assigned by
-/// Redis (`*`), so concurrent publishers never collide (the reference chose
-/// IDs client-side and lost 22% of publishes at 20 threads). The last
-/// entry appended becomes the stream's head key.
+/// Phase 1 decides without writing: an event id stored in this bucket or
+/// the one before is a duplicate (its version check is skipped, since it
+/// was done when it was stored); otherwise the expected version must
+/// match, counting earlier events of the same batch (whose event ids are
+/// distinct: the batch was validated). Phase 2 appends. Entry IDs are
+/// assigned by Redis (`*`), so concurrent publishers never collide (the
+/// reference chose IDs client-side and lost 22% of publishes at 20
+/// threads). The last entry appended becomes the stream's head key.
 const SOURCE: &str = r#"
 local n = tonumber(ARGV[1])
 local planned = {}
+local stored = {}
 for i = 0, n - 1 do
-  local b = 2 + i * 7
+  local b = 3 + i * 7
   local eid, ent, exp = ARGV[b], ARGV[b + 3], ARGV[b + 4]
-  if redis.call('HEXISTS', KEYS[3], eid) == 0 then
-    if ent ~= '' then
-      local cur = planned[ent]
-      if cur == nil then cur = tonumber(redis.call('HGET', KEYS[2], ent) or '0') end
-      if exp ~= '' and tonumber(exp) ~= cur then
-        return redis.error_reply('CONFLICT ' .. ent .. ' ' .. exp .. ' ' .. cur)
-      end
-      planned[ent] = cur + 1
+  local known = redis.call('HGET', KEYS[3], eid) or redis.call('HGET', KEYS[5], eid)
+  if known then
+    stored[eid] = known
+  elseif ent ~= '' then
+    local cur = planned[ent]
+    if cur == nil then cur = tonumber(redis.call('HGET', KEYS[2], ent) or '0') end
+    if exp ~= '' and tonumber(exp) ~= cur then
+      return redis.error_reply('CONFLICT ' .. ent .. ' ' .. exp .. ' ' .. cur)
     end
+    planned[ent] = cur + 1
   end
 end
 local out = {}
 local head = nil
 for i = 0, n - 1 do
-  local b = 2 + i * 7
+  local b = 3 + i * 7
   local eid, act, data, ent, cause, trace = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 5], ARGV[b + 6]
-  local existing = redis.call('HGET', KEYS[3], eid)
+  local existing = stored[eid]
   if existing then
     local sep = string.find(existing, ' ', 1, true)
     out[#out + 1] = {string.sub(existing, 1, sep - 1), string.sub(existing, sep + 1), 1}
@@ -68,6 +75,8 @@ for i = 0, n - 1 do
 end
 if head then
   redis.call('SET', KEYS[4], head)
+  local ttl = tonumber(ARGV[2])
+  if ttl > 0 then redis.call('EXPIRE', KEYS[3], ttl) end
 end
 return out
 "#;
@@ -80,19 +89,25 @@ impl PublishScript {
         Self(Script::new(SOURCE))
     }
 
+    /// Appends `events` with their ids recorded in window bucket `bucket`
+    /// (and looked up there and in the one before); `expire_in`, when set,
+    /// gives that bucket's hash its expiry.
     pub(crate) async fn run(
         &self,
         conn: &mut redis::aio::ConnectionManager,
         keys: &ordershop_topology::StreamKeys,
+        (bucket, expire_in): (u64, Option<Duration>),
         events: &[NewEvent],
     ) -> Result<Vec<Stored>, StoreError> {
         let mut invocation = self.0.prepare_invoke();
         invocation
             .key(&keys.stream)
             .key(&keys.versions)
-            .key(&keys.event_ids)
+            .key(keys.event_ids(bucket))
             .key(&keys.head)
-            .arg(events.len());
+            .key(keys.event_ids(bucket.saturating_sub(1)))
+            .arg(events.len())
+            .arg(expire_in.map_or(0, |d| d.as_secs().max(1)));
         for e in events {
             invocation
                 .arg(&e.event_id)

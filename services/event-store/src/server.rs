@@ -26,6 +26,7 @@ pub async fn run(
     tokio::spawn(crate::housekeeping::run(
         redis.clone(),
         config.forget_idle_consumers,
+        config.event_id_window,
         shutdown.clone(),
     ));
     if let Some(every) = config.retention {

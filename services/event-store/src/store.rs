@@ -18,6 +18,43 @@ pub struct StreamStore {
     redis: Redis,
     publish: PublishScript,
     config: StoreConfig,
+    event_ids: Arc<EventIdWindow>,
+}
+
+/// Event ids are stored once within a window: recorded in the hash of the
+/// current window bucket and looked up there and in the one before (see
+/// `publish_script`), so a retried publish is recognised for at least the
+/// window, and the records of older events expire with their bucket.
+#[derive(Debug)]
+struct EventIdWindow {
+    window: Duration,
+    /// Per topic, the bucket whose hash this process last gave an expiry.
+    expiring: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+}
+
+impl EventIdWindow {
+    /// The current bucket, and the expiry to give its hash if this process
+    /// has not yet: two windows, so it outlives the bucket after it, in
+    /// which it is still looked up.
+    fn plan(&self, topic: &str) -> (u64, Option<Duration>) {
+        let bucket = current_bucket(self.window);
+        let expiring = self.expiring.lock().unwrap_or_else(|e| e.into_inner());
+        let set = expiring.get(topic) != Some(&bucket);
+        (bucket, set.then_some(self.window * 2))
+    }
+
+    fn expiry_set(&self, topic: &str, bucket: u64) {
+        let mut expiring = self.expiring.lock().unwrap_or_else(|e| e.into_inner());
+        expiring.insert(topic.to_owned(), bucket);
+    }
+}
+
+/// The event-id window bucket of now.
+pub(crate) fn current_bucket(window: Duration) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    ordershop_topology::event_id_bucket(now.as_secs(), window.as_secs())
 }
 
 /// Records a refusal, atomically, if `consumer` still holds the entry: a
@@ -53,6 +90,10 @@ impl StreamStore {
         Self {
             redis,
             publish: PublishScript::new(),
+            event_ids: Arc::new(EventIdWindow {
+                window: config.event_id_window,
+                expiring: Default::default(),
+            }),
             config,
         }
     }
@@ -76,7 +117,18 @@ impl StreamStore {
         let keys = StreamKeys::new(topic);
         let mut conn = self.redis.conn();
         let started = std::time::Instant::now();
-        let outcome = self.publish.run(&mut conn, &keys, &events).await;
+        let (bucket, expire_in) = self.event_ids.plan(topic);
+        let outcome = self
+            .publish
+            .run(&mut conn, &keys, (bucket, expire_in), &events)
+            .await;
+        // The script sets the expiry only when it appended something.
+        let appended = outcome
+            .as_ref()
+            .is_ok_and(|stored| stored.iter().any(|s| !s.duplicate));
+        if appended && expire_in.is_some() {
+            self.event_ids.expiry_set(topic, bucket);
+        }
         count_append(topic, started.elapsed(), &outcome);
         outcome
     }

@@ -167,6 +167,15 @@ pub(crate) struct RoleArgs {
     /// snapshot can no longer be rebuilt by replaying (README: Retention).
     #[arg(long, env = "ORDERSHOP_TRIM_STREAMS_EVERY", default_value_t = 0)]
     pub(crate) trim_streams_every: u64,
+    /// Event store: an event id is stored once within at least this many
+    /// seconds (at most twice that); the records of older ones expire.
+    #[arg(
+        long,
+        env = "ORDERSHOP_EVENT_ID_WINDOW_SECS",
+        default_value_t = 86_400,
+        value_parser = clap::value_parser!(u64).range(60..)
+    )]
+    pub(crate) event_id_window_secs: u64,
     /// Event store and queue: deliveries in a row without any answer (the
     /// consumer crashed each time) before a message is dead-lettered as
     /// poison. Refused messages are retried however often it takes.

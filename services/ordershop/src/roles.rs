@@ -1,6 +1,7 @@
 //! Runs one role: its work plus the gRPC health server probes talk to.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ordershop_event_store::StoreConfig;
 use ordershop_message_queue::QueueConfig;
@@ -38,6 +39,7 @@ pub(crate) async fn run(
                     claim_idle: args.claim_idle(),
                     max_deliveries: args.max_deliveries,
                     retention: args.retention(),
+                    event_id_window: Duration::from_secs(args.event_id_window_secs),
                     ..StoreConfig::default()
                 };
                 ordershop_event_store::server::run(listener, redis, config, shutdown, auth, tls)

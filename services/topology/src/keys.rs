@@ -32,8 +32,13 @@ pub struct StreamKeys {
     pub stream: String,
     /// Hash entity id -> current version.
     pub versions: String,
-    /// Hash event id -> entry id, so an event is stored once.
-    pub event_ids: String,
+    /// Prefix of the hashes event id -> "entry id version" that store an
+    /// event once: one per window bucket ([`StreamKeys::event_ids`]), so
+    /// the records of old events expire instead of growing forever.
+    event_ids_prefix: String,
+    /// The one hash of event ids kept forever by earlier releases; the
+    /// event store renames it into a bucket, where it expires.
+    pub legacy_event_ids: String,
     /// Dead-letter stream.
     pub dead: String,
     /// String: the entry id of the stream's last entry, set by the publish
@@ -51,12 +56,28 @@ impl StreamKeys {
         Self {
             stream: stream_key(topic),
             versions: format!("{{events:{topic}}}:versions"),
-            event_ids: format!("{{events:{topic}}}:ids"),
+            event_ids_prefix: format!("{{events:{topic}}}:ids:"),
+            legacy_event_ids: format!("{{events:{topic}}}:ids"),
             dead: dead_letter_stream(topic),
             head: format!("{{events:{topic}}}:head"),
             trimmed: format!("{{events:{topic}}}:trimmed"),
         }
     }
+}
+
+impl StreamKeys {
+    /// The event ids stored in window bucket `bucket` (see
+    /// [`event_id_bucket`]): `{events:<topic>}:ids:<bucket>`.
+    pub fn event_ids(&self, bucket: u64) -> String {
+        format!("{}{bucket}", self.event_ids_prefix)
+    }
+}
+
+/// The window bucket of an event id stored `unix_secs` after the epoch:
+/// ids are looked up in their bucket and the one before, so an id is
+/// known for at least `window_secs` and at most twice that.
+pub fn event_id_bucket(unix_secs: u64, window_secs: u64) -> u64 {
+    unix_secs / window_secs.max(1)
 }
 
 /// The keys of one reliable queue channel.
@@ -220,6 +241,17 @@ mod tests {
         assert_eq!(keys.stream, "events:order");
         // Redis hashes only `events:order` for both.
         assert!(keys.versions.starts_with("{events:order}"));
+        assert_eq!(keys.event_ids(7), "{events:order}:ids:7");
+    }
+
+    #[test]
+    fn an_event_id_bucket_spans_one_window() {
+        let day = 86_400;
+        assert_eq!(event_id_bucket(0, day), 0);
+        assert_eq!(event_id_bucket(day - 1, day), 0);
+        assert_eq!(event_id_bucket(day, day), 1);
+        // A zero window is one second, not a division by zero.
+        assert_eq!(event_id_bucket(5, 0), 5);
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod roles;
 pub use entry_id::{EntryId, InvalidEntryId};
 pub use keys::{
     CHANNELS_SET, QueueKeys, READ_MODEL_KEY_PATTERN, READ_MODEL_LAYOUT, ReadModelKeys, StreamKeys,
-    channel_name, dead_letter_stream, mail_sort_key, snapshot_key, stream_key,
+    channel_name, dead_letter_stream, event_id_bucket, mail_sort_key, snapshot_key, stream_key,
 };
 pub use roles::{Role, Subscription};
 

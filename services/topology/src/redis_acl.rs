@@ -100,7 +100,8 @@ mod tests {
         let stream_keys = [
             stream_key("order"),
             stream.versions.clone(),
-            stream.event_ids.clone(),
+            stream.event_ids(1234),
+            stream.legacy_event_ids.clone(),
             stream.head.clone(),
             stream.trimmed.clone(),
             crate::dead_letter_stream("order"),
