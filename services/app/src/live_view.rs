@@ -118,7 +118,9 @@ pub(crate) struct LiveView {
     /// Fired when the store turned out to be behind this view: it lost
     /// events the view had folded (Redis restarted without its last
     /// writes). The view cannot unfold them; the role restarts instead and
-    /// replays the store as it is now.
+    /// replays the store as it is now. Also fired when retention trimmed
+    /// events this view had not folded yet: a restart starts from the
+    /// snapshot that let retention go that far.
     behind_store: CancellationToken,
     /// Events folded since the view of the last snapshot; changed under
     /// the `folded` lock, so a snapshot knows exactly what it covers.
@@ -293,10 +295,22 @@ impl LiveView {
         }
         while self.cursor(topic) < head {
             let after = self.cursor(topic).cursor();
-            let (records, _) = self
+            let read = self
                 .store
                 .read(topic.name(), &after, self.settings.page, Duration::ZERO)
-                .await?;
+                .await;
+            let (records, _) = match read {
+                Ok(page) => page,
+                // Retention trimmed past this view: it fell behind the
+                // snapshot another replica stored. It cannot catch up by
+                // reading, but a restart can, from that snapshot.
+                Err(err) if err.code() == tonic::Code::FailedPrecondition => {
+                    tracing::error!(%topic, error = %err, "retention passed this view; restarting from the newest snapshot");
+                    self.behind_store.cancel();
+                    return Err(err);
+                }
+                Err(err) => return Err(err),
+            };
             if records.is_empty() {
                 // Nothing past the cursor although the head is further:
                 // the stream was trimmed or replaced. Nothing to wait for.

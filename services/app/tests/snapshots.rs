@@ -244,3 +244,74 @@ async fn a_view_that_cannot_replay_a_trimmed_stream_refuses_to_start() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_retention_passed_restarts_from_the_snapshot() {
+    let infra = Infra::start().await;
+    let api = infra.api();
+    // A view that only catches up when it decides, so it can be left
+    // behind.
+    let base = settings();
+    let lagging = Settings {
+        view: ViewSettings {
+            follow: false,
+            ..base.view.clone()
+        },
+        ..base
+    };
+    let service = infra.spawn_with(Role::Customer, "a", lagging);
+    service.ready().await;
+    customer(&api, "ann").await;
+
+    // Two customers the view has not folded; retention then trims up to
+    // the second (as it would behind another replica's snapshot).
+    let publisher = infra.clients_as(Role::Customer, "x").event_store;
+    for name in ["cleo", "dora"] {
+        publisher
+            .publish(
+                "customer",
+                vec![ordershop_client::Append {
+                    event_action: "entity_created".into(),
+                    event_data: json!({"entity_id": name, "name": name, "email": format!("{name}@example.org")})
+                        .to_string(),
+                    entity_id: name.into(),
+                    expected_version: Some(0),
+                    ..Default::default()
+                }],
+            )
+            .await
+            .unwrap();
+    }
+    let dora = customer_entries(&infra).await.pop().unwrap();
+    let keys = ordershop_topology::StreamKeys::new("customer");
+    let mut redis = infra.cache().conn();
+    let _: () = redis::pipe()
+        .cmd("XTRIM")
+        .arg(&keys.stream)
+        .arg("MINID")
+        .arg(&dora)
+        .ignore()
+        .cmd("SET")
+        .arg(&keys.trimmed)
+        .arg(&dora)
+        .ignore()
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    // Its next decision finds it cannot catch up by reading: the role ends
+    // so that it restarts from the newest snapshot; the command stays
+    // queued for the restarted one.
+    api.queue
+        .send(
+            "customer-service.update_customer",
+            &json!({"entity_id": "dora", "name": "Dora", "email": "dora@example.org"}).to_string(),
+            "",
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        service.ended().await,
+        Err(ordershop_app::AppError::StoreBehindView)
+    ));
+}

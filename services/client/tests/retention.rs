@@ -81,8 +81,28 @@ async fn a_stream_is_trimmed_behind_its_oldest_reader_only() {
     let checkpoint = ReadModelKeys::new(TOPIC).checkpoint;
     redis(&infra, &["SET", &checkpoint, &ids[8]]).await;
 
-    // A consumer group with the first five entries pending holds them.
+    // A subscription whose group does not exist yet would start at the
+    // first entry kept: the topic stays whole until it does.
     let keys = StreamKeys::new(TOPIC);
+    assert!(held(trim(&infra).await).contains("has not been created yet"));
+    for subscriber in Role::ALL
+        .into_iter()
+        .filter(|r| r.subscriptions().iter().any(|s| s.topic == TOPIC))
+    {
+        redis(
+            &infra,
+            &[
+                "XGROUP",
+                "CREATE",
+                &keys.stream,
+                subscriber.service_name(),
+                "$",
+            ],
+        )
+        .await;
+    }
+
+    // A consumer group with the first five entries pending holds them.
     redis(&infra, &["XGROUP", "CREATE", &keys.stream, "saga", "0"]).await;
     redis(
         &infra,

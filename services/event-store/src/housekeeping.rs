@@ -78,52 +78,23 @@ pub async fn prune_idle_consumers(redis: &Redis, idle: Duration) -> Result<u64, 
 }
 
 /// Earlier releases kept every event id of a topic in one hash, forever
-/// (`legacy_event_ids`). Each becomes the current window bucket's hash
-/// (checked for as long as that bucket is, then expired with it); one
-/// that cannot (the bucket exists already: this release wrote there first)
-/// or that an earlier release writes again during a rolling upgrade gets
-/// the bucket's expiry instead. Returns how many hashes it retired.
+/// (`legacy_event_ids`). The publish script still looks ids up there while
+/// it exists; here it is given the expiry of a window bucket (once: `NX`),
+/// so it goes when every id in it is past the window. Renaming it into a
+/// bucket instead would lose the ids an earlier release writes there
+/// during a rolling upgrade. Returns how many hashes it gave an expiry.
 pub async fn retire_legacy_event_ids(redis: &Redis, window: Duration) -> Result<u64, StoreError> {
     let mut conn = redis.conn();
-    let bucket = crate::store::current_bucket(window);
     let expire = (window * 2).as_secs().max(1);
     let mut retired = 0;
     for topic in TOPICS {
-        let keys = StreamKeys::new(topic);
-        let exists: bool = redis::cmd("EXISTS")
-            .arg(&keys.legacy_event_ids)
+        let set: bool = redis::cmd("EXPIRE")
+            .arg(StreamKeys::new(topic).legacy_event_ids)
+            .arg(expire)
+            .arg("NX")
             .query_async(&mut conn)
             .await?;
-        if !exists {
-            continue;
-        }
-        let renamed: redis::RedisResult<bool> = redis::cmd("RENAMENX")
-            .arg(&keys.legacy_event_ids)
-            .arg(keys.event_ids(bucket))
-            .query_async(&mut conn)
-            .await;
-        match renamed {
-            Ok(true) => {
-                let _: bool = redis::cmd("EXPIRE")
-                    .arg(keys.event_ids(bucket))
-                    .arg(expire)
-                    .query_async(&mut conn)
-                    .await?;
-                retired += 1;
-            }
-            Ok(false) => {
-                let set: bool = redis::cmd("EXPIRE")
-                    .arg(&keys.legacy_event_ids)
-                    .arg(expire)
-                    .arg("NX")
-                    .query_async(&mut conn)
-                    .await?;
-                retired += u64::from(set);
-            }
-            // Gone since (another replica renamed it): nothing to retire.
-            Err(err) if err.to_string().contains("no such key") => {}
-            Err(err) => return Err(err.into()),
-        }
+        retired += u64::from(set);
     }
     Ok(retired)
 }

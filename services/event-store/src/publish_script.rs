@@ -8,13 +8,14 @@ use redis::Script;
 use crate::{NewEvent, StoreError, Stored};
 
 /// KEYS: stream, versions hash, event ids of this window bucket, head,
-/// event ids of the bucket before.
+/// event ids of the bucket before, the earlier releases' event-id hash.
 /// ARGV: count, seconds until this bucket's hash expires ("0": already
-/// set), then per event: event_id, action, data, entity_id, expected
-/// version ("" = any), causation id, traceparent ("" = none).
+/// set), "1" when the earlier releases' hash still exists, then per event:
+/// event_id, action, data, entity_id, expected version ("" = any),
+/// causation id, traceparent ("" = none).
 ///
 /// Phase 1 decides without writing: an event id stored in this bucket or
-/// the one before is a duplicate (its version check is skipped, since it
+/// the one before (or in the earlier releases' hash) is a duplicate (its version check is skipped, since it
 /// was done when it was stored); otherwise the expected version must
 /// match, counting earlier events of the same batch (whose event ids are
 /// distinct: the batch was validated). Phase 2 appends. Entry IDs are
@@ -23,12 +24,14 @@ use crate::{NewEvent, StoreError, Stored};
 /// threads). The last entry appended becomes the stream's head key.
 const SOURCE: &str = r#"
 local n = tonumber(ARGV[1])
+local legacy = ARGV[3] == '1'
 local planned = {}
 local stored = {}
 for i = 0, n - 1 do
-  local b = 3 + i * 7
+  local b = 4 + i * 7
   local eid, ent, exp = ARGV[b], ARGV[b + 3], ARGV[b + 4]
   local known = redis.call('HGET', KEYS[3], eid) or redis.call('HGET', KEYS[5], eid)
+  if not known and legacy then known = redis.call('HGET', KEYS[6], eid) end
   if known then
     stored[eid] = known
   elseif ent ~= '' then
@@ -43,7 +46,7 @@ end
 local out = {}
 local head = nil
 for i = 0, n - 1 do
-  local b = 3 + i * 7
+  local b = 4 + i * 7
   local eid, act, data, ent, cause, trace = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 5], ARGV[b + 6]
   local existing = stored[eid]
   if existing then
@@ -81,6 +84,17 @@ end
 return out
 "#;
 
+/// Where a publish records and looks up its event ids.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdsPlan {
+    /// The current window bucket.
+    pub(crate) bucket: u64,
+    /// The expiry to give the bucket's hash, when this process has not.
+    pub(crate) expire_in: Option<Duration>,
+    /// Whether the earlier releases' hash still exists.
+    pub(crate) legacy: bool,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct PublishScript(Script);
 
@@ -89,25 +103,27 @@ impl PublishScript {
         Self(Script::new(SOURCE))
     }
 
-    /// Appends `events` with their ids recorded in window bucket `bucket`
-    /// (and looked up there and in the one before); `expire_in`, when set,
-    /// gives that bucket's hash its expiry.
+    /// Appends `events` with their ids recorded in the window bucket of
+    /// `ids` (and looked up there, in the one before and, while it exists,
+    /// in the earlier releases' hash).
     pub(crate) async fn run(
         &self,
         conn: &mut redis::aio::ConnectionManager,
         keys: &ordershop_topology::StreamKeys,
-        (bucket, expire_in): (u64, Option<Duration>),
+        ids: IdsPlan,
         events: &[NewEvent],
     ) -> Result<Vec<Stored>, StoreError> {
         let mut invocation = self.0.prepare_invoke();
         invocation
             .key(&keys.stream)
             .key(&keys.versions)
-            .key(keys.event_ids(bucket))
+            .key(keys.event_ids(ids.bucket))
             .key(&keys.head)
-            .key(keys.event_ids(bucket.saturating_sub(1)))
+            .key(keys.event_ids(ids.bucket.saturating_sub(1)))
+            .key(&keys.legacy_event_ids)
             .arg(events.len())
-            .arg(expire_in.map_or(0, |d| d.as_secs().max(1)));
+            .arg(ids.expire_in.map_or(0, |d| d.as_secs().max(1)))
+            .arg(if ids.legacy { "1" } else { "0" });
         for e in events {
             invocation
                 .arg(&e.event_id)

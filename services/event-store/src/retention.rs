@@ -9,7 +9,8 @@
 //! - the read model, which folds every topic into Redis: the events after
 //!   its checkpoint (none yet: the topic is kept whole);
 //! - every consumer group: its pending entries and what it has not been
-//!   delivered yet;
+//!   delivered yet; a subscription whose group does not exist yet holds
+//!   the topic whole;
 //! - the dead letters: a redrive rewinds a group to the entry one names.
 //!
 //! Entries older than the oldest of those go (`XTRIM MINID`). The same
@@ -127,29 +128,54 @@ async fn oldest_needed(
             return Ok(Err(format!("the read model has not folded {topic} yet")));
         }
     }
-    positions.extend(groups_need(conn, topic).await?);
+    // Dead letters before and after the groups: a redrive rewinds a group
+    // and then deletes its letter, and dead-lettering acks an entry and
+    // writes its letter at once; read in this order, every entry either
+    // still has its letter or is in its group's view.
+    positions.extend(dead_letters_need(conn, topic).await?);
+    match groups_need(conn, topic).await? {
+        Ok(needed) => positions.extend(needed),
+        Err(why) => return Ok(Err(why)),
+    }
     positions.extend(dead_letters_need(conn, topic).await?);
     Ok(Ok(positions.into_iter().min().unwrap_or(EntryId::ZERO)))
 }
 
 /// Per consumer group of the topic's stream, the oldest entry it still
 /// needs: its oldest pending entry, else the last one delivered to it
-/// (everything after is undelivered). None for a stream that does not
-/// exist.
+/// (everything after is undelivered). Or why the whole topic is needed: a
+/// subscription's group that does not exist yet would start at the first
+/// entry kept, missing what was trimmed. Nothing for a stream that does
+/// not exist.
 async fn groups_need(
     conn: &mut ConnectionManager,
     topic: &str,
-) -> Result<Vec<EntryId>, StoreError> {
+) -> Result<Result<Vec<EntryId>, String>, StoreError> {
     let stream = StreamKeys::new(topic).stream;
     let exists: bool = redis::cmd("EXISTS").arg(&stream).query_async(conn).await?;
     if !exists {
-        return Ok(Vec::new());
+        return Ok(Ok(Vec::new()));
     }
     let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
         .arg("GROUPS")
         .arg(&stream)
         .query_async(conn)
         .await?;
+    let subscribers = Role::ALL
+        .into_iter()
+        .filter(|role| role.subscriptions().iter().any(|s| s.topic == topic));
+    for subscriber in subscribers {
+        if !groups
+            .groups
+            .iter()
+            .any(|g| g.name == subscriber.service_name())
+        {
+            return Ok(Err(format!(
+                "the consumer group {} has not been created yet",
+                subscriber.service_name()
+            )));
+        }
+    }
     let mut needed = Vec::with_capacity(groups.groups.len());
     for group in groups.groups {
         let oldest = if group.pending > 0 {
@@ -171,7 +197,7 @@ async fn groups_need(
                 .unwrap_or(EntryId::ZERO),
         );
     }
-    Ok(needed)
+    Ok(Ok(needed))
 }
 
 /// The oldest entry a dead letter of the topic names: a redrive rewinds

@@ -8,7 +8,8 @@ use redis::{
 };
 
 use crate::{
-    NewEvent, Recorded, StartAt, StoreConfig, StoreError, Stored, publish_script::PublishScript,
+    NewEvent, Recorded, StartAt, StoreConfig, StoreError, Stored,
+    publish_script::{IdsPlan, PublishScript},
     validate,
 };
 
@@ -30,17 +31,53 @@ struct EventIdWindow {
     window: Duration,
     /// Per topic, the bucket whose hash this process last gave an expiry.
     expiring: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// Per topic, whether the earlier releases' hash existed when last
+    /// looked at, and when that was.
+    legacy: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, bool)>>,
 }
 
+/// How long whether the earlier releases' event-id hash exists is taken as
+/// known: it only ever goes away (expires), and an earlier release writing
+/// it again during a rolling upgrade is seen within this.
+const LEGACY_RECHECK: Duration = Duration::from_secs(30);
+
 impl EventIdWindow {
-    /// The current bucket, and the expiry to give its hash if this process
-    /// has not yet: two windows, so it outlives the bucket after it, in
-    /// which it is still looked up.
-    fn plan(&self, topic: &str) -> (u64, Option<Duration>) {
+    /// The current bucket, the expiry to give its hash if this process has
+    /// not yet (two windows, so it outlives the bucket after it, in which
+    /// it is still looked up), and whether the earlier releases' hash is
+    /// still there to look in.
+    async fn plan(
+        &self,
+        conn: &mut redis::aio::ConnectionManager,
+        topic: &str,
+        keys: &StreamKeys,
+    ) -> Result<IdsPlan, StoreError> {
         let bucket = current_bucket(self.window);
-        let expiring = self.expiring.lock().unwrap_or_else(|e| e.into_inner());
-        let set = expiring.get(topic) != Some(&bucket);
-        (bucket, set.then_some(self.window * 2))
+        let expire_in = {
+            let expiring = self.expiring.lock().unwrap_or_else(|e| e.into_inner());
+            (expiring.get(topic) != Some(&bucket)).then_some(self.window * 2)
+        };
+        let known = {
+            let legacy = self.legacy.lock().unwrap_or_else(|e| e.into_inner());
+            legacy
+                .get(topic)
+                .filter(|(at, _)| at.elapsed() < LEGACY_RECHECK)
+                .map(|(_, exists)| *exists)
+        };
+        let legacy = match known {
+            Some(exists) => exists,
+            None => {
+                let exists: bool = conn.exists(&keys.legacy_event_ids).await?;
+                let mut legacy = self.legacy.lock().unwrap_or_else(|e| e.into_inner());
+                legacy.insert(topic.to_owned(), (std::time::Instant::now(), exists));
+                exists
+            }
+        };
+        Ok(IdsPlan {
+            bucket,
+            expire_in,
+            legacy,
+        })
     }
 
     fn expiry_set(&self, topic: &str, bucket: u64) {
@@ -93,6 +130,7 @@ impl StreamStore {
             event_ids: Arc::new(EventIdWindow {
                 window: config.event_id_window,
                 expiring: Default::default(),
+                legacy: Default::default(),
             }),
             config,
         }
@@ -117,17 +155,14 @@ impl StreamStore {
         let keys = StreamKeys::new(topic);
         let mut conn = self.redis.conn();
         let started = std::time::Instant::now();
-        let (bucket, expire_in) = self.event_ids.plan(topic);
-        let outcome = self
-            .publish
-            .run(&mut conn, &keys, (bucket, expire_in), &events)
-            .await;
+        let ids = self.event_ids.plan(&mut conn, topic, &keys).await?;
+        let outcome = self.publish.run(&mut conn, &keys, ids, &events).await;
         // The script sets the expiry only when it appended something.
         let appended = outcome
             .as_ref()
             .is_ok_and(|stored| stored.iter().any(|s| !s.duplicate));
-        if appended && expire_in.is_some() {
-            self.event_ids.expiry_set(topic, bucket);
+        if appended && ids.expire_in.is_some() {
+            self.event_ids.expiry_set(topic, ids.bucket);
         }
         count_append(topic, started.elapsed(), &outcome);
         outcome
