@@ -21,6 +21,30 @@ async fn trim(infra: &support::Infra) -> TopicRetention {
     trim_topic(&mut redis.conn(), TOPIC).await.unwrap()
 }
 
+/// Delivers up to `count` new entries to the group `saga`.
+async fn deliver(infra: &support::Infra, stream: &str, count: usize) {
+    let count = count.to_string();
+    redis(
+        infra,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "saga",
+            "c1",
+            "COUNT",
+            &count,
+            "STREAMS",
+            stream,
+            ">",
+        ],
+    )
+    .await;
+}
+
+fn trimmed(before: EntryId, removed: u64) -> TopicRetention {
+    TopicRetention::Trimmed { before, removed }
+}
+
 fn held(outcome: TopicRetention) -> String {
     match outcome {
         TopicRetention::Held(why) => why,
@@ -104,29 +128,9 @@ async fn a_stream_is_trimmed_behind_its_oldest_reader_only() {
 
     // A consumer group with the first five entries pending holds them.
     redis(&infra, &["XGROUP", "CREATE", &keys.stream, "saga", "0"]).await;
-    redis(
-        &infra,
-        &[
-            "XREADGROUP",
-            "GROUP",
-            "saga",
-            "c1",
-            "COUNT",
-            "5",
-            "STREAMS",
-            &keys.stream,
-            ">",
-        ],
-    )
-    .await;
+    deliver(&infra, &keys.stream, 5).await;
     let first = EntryId::parse(&ids[0]).unwrap();
-    assert_eq!(
-        trim(&infra).await,
-        TopicRetention::Trimmed {
-            before: first,
-            removed: 0
-        }
-    );
+    assert_eq!(trim(&infra).await, trimmed(first, 0));
     // Nothing removed, no mark: readers from the start are served.
     assert_eq!(store.read_all(TOPIC, "").await.unwrap().0.len(), 10);
 
@@ -137,13 +141,7 @@ async fn a_stream_is_trimmed_behind_its_oldest_reader_only() {
     )
     .await;
     let fourth = EntryId::parse(&ids[3]).unwrap();
-    assert_eq!(
-        trim(&infra).await,
-        TopicRetention::Trimmed {
-            before: fourth,
-            removed: 3
-        }
-    );
+    assert_eq!(trim(&infra).await, trimmed(fourth, 3));
     let left = store.read_all(TOPIC, &ids[2]).await.unwrap().0;
     assert_eq!(
         left.iter().map(|r| r.entry_id.clone()).collect::<Vec<_>>(),
@@ -188,29 +186,14 @@ async fn a_stream_is_trimmed_behind_its_oldest_reader_only() {
     )
     .await;
     // The group is done with everything.
-    redis(
-        &infra,
-        &[
-            "XREADGROUP",
-            "GROUP",
-            "saga",
-            "c1",
-            "STREAMS",
-            &keys.stream,
-            ">",
-        ],
-    )
-    .await;
+    deliver(&infra, &keys.stream, 100).await;
     let mut ack = vec!["XACK", keys.stream.as_str(), "saga"];
     ack.extend(ids[3..].iter().map(String::as_str));
     redis(&infra, &ack).await;
     let sixth = EntryId::parse(&ids[5]).unwrap();
     assert_eq!(
         trim(&infra).await,
-        TopicRetention::Trimmed {
-            before: fourth,
-            removed: 0
-        },
+        trimmed(fourth, 0),
         "the oldest snapshot still needs the fourth"
     );
     redis(
@@ -225,10 +208,7 @@ async fn a_stream_is_trimmed_behind_its_oldest_reader_only() {
     .await;
     assert_eq!(
         trim(&infra).await,
-        TopicRetention::Trimmed {
-            before: sixth,
-            removed: 2
-        },
+        trimmed(sixth, 2),
         "the dead letter's entry stays"
     );
     redis(&infra, &["DEL", &keys.dead]).await;
@@ -236,13 +216,7 @@ async fn a_stream_is_trimmed_behind_its_oldest_reader_only() {
     // The mark never moves back, and trimming again removes nothing more.
     redis(&infra, &["SET", &keys.trimmed, "99999999999999-0"]).await;
     let seventh = EntryId::parse(&ids[6]).unwrap();
-    assert_eq!(
-        trim(&infra).await,
-        TopicRetention::Trimmed {
-            before: seventh,
-            removed: 1
-        }
-    );
+    assert_eq!(trim(&infra).await, trimmed(seventh, 1));
     let mark = redis(&infra, &["GET", &keys.trimmed]).await;
     assert_eq!(mark, redis::Value::BulkString(b"99999999999999-0".to_vec()));
 }
