@@ -76,6 +76,48 @@ async fn delete_entries(infra: &Infra, ids: &[String]) {
     assert_eq!(deleted, ids.len());
 }
 
+/// Publishes a customer created by someone else than the service (while it
+/// is down, or behind its back); returns the publish's answer.
+async fn publish_customer(infra: &Infra, name: &str) -> Vec<ordershop_client::Stored> {
+    infra
+        .clients_as(Role::Customer, "x")
+        .event_store
+        .publish(
+            "customer",
+            vec![ordershop_client::Append {
+                event_action: "entity_created".into(),
+                event_data:
+                    json!({"entity_id": name, "name": name, "email": format!("{name}@example.org")})
+                        .to_string(),
+                entity_id: name.into(),
+                expected_version: Some(0),
+                ..Default::default()
+            }],
+        )
+        .await
+        .unwrap()
+}
+
+/// What a retention pass does: the customer stream loses the entries
+/// before `before`, and its mark says so.
+async fn trim_customers_before(infra: &Infra, before: &str) {
+    let keys = ordershop_topology::StreamKeys::new("customer");
+    let mut redis = infra.cache().conn();
+    let _: () = redis::pipe()
+        .cmd("XTRIM")
+        .arg(&keys.stream)
+        .arg("MINID")
+        .arg(before)
+        .ignore()
+        .cmd("SET")
+        .arg(&keys.trimmed)
+        .arg(before)
+        .ignore()
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+}
+
 /// A shop whose customer service stored a snapshot holding Ann and Bob,
 /// and stopped.
 struct Shop {
@@ -125,23 +167,7 @@ async fn a_restart_starts_from_the_snapshot_and_reads_only_what_came_after() {
     // a retention trim would take it), Bob's stays as the snapshot's last.
     delete_entries(&infra, &entries[..1]).await;
     // And one event comes after the snapshot, while the service is down.
-    let cleo_reply = infra
-        .clients_as(Role::Customer, "x")
-        .event_store
-        .publish(
-            "customer",
-            vec![ordershop_client::Append {
-                event_action: "entity_created".into(),
-                event_data:
-                    json!({"entity_id": "cleo", "name": "cleo", "email": "cleo@example.org"})
-                        .to_string(),
-                entity_id: "cleo".into(),
-                expected_version: Some(0),
-                ..Default::default()
-            }],
-        )
-        .await
-        .unwrap();
+    let cleo_reply = publish_customer(&infra, "cleo").await;
     assert_eq!(cleo_reply.len(), 1);
 
     let service = infra.spawn_with(Role::Customer, "b", snapshotting());
@@ -217,21 +243,7 @@ async fn a_view_that_cannot_replay_a_trimmed_stream_refuses_to_start() {
     // Retention trimmed Ann's event (behind the snapshot, at Bob's), and
     // then Redis lost Bob's, the snapshot's last: the snapshot is unusable
     // and the stream cannot be replayed whole.
-    let mut redis = infra.cache().conn();
-    let keys = ordershop_topology::StreamKeys::new("customer");
-    let _: () = redis::pipe()
-        .cmd("XTRIM")
-        .arg(&keys.stream)
-        .arg("MINID")
-        .arg(&entries[1])
-        .ignore()
-        .cmd("SET")
-        .arg(&keys.trimmed)
-        .arg(&entries[1])
-        .ignore()
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    trim_customers_before(&infra, &entries[1]).await;
     delete_entries(&infra, &entries[1..]).await;
 
     // A view without Ann would answer as if she never existed: the service
@@ -265,39 +277,11 @@ async fn a_replica_that_retention_passed_restarts_from_the_snapshot() {
 
     // Two customers the view has not folded; retention then trims up to
     // the second (as it would behind another replica's snapshot).
-    let publisher = infra.clients_as(Role::Customer, "x").event_store;
     for name in ["cleo", "dora"] {
-        publisher
-            .publish(
-                "customer",
-                vec![ordershop_client::Append {
-                    event_action: "entity_created".into(),
-                    event_data: json!({"entity_id": name, "name": name, "email": format!("{name}@example.org")})
-                        .to_string(),
-                    entity_id: name.into(),
-                    expected_version: Some(0),
-                    ..Default::default()
-                }],
-            )
-            .await
-            .unwrap();
+        publish_customer(&infra, name).await;
     }
     let dora = customer_entries(&infra).await.pop().unwrap();
-    let keys = ordershop_topology::StreamKeys::new("customer");
-    let mut redis = infra.cache().conn();
-    let _: () = redis::pipe()
-        .cmd("XTRIM")
-        .arg(&keys.stream)
-        .arg("MINID")
-        .arg(&dora)
-        .ignore()
-        .cmd("SET")
-        .arg(&keys.trimmed)
-        .arg(&dora)
-        .ignore()
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    trim_customers_before(&infra, &dora).await;
 
     // Its next decision finds it cannot catch up by reading: the role ends
     // so that it restarts from the newest snapshot; the command stays
