@@ -105,6 +105,73 @@ async fn an_async_send_returns_at_once_and_the_response_can_be_awaited() {
     assert_eq!(again, reply);
 }
 
+/// During a rolling upgrade a waiter may be answered by an earlier
+/// release, which stored the response under the reply key and pushed `1`
+/// onto the signal list: the waiter still reads it there.
+#[tokio::test]
+async fn a_response_an_earlier_release_stored_is_still_read() {
+    let infra = support::infra().await;
+    let queue = infra.queue("c");
+    let channel = channel();
+    let id = queue.send(&channel, "{}", "").await.unwrap();
+    let keys = QueueKeys::new(&channel);
+    let mut conn = infra.redis_conn().await;
+    let () = redis::pipe()
+        .set_ex(format!("{}{id}", keys.reply_prefix), "{\"old\":true}", 60)
+        .ignore()
+        .rpush(format!("{}{id}", keys.signal_prefix), "1")
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let reply = queue
+        .await_response(&channel, &id, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(reply, "{\"old\":true}");
+}
+
+/// A message an earlier release sent is awaited by that release, which
+/// reads the reply key: it is answered there too.
+#[tokio::test]
+async fn a_message_an_earlier_release_sent_is_answered_the_way_it_waits() {
+    let infra = support::infra().await;
+    let channel = channel();
+    let keys = QueueKeys::new(&channel);
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut conn = infra.redis_conn().await;
+    let () = redis::pipe()
+        .hset(
+            &keys.messages,
+            &id,
+            r#"{"payload":"{\"old\":1}","idempotency_key":"","enqueued_at_ms":1}"#,
+        )
+        .ignore()
+        .lpush(&keys.waiting, &id)
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let echo = Echo::start(&infra, &channel);
+    let reply = infra
+        .queue("caller")
+        .await_response(&channel, &id, DEADLINE)
+        .await
+        .unwrap();
+    echo.stop().await;
+    assert_eq!(reply, r#"{"old":1}"#);
+    let stored: Option<String> = conn
+        .get(format!("{}{id}", keys.reply_prefix))
+        .await
+        .unwrap();
+    assert_eq!(stored.as_deref(), Some(r#"{"old":1}"#));
+    let signal: Vec<String> = conn
+        .lrange(format!("{}{id}", keys.signal_prefix), 0, -1)
+        .await
+        .unwrap();
+    assert_eq!(signal, ["1"]);
+}
+
 #[tokio::test]
 async fn a_consumer_that_dies_mid_message_loses_nothing_and_the_key_prevents_a_second_run() {
     let infra = support::infra().await;
@@ -280,6 +347,63 @@ async fn a_message_leased_too_often_without_an_answer_is_dead_lettered() {
     .await;
 }
 
+/// A message answered at its first delivery writes no delivery counter,
+/// and answering it leaves nothing of it but its response: the cheap path
+/// every message of a healthy shop takes.
+#[tokio::test]
+async fn an_answered_message_leaves_only_its_response() {
+    let infra = support::infra().await;
+    let channel = channel();
+    let echo = Echo::start(&infra, &channel);
+    let reply = infra
+        .queue("caller")
+        .call(&channel, "{\"n\":1}", "", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(reply, "{\"n\":1}");
+    echo.stop().await;
+    let keys = QueueKeys::new(&channel);
+    let mut conn = infra.redis_conn().await;
+    for key in [
+        &keys.messages,
+        &keys.attempts,
+        &keys.waiting,
+        &keys.inflight,
+        &keys.leases,
+    ] {
+        let exists: bool = conn.exists(key).await.unwrap();
+        assert!(!exists, "{key} is left behind");
+    }
+}
+
+/// Earlier releases counted deliveries in a hash of their own; the queue's
+/// housekeeping removes what is left there once the message is gone, and
+/// keeps the count of a message still pending.
+#[tokio::test]
+async fn housekeeping_empties_the_earlier_releases_attempts_hash() {
+    let infra = support::infra().await;
+    let channel = channel();
+    let pending = infra.queue("s").send(&channel, "{}", "").await.unwrap();
+    let keys = QueueKeys::new(&channel);
+    let mut conn = infra.redis_conn().await;
+    let gone = uuid::Uuid::new_v4().to_string();
+    let () = conn
+        .hset_multiple(&keys.attempts, &[(&gone, 2), (&pending, 1)])
+        .await
+        .unwrap();
+    eventually_async("the finished message's count removed", DEADLINE, || {
+        let mut conn = conn.clone();
+        let (attempts, gone) = (keys.attempts.clone(), gone.clone());
+        async move {
+            let left: bool = conn.hexists(&attempts, &gone).await.ok()?;
+            (!left).then_some(())
+        }
+    })
+    .await;
+    let kept: bool = conn.hexists(&keys.attempts, &pending).await.unwrap();
+    assert!(kept, "a pending message's count was removed");
+}
+
 #[tokio::test]
 async fn a_call_nobody_answers_times_out_with_deadline_exceeded() {
     let infra = support::infra().await;
@@ -448,12 +572,12 @@ async fn a_reply_is_kept_as_long_as_its_idempotency_key() {
         .unwrap();
     let keys = QueueKeys::new(&channel);
     let mut conn = infra.redis_conn().await;
-    let reply_key = format!("{}{id}", keys.reply_prefix);
+    let reply_list = format!("{}{id}", keys.signal_prefix);
     eventually_async("the reply", DEADLINE, || {
         let mut conn = conn.clone();
-        let reply_key = reply_key.clone();
+        let reply_list = reply_list.clone();
         async move {
-            let exists: bool = conn.exists(&reply_key).await.ok()?;
+            let exists: bool = conn.exists(&reply_list).await.ok()?;
             exists.then_some(())
         }
     })
@@ -462,7 +586,7 @@ async fn a_reply_is_kept_as_long_as_its_idempotency_key() {
         .pttl(format!("{}keep-me", keys.idempotency_prefix))
         .await
         .unwrap();
-    let reply_ttl: i64 = conn.pttl(&reply_key).await.unwrap();
+    let reply_ttl: i64 = conn.pttl(&reply_list).await.unwrap();
     // A retry just before the key expires must still find the reply, or it
     // gets the first message's id and then waits for a reply that is gone.
     assert!(

@@ -13,6 +13,10 @@ pub struct QueueConfig {
     pub reply_ttl: Duration,
     /// How often expired leases and due retries are moved back to waiting.
     pub reap_interval: Duration,
+    /// How often housekeeping looks for what is left of earlier releases'
+    /// attempts hashes: they only ever shrink, so a look on every pass
+    /// would be a command per channel four times a second for nothing.
+    pub sweep_interval: Duration,
     /// Lease given to an in-flight message found without one (the queue
     /// process died between taking it and leasing it).
     pub orphan_grace: Duration,
@@ -42,6 +46,7 @@ impl Default for QueueConfig {
             idempotency_window: Duration::from_secs(600),
             reply_ttl: Duration::from_secs(300),
             reap_interval: Duration::from_millis(250),
+            sweep_interval: Duration::from_secs(10),
             orphan_grace: Duration::from_secs(5),
             channels: Channels::Topology,
             max_waiting: 100_000,

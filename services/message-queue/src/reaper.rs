@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::QueueStore;
+use crate::{QueueStore, Reaped};
 
 /// Runs until `cancel` fires. Several queue replicas may reap at once: each
 /// step is one atomic script, so they cannot move a message twice.
@@ -17,8 +17,12 @@ pub async fn run(store: Arc<QueueStore>, cancel: CancellationToken) {
             _ = tick.tick() => {}
         }
         match store.reap().await {
-            Ok((0, 0)) => {}
-            Ok((requeued, due)) => {
+            Ok(Reaped {
+                requeued: 0,
+                due: 0,
+                ..
+            }) => {}
+            Ok(Reaped { requeued, due, .. }) => {
                 tracing::info!(requeued, due, "returned messages to their queues");
             }
             Err(err) => tracing::warn!(error = %err, "queue housekeeping failed; retrying"),

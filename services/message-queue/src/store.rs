@@ -7,6 +7,7 @@ use std::{
 use ordershop_metrics::families as metrics;
 use ordershop_redis::{Redis, Refusal, delivery_count};
 use ordershop_topology::{CHANNELS_SET, QueueKeys, Role};
+use redis::AsyncCommands;
 use tokio::time::Instant;
 
 use crate::{
@@ -23,6 +24,8 @@ pub struct QueueStore {
     /// Channels already registered in `queue:channels` by this process, so
     /// a send costs one round trip, not two.
     registered: Arc<Mutex<HashSet<String>>>,
+    /// When housekeeping last swept the earlier releases' attempts hashes.
+    last_sweep: Arc<Mutex<Option<Instant>>>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -39,6 +42,7 @@ impl QueueStore {
             scripts: Scripts::new(),
             config,
             registered: Arc::default(),
+            last_sweep: Arc::default(),
         }
     }
 
@@ -103,6 +107,7 @@ impl QueueStore {
         let keyed = !idempotency_key.is_empty();
         let now = now_ms();
         let envelope = serde_json::to_string(&Envelope {
+            signal_reply: true,
             keep_reply_until_ms: if keyed {
                 now.max(0) as u64 + window.as_millis() as u64
             } else {
@@ -188,14 +193,9 @@ impl QueueStore {
                 .key(&keys.inflight)
                 .key(&keys.leases)
                 .key(&keys.messages)
-                .key(&keys.attempts)
-                .key(&keys.dead)
-                .key(&keys.dead_reasons)
                 .arg(&id)
                 .arg(expiry)
-                .arg(self.config.max_attempts)
                 .arg(delivery_count::STRIDE)
-                .arg(delivery_count::DEAD_LETTERS_KEPT)
                 .invoke_async(&mut conn)
                 .await?;
             match body {
@@ -218,15 +218,9 @@ impl QueueStore {
                     }));
                 }
                 None => {
-                    metrics::QUEUE_DEAD_LETTERED
-                        .get_or_create(&metrics::dead_lettered(channel, "poison"))
-                        .inc();
-                    tracing::warn!(
-                        channel,
-                        id,
-                        attempt,
-                        "message dead-lettered: leased too often without an answer (its consumer crashed or hung each time)"
-                    );
+                    // Finished (acked, answered, dead-lettered) between
+                    // the move and the lease: nothing to deliver.
+                    tracing::debug!(channel, id, "message gone before its lease");
                     if Instant::now() >= deadline {
                         return Ok(None);
                     }
@@ -246,7 +240,6 @@ impl QueueStore {
             .key(&keys.inflight)
             .key(&keys.leases)
             .key(&keys.messages)
-            .key(&keys.attempts)
             .key(&keys.waiting)
             .key(&keys.delayed)
             .arg(id)
@@ -287,7 +280,6 @@ impl QueueStore {
             .key(&keys.delayed)
             .key(&keys.waiting)
             .key(&keys.dead)
-            .key(&keys.attempts)
             .key(&keys.dead_reasons)
             .key(&keys.messages)
             .arg(id)
@@ -331,12 +323,12 @@ impl QueueStore {
             .key(&keys.inflight)
             .key(&keys.leases)
             .key(&keys.messages)
-            .key(&keys.attempts)
             .key(format!("{}{id}", keys.reply_prefix))
             .key(format!("{}{id}", keys.signal_prefix))
             .arg(id)
             .arg(payload)
             .arg(self.config.reply_ttl.as_millis() as u64)
+            .arg(now_ms())
             .invoke_async(&mut conn)
             .await?;
         if outcome == 0 {
@@ -349,7 +341,8 @@ impl QueueStore {
 
     /// Waits for the response to message `id`. Waiting rotates the signal
     /// list onto itself (BLMOVE src src) instead of popping it, so a retried
-    /// caller and the original can both wait for the same response.
+    /// caller and the original can both wait for the same response; the
+    /// element it returns is the response (see `scripts::RESPOND`).
     pub async fn await_response(
         &self,
         channel: &str,
@@ -359,11 +352,10 @@ impl QueueStore {
         validate::channel(channel)?;
         validate::message_id(id)?;
         let keys = QueueKeys::new(channel);
-        let reply_key = format!("{}{id}", keys.reply_prefix);
         let signal_key = format!("{}{id}", keys.signal_prefix);
-        // No look for a stored reply first: the responder stores the reply
-        // and pushes the signal with the same TTL, so an answered message
-        // has a signal and the wait below returns at once.
+        // No look for a stored reply first: the responder pushes the reply
+        // onto the signal list, so an answered message's wait returns at
+        // once.
         let deadline = Instant::now() + timeout;
         loop {
             let Some(blocking) = self.redis.blocking_until(deadline).await else {
@@ -374,20 +366,25 @@ impl QueueStore {
             if remaining.is_zero() {
                 return Err(QueueError::Timeout(timeout));
             }
-            // The GET runs as soon as the wait returns, in the same round
-            // trip.
-            let mut pipe = redis::pipe();
-            pipe.cmd("BLMOVE")
-                .arg(&signal_key)
+            let mut cmd = redis::cmd("BLMOVE");
+            cmd.arg(&signal_key)
                 .arg(&signal_key)
                 .arg("RIGHT")
                 .arg("LEFT")
-                .arg(remaining.as_secs_f64().max(0.001))
-                .ignore()
-                .get(&reply_key);
-            let (reply,): (Option<String>,) = blocking.query_pipeline(&pipe).await?;
-            if let Some(reply) = reply {
-                return Ok(reply);
+                .arg(remaining.as_secs_f64().max(0.001));
+            let signal: Option<String> = blocking.query(&cmd).await?;
+            drop(blocking);
+            match signal.as_deref().map(Signal::parse) {
+                None => {}
+                Some(Signal::Reply(reply)) => return Ok(reply.to_owned()),
+                Some(Signal::Stored) => {
+                    let reply_key = format!("{}{id}", keys.reply_prefix);
+                    let mut conn = self.redis.conn();
+                    let reply: Option<String> = conn.get(&reply_key).await?;
+                    if let Some(reply) = reply {
+                        return Ok(reply);
+                    }
+                }
             }
         }
     }
@@ -436,18 +433,25 @@ impl QueueStore {
     }
 
     /// One housekeeping pass over every known channel, in one pipeline.
-    /// Returns (messages requeued after an expired lease, retries made due).
-    pub async fn reap(&self) -> Result<(u64, u64), QueueError> {
+    pub async fn reap(&self) -> Result<Reaped, QueueError> {
         let mut conn = self.redis.conn();
         let channels: Vec<String> = redis::cmd("SMEMBERS")
             .arg(CHANNELS_SET)
             .query_async(&mut conn)
             .await?;
         if channels.is_empty() {
-            return Ok((0, 0));
+            return Ok(Reaped::default());
         }
         let now = now_ms();
         let grace = now + self.config.orphan_grace.as_millis() as i64;
+        let sweep = {
+            let mut last = self.last_sweep.lock().expect("lock");
+            let due = last.is_none_or(|at| at.elapsed() >= self.config.sweep_interval);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
         let mut pipe = redis::pipe();
         for channel in &channels {
             let keys = QueueKeys::new(channel);
@@ -458,30 +462,77 @@ impl QueueStore {
                     .key(&keys.leases)
                     .key(&keys.delayed)
                     .key(&keys.waiting)
+                    .key(&keys.messages)
+                    .key(&keys.dead)
+                    .key(&keys.dead_reasons)
+                    .key(&keys.attempts)
                     .arg(now)
-                    .arg(grace),
+                    .arg(grace)
+                    .arg(self.config.max_attempts)
+                    .arg(delivery_count::STRIDE)
+                    .arg(delivery_count::DEAD_LETTERS_KEPT)
+                    .arg(u8::from(sweep)),
             );
         }
         // A script in a pipeline is not reloaded by itself; load it only when
         // Redis says it lacks it (after a restart), not on every pass.
-        let results: Vec<(u64, u64)> = match pipe.query_async(&mut conn).await {
+        let results: Vec<(u64, u64, u64)> = match pipe.query_async(&mut conn).await {
             Err(err) if err.code() == Some("NOSCRIPT") => {
                 self.scripts.reap.load_async(&mut conn).await?;
                 pipe.query_async(&mut conn).await?
             }
             other => other?,
         };
-        Ok(results
-            .into_iter()
-            .fold((0, 0), |(a, b), (x, y)| (a + x, b + y)))
+        let mut total = Reaped::default();
+        for (channel, (requeued, due, dead)) in channels.iter().zip(results) {
+            if dead > 0 {
+                metrics::QUEUE_DEAD_LETTERED
+                    .get_or_create(&metrics::dead_lettered(channel, "poison"))
+                    .inc_by(dead);
+                tracing::warn!(
+                    channel,
+                    dead,
+                    max_unanswered = self.config.max_attempts,
+                    "message(s) dead-lettered: leased too often without an answer (their consumer crashed or hung each time)"
+                );
+            }
+            total.requeued += requeued;
+            total.due += due;
+            total.dead_lettered += dead;
+        }
+        Ok(total)
     }
 }
 
-/// Keys the client library makes for its own retries (`auto:`) need only
-/// outlive those retries: a minute (an async send retries for seconds), plus
-/// however long a sync call keeps retrying while it waits for its answer.
-/// Keeping them for the whole window would cost a key per message for ten
-/// minutes.
+/// What one housekeeping pass did, over every channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reaped {
+    /// Messages put back after their lease ran out.
+    pub requeued: u64,
+    /// Retries whose pause was over, put back.
+    pub due: u64,
+    /// Messages dead-lettered because their leases ran out too often.
+    pub dead_lettered: u64,
+}
+
+/// What a waiter finds on a message's signal list.
+#[derive(Debug, PartialEq, Eq)]
+enum Signal<'a> {
+    /// The response itself (pushed with a leading `=`).
+    Reply(&'a str),
+    /// Earlier releases' `1`: the response is under the reply key.
+    Stored,
+}
+
+impl<'a> Signal<'a> {
+    fn parse(element: &'a str) -> Self {
+        match element.strip_prefix('=') {
+            Some(reply) => Self::Reply(reply),
+            None => Self::Stored,
+        }
+    }
+}
+
 /// A dead letter's reason is for people; a handler's error text is cut here.
 const MAX_REASON_CHARS: usize = 512;
 
@@ -491,6 +542,11 @@ fn fingerprint(payload: &str) -> String {
     sha1_smol::Sha1::from(payload).digest().to_string()
 }
 
+/// Keys the client library makes for its own retries (`auto:`) need only
+/// outlive those retries: a minute (an async send retries for seconds), plus
+/// however long a sync call keeps retrying while it waits for its answer.
+/// Keeping them for the whole window would cost a key per message for ten
+/// minutes.
 fn idempotency_window(config: &QueueConfig, key: &str, retry_span: Duration) -> Duration {
     if key.starts_with("auto:") {
         config.idempotency_window.min(AUTO_KEY_MARGIN + retry_span)
@@ -528,5 +584,19 @@ mod window_tests {
             ..QueueConfig::default()
         };
         assert_eq!(idempotency_window(&short, "auto:x", long), minute / 2);
+    }
+}
+
+#[cfg(test)]
+mod signal_tests {
+    use super::Signal;
+
+    #[test]
+    fn a_marked_element_is_the_reply_and_anything_else_points_to_the_reply_key() {
+        assert_eq!(Signal::parse("={\"a\":1}"), Signal::Reply("{\"a\":1}"));
+        // A reply that is itself "1" is told from the old signal by the mark.
+        assert_eq!(Signal::parse("=1"), Signal::Reply("1"));
+        assert_eq!(Signal::parse("="), Signal::Reply(""));
+        assert_eq!(Signal::parse("1"), Signal::Stored);
     }
 }

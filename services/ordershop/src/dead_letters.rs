@@ -233,13 +233,17 @@ async fn show_channel(
         ids.len()
     )?;
     for id in ids {
-        let (body, reason, count): (Option<String>, Option<String>, Option<u64>) = redis::pipe()
-            .hget(&keys.messages, &id)
+        // Earlier releases kept the counter in a hash of its own.
+        let ((body, count), reason, earlier_count): BodyReasonCounts = redis::pipe()
+            .cmd("HMGET")
+            .arg(&keys.messages)
+            .arg(&id)
+            .arg(QueueKeys::attempts_field(&id))
             .hget(&keys.dead_reasons, &id)
             .hget(&keys.attempts, &id)
             .query_async(conn)
             .await?;
-        let attempt = DeliveryCount::decode(count.unwrap_or(0)).attempt();
+        let attempt = DeliveryCount::decode(count.or(earlier_count).unwrap_or(0)).attempt();
         writeln!(
             out,
             "- {id}: after {attempt} deliveries\n  reason: {}\n  message: {}",
@@ -252,12 +256,18 @@ async fn show_channel(
     Ok(())
 }
 
+/// A dead letter's body and delivery counter (one `HMGET`), its reason,
+/// and the counter earlier releases kept in a hash of its own.
+type BodyReasonCounts = ((Option<String>, Option<u64>), Option<String>, Option<u64>);
+
 /// Moves the messages back to the front of the waiting list, with fresh
-/// delivery counts. KEYS: dead, messages, attempts, dead reasons, waiting.
-/// ARGV: id. Returns 1 redriven, 0 not dead, -1 body gone (dropped).
+/// delivery counts. KEYS: dead, messages, earlier releases' attempts, dead
+/// reasons, waiting. ARGV: id, its counter's field in messages. Returns 1
+/// redriven, 0 not dead, -1 body gone (dropped).
 const REDRIVE_MESSAGE: &str = r#"
 local id = ARGV[1]
 if redis.call('LREM', KEYS[1], 1, id) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[2])
 redis.call('HDEL', KEYS[3], id)
 redis.call('HDEL', KEYS[4], id)
 if redis.call('HEXISTS', KEYS[2], id) == 0 then return -1 end
@@ -291,6 +301,7 @@ async fn redrive_channel(
             .key(&keys.dead_reasons)
             .key(&keys.waiting)
             .arg(&id)
+            .arg(QueueKeys::attempts_field(&id))
             .invoke_async(conn)
             .await?;
         let said = match outcome {

@@ -75,6 +75,7 @@ async fn a_refused_message_is_listed_shown_and_redriven() {
     let shown = dead_letters(&infra, &["show", channel]);
     assert!(shown.contains(&id), "{shown}");
     assert!(shown.contains("reason: no such mailbox"), "{shown}");
+    assert!(shown.contains("after 1 deliveries"), "{shown}");
     assert!(shown.contains(r#"a@b.c"#), "{shown}");
 
     fixed.store(true, Ordering::SeqCst);

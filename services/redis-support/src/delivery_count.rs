@@ -13,7 +13,9 @@
 //! counter (`XPENDING`, settable with `XCLAIM … RETRYCOUNT`) and the queue's
 //! attempts field. A refusal rewrites it to `(refusals + 1) × STRIDE`, and
 //! each delivery adds one, so `raw / STRIDE` counts refusals and
-//! `raw % STRIDE` the deliveries since the last one. Tools that show the
+//! `raw % STRIDE` the deliveries since the last one. (The queue adds its
+//! one when a lease runs out rather than when it is taken, so a message
+//! answered at once never writes a counter; a lease reads it as one more.) Tools that show the
 //! raw counter (`redis-cli XPENDING`) show e.g. 3000001: three refusals,
 //! then one delivery.
 

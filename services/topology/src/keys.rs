@@ -91,9 +91,14 @@ pub struct QueueKeys {
     pub leases: String,
     /// Sorted set message id -> time it may be retried (unix ms).
     pub delayed: String,
-    /// Hash message id -> message JSON (payload, idempotency key, time).
+    /// Hash message id -> message JSON (payload, idempotency key, time),
+    /// and, for a message that was refused or whose lease ran out,
+    /// [`QueueKeys::attempts_field`] -> its delivery counter (refusals ×
+    /// STRIDE + leases run out since; `ordershop_redis::delivery_count`).
+    /// One hash, so finishing a message is one `HDEL` of both fields.
     pub messages: String,
-    /// Hash message id -> deliveries so far.
+    /// Earlier releases' hash message id -> deliveries so far, read by the
+    /// dead-letter tools and emptied by the queue's housekeeping.
     pub attempts: String,
     /// List of dead-lettered message ids (their bodies stay in `messages`).
     pub dead: String,
@@ -101,13 +106,26 @@ pub struct QueueKeys {
     pub dead_reasons: String,
     /// Prefix of idempotency keys (`<prefix><key>` -> message id).
     pub idempotency_prefix: String,
-    /// Prefix of reply keys (`<prefix><message id>` -> response JSON).
+    /// Prefix of earlier releases' reply keys (`<prefix><message id>` ->
+    /// response JSON); waiters still read one while such a release
+    /// answers during a rolling upgrade.
     pub reply_prefix: String,
-    /// Prefix of reply signal lists that waiters block on.
+    /// Prefix of the lists that waiters block on (`<prefix><message id>`):
+    /// one element, the response with a leading `=`.
     pub signal_prefix: String,
 }
 
+/// What a message id is suffixed with to name its delivery counter in
+/// [`QueueKeys::messages`] (ids are UUIDs: no id ends with it).
+pub const ATTEMPTS_FIELD_SUFFIX: &str = "#attempts";
+
 impl QueueKeys {
+    /// The field of [`QueueKeys::messages`] holding message `id`'s
+    /// delivery counter.
+    pub fn attempts_field(id: &str) -> String {
+        format!("{id}{ATTEMPTS_FIELD_SUFFIX}")
+    }
+
     pub fn new(channel: &str) -> Self {
         let tag = format!("queue:{{{channel}}}");
         Self {

@@ -13,8 +13,9 @@ mod roles;
 
 pub use entry_id::{EntryId, InvalidEntryId};
 pub use keys::{
-    CHANNELS_SET, QueueKeys, READ_MODEL_KEY_PATTERN, READ_MODEL_LAYOUT, ReadModelKeys, StreamKeys,
-    channel_name, dead_letter_stream, event_id_bucket, mail_sort_key, snapshot_key, stream_key,
+    ATTEMPTS_FIELD_SUFFIX, CHANNELS_SET, QueueKeys, READ_MODEL_KEY_PATTERN, READ_MODEL_LAYOUT,
+    ReadModelKeys, StreamKeys, channel_name, dead_letter_stream, event_id_bucket, mail_sort_key,
+    snapshot_key, stream_key,
 };
 pub use roles::{Role, Subscription};
 

@@ -24,6 +24,7 @@ pub async fn infra() -> Infra {
     let queue = QueueConfig {
         max_attempts: MAX_DELIVERIES,
         reap_interval: Duration::from_millis(50),
+        sweep_interval: Duration::from_millis(200),
         orphan_grace: Duration::from_millis(500),
         // These tests use channels of their own.
         channels: Channels::Any,
