@@ -69,6 +69,11 @@ async fn ranges_enums_and_name_length_are_enforced() {
             "must be an http:// URL of an OTLP/gRPC collector",
         ),
         (
+            "an event-id window under a minute",
+            "metadata: {name: g}\nspec: {retention: {eventIdWindowSeconds: 30}}",
+            "spec.retention.eventIdWindowSeconds",
+        ),
+        (
             "name longer than 40 characters",
             "metadata: {name: abcdefghij-abcdefghij-abcdefghij-abcdefghij}\nspec: {}",
             "metadata.name must be at most 40 characters",

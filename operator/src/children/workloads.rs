@@ -117,6 +117,15 @@ impl<'a> Workloads<'a> {
         if let Some(endpoint) = &self.shop.spec.tracing.otlp_endpoint {
             env.push(plain("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()));
         }
+        if role == Role::EventStore {
+            let retention = &self.shop.spec.retention;
+            if let Some(every) = retention.trim_streams_every_seconds {
+                env.push(plain("ORDERSHOP_TRIM_STREAMS_EVERY", every.to_string()));
+            }
+            if let Some(window) = retention.event_id_window_seconds {
+                env.push(plain("ORDERSHOP_EVENT_ID_WINDOW_SECS", window.to_string()));
+            }
+        }
         if uses_redis(role) {
             env.extend(self.redis.env(role));
         }
@@ -618,6 +627,31 @@ mod tests {
                 env(d)[OTLP].value.as_deref(),
                 Some("http://collector.observability:4317")
             );
+        }
+    }
+
+    #[test]
+    fn retention_is_handed_to_the_event_store_only() {
+        const TRIM: &str = "ORDERSHOP_TRIM_STREAMS_EVERY";
+        const WINDOW: &str = "ORDERSHOP_EVENT_ID_WINDOW_SECS";
+        for d in deployments(OrderShopSpec::default()).values() {
+            let env = env(d);
+            assert!(!env.contains_key(TRIM) && !env.contains_key(WINDOW));
+        }
+        let mut spec = OrderShopSpec::default();
+        spec.retention.trim_streams_every_seconds = Some(30);
+        spec.retention.event_id_window_seconds = Some(3600);
+        for (name, d) in deployments(spec) {
+            let env = env(&d);
+            if name == "shop-event-store" {
+                assert_eq!(env[TRIM].value.as_deref(), Some("30"));
+                assert_eq!(env[WINDOW].value.as_deref(), Some("3600"));
+            } else {
+                assert!(
+                    !env.contains_key(TRIM) && !env.contains_key(WINDOW),
+                    "{name}"
+                );
+            }
         }
     }
 

@@ -17,8 +17,8 @@ pub use spec::{
     AppendFsync, AutoscalingSpec, CaSecretRef, ConsumerServiceSpec, ExternalRedisSpec,
     GatewayAuthSpec, GatewayServiceType, GatewaySpec, GlobalAutoscalingSpec, ImageSpec,
     IngressSpec, LogFormat, LogSpec, MAX_EXTRA_ENV, NetworkPolicySpec, OrderShop, OrderShopSpec,
-    PullPolicy, RateLimitSpec, RedisSpec, RedisStorageSpec, SecretKeyRef, ServiceSpec, ServiceView,
-    ServicesSpec, TokenSecretRef, redis_storage_rule, reserved_env_rule,
+    PullPolicy, RateLimitSpec, RedisSpec, RedisStorageSpec, RetentionSpec, SecretKeyRef,
+    ServiceSpec, ServiceView, ServicesSpec, TokenSecretRef, redis_storage_rule, reserved_env_rule,
 };
 pub use status::{OrderShopStatus, RedisMode, RedisStatus, ServiceStatus, condition};
 

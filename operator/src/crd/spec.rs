@@ -105,6 +105,9 @@ pub struct OrderShopSpec {
     /// Traces of every service: one per order flow, exported over OTLP.
     #[serde(default)]
     pub tracing: TracingSpec,
+    /// How much history the event store keeps.
+    #[serde(default)]
+    pub retention: RetentionSpec,
     /// Stop reconciling: the operator leaves every child as it is.
     #[serde(default)]
     pub suspend: bool,
@@ -755,6 +758,29 @@ pub struct TracingSpec {
         validation = Rule::new("self.startsWith('http://') && self.size() > 7").message("must be an http:// URL of an OTLP/gRPC collector (https is not supported)")
     )]
     pub otlp_endpoint: Option<String>,
+}
+
+/// How much history the event store keeps (README: "Retention: streams
+/// trimmed behind their readers"). Unset, every event is kept forever and
+/// event ids are remembered for a day.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionSpec {
+    /// Every this many seconds, trim each topic's stream behind every
+    /// reader that still needs its entries: the views' snapshots, the read
+    /// model's checkpoint, the consumer groups, the dead letters. Unset:
+    /// streams keep every event. With it set, a view that cannot use its
+    /// snapshot can no longer be rebuilt by replaying; keep snapshots on
+    /// (the services' default) and `redis.appendFsync: always`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub trim_streams_every_seconds: Option<u32>,
+    /// How long a published event's id is remembered, so a retried publish
+    /// is stored once: at least this many seconds, at most twice that.
+    /// Unset: a day. Changing it forgets the ids stored before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 60))]
+    pub event_id_window_seconds: Option<u32>,
 }
 
 /// Log line format of the services.
