@@ -65,6 +65,11 @@ pub struct ViewSettings {
     pub snapshot_every: u64,
     /// How often the snapshot task looks at that count.
     pub snapshot_check: Duration,
+    /// At shutdown, how long storing a last snapshot (of what was folded
+    /// since the one before) may take; beyond it the role stops without.
+    /// Under Kubernetes' default 30 s grace, so a pod never gets killed
+    /// for it.
+    pub shutdown_snapshot_budget: Duration,
 }
 
 impl Default for ViewSettings {
@@ -76,6 +81,7 @@ impl Default for ViewSettings {
             idle_check: Duration::from_secs(1),
             snapshot_every: 20_000,
             snapshot_check: Duration::from_secs(5),
+            shutdown_snapshot_budget: Duration::from_secs(15),
         }
     }
 }
@@ -397,7 +403,10 @@ impl LiveView {
         Some(tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = cancel.cancelled() => return,
+                    _ = cancel.cancelled() => {
+                        view.snapshot_at_shutdown().await;
+                        return;
+                    }
                     _ = tokio::time::sleep(view.settings.snapshot_check) => {}
                 }
                 // A snapshot costs about what serializing every entry does;
@@ -420,6 +429,26 @@ impl LiveView {
                 }
             }
         }))
+    }
+
+    /// A last snapshot of what was folded since the one before, so the
+    /// next start (a rolling update, a scale-down and up again) replays
+    /// nothing. None when nothing was folded since, or when the view was
+    /// found ahead of the store (Redis lost writes, or retention passed
+    /// it): then this view is what must not be kept.
+    async fn snapshot_at_shutdown(self: &Arc<Self>) {
+        if self.since_snapshot.load(Ordering::Relaxed) == 0 || self.behind_store.is_cancelled() {
+            return;
+        }
+        match tokio::time::timeout(self.settings.shutdown_snapshot_budget, self.snapshot()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(name = %self.name, error = %err, "storing a snapshot at shutdown failed; the next start replays what came after the last one");
+            }
+            Err(_) => {
+                tracing::warn!(name = %self.name, budget = ?self.settings.shutdown_snapshot_budget, "storing a snapshot at shutdown took too long; the next start replays what came after the last one");
+            }
+        }
     }
 
     /// Stores a snapshot of the view as it is now. The view is locked only

@@ -183,6 +183,45 @@ async fn a_restart_starts_from_the_snapshot_and_reads_only_what_came_after() {
     service.stop().await;
 }
 
+/// A service stopping stores a snapshot of what it folded since its last
+/// one, so its next start replays nothing, however far from due the next
+/// periodic snapshot was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_service_stores_what_it_folded_since_its_last_snapshot() {
+    let infra = Infra::start().await;
+    let api = infra.api();
+    let owner = infra.clients_as(Role::Customer, "a").event_store;
+    let base = settings();
+    let rarely = Settings {
+        view: ViewSettings {
+            snapshot_every: 1_000_000,
+            snapshot_check: Duration::from_millis(50),
+            ..base.view.clone()
+        },
+        ..base
+    };
+    let service = infra.spawn_with(Role::Customer, "a", rarely);
+    service.ready().await;
+    customer(&api, "ann").await;
+    customer(&api, "bob").await;
+    assert!(
+        owner
+            .get_snapshot("customer-service")
+            .await
+            .unwrap()
+            .is_none(),
+        "no snapshot was due yet"
+    );
+    let head = customer_entries(&infra).await.pop().unwrap();
+    service.stop().await;
+    let snapshot = owner
+        .get_snapshot("customer-service")
+        .await
+        .unwrap()
+        .expect("a snapshot stored at shutdown");
+    assert_eq!(snapshot.positions.get("customer"), Some(&head));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_of_events_the_store_lost_is_replaced_by_a_replay() {
     let Shop {

@@ -155,7 +155,10 @@ pub(crate) async fn run(args: LocalArgs) -> anyhow::Result<()> {
         );
         supervisor.watch(&shutdown).await;
     }
-    supervisor.stop_all(Duration::from_secs(5)).await;
+    // Long enough for a service to store the snapshot it takes at
+    // shutdown (`ViewSettings::shutdown_snapshot_budget`, 15 s); a service
+    // with nothing to store stops at once.
+    supervisor.stop_all(Duration::from_secs(20)).await;
     if let Some(redis) = local_redis {
         redis.stop().await;
     }
