@@ -15,10 +15,15 @@ use support::{Api, DEADLINE, Infra, settings};
 
 /// A snapshot after every event, looked for every 50 ms.
 fn snapshotting() -> Settings {
+    snapshots_every(1)
+}
+
+/// A snapshot due after `events` events, looked for every 50 ms.
+fn snapshots_every(events: u64) -> Settings {
     let base = settings();
     Settings {
         view: ViewSettings {
-            snapshot_every: 1,
+            snapshot_every: events,
             snapshot_check: Duration::from_millis(50),
             ..base.view.clone()
         },
@@ -191,16 +196,7 @@ async fn a_stopping_service_stores_what_it_folded_since_its_last_snapshot() {
     let infra = Infra::start().await;
     let api = infra.api();
     let owner = infra.clients_as(Role::Customer, "a").event_store;
-    let base = settings();
-    let rarely = Settings {
-        view: ViewSettings {
-            snapshot_every: 1_000_000,
-            snapshot_check: Duration::from_millis(50),
-            ..base.view.clone()
-        },
-        ..base
-    };
-    let service = infra.spawn_with(Role::Customer, "a", rarely);
+    let service = infra.spawn_with(Role::Customer, "a", snapshots_every(1_000_000));
     service.ready().await;
     customer(&api, "ann").await;
     customer(&api, "bob").await;
