@@ -21,6 +21,7 @@ mod acks;
 mod backoff;
 mod clients;
 mod connect;
+mod consume;
 mod error;
 mod event_store;
 mod follow;

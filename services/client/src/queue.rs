@@ -54,9 +54,9 @@ impl ServeOptions {
 /// Client of the message queue.
 #[derive(Debug, Clone)]
 pub struct Queue {
-    client: MessageQueueClient<Transport>,
+    pub(crate) client: MessageQueueClient<Transport>,
     channel: Channel,
-    consumer: String,
+    pub(crate) consumer: String,
 }
 
 impl Queue {
@@ -175,14 +175,7 @@ impl Queue {
         let mut request = tonic::Request::new(request);
         request.set_timeout(wait + RPC_MARGIN);
         let reply = client.receive(request).await?.into_inner();
-        Ok(reply.message.map(|m| Message {
-            id: m.id,
-            channel: m.channel,
-            payload: m.payload,
-            attempt: m.attempt,
-            idempotency_key: m.idempotency_key,
-            traceparent: m.traceparent,
-        }))
+        Ok(reply.message.map(Message::from))
     }
 
     pub async fn ack(&self, channel: &str, message_id: &str) -> Result<(), ClientError> {
@@ -241,10 +234,13 @@ impl Queue {
         .map(|_| ())
     }
 
-    /// Serves a channel until `cancel` fires: `concurrency` loops each
-    /// receive a message, run `handler`, then respond (`Ok(Some(json))`),
-    /// ack (`Ok(None)`) or nack (`Err`). A stop waits for handlers in
-    /// progress; a message received as the stop comes is still handled.
+    /// Serves a channel until `cancel` fires: up to `concurrency` handlers
+    /// at once each get a message, run `handler`, then respond
+    /// (`Ok(Some(json))`), ack (`Ok(None)`) or nack (`Err`). Messages and
+    /// outcomes travel on one streaming consume (see `consume`); a queue
+    /// without it is served by `concurrency` receive loops. A stop waits
+    /// for handlers in progress; a message received as the stop comes is
+    /// still handled.
     pub fn serve<H, Fut>(
         &self,
         options: ServeOptions,
@@ -253,21 +249,16 @@ impl Queue {
     ) -> Vec<JoinHandle<()>>
     where
         H: Fn(Message) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Option<String>, HandlerError>> + Send,
+        Fut: Future<Output = Result<Option<String>, HandlerError>> + Send + 'static,
     {
-        let handler = Arc::new(handler);
-        (0..options.concurrency.max(1))
-            .map(|_| {
-                let queue = self.clone();
-                let options = options.clone();
-                let cancel = cancel.clone();
-                let handler = handler.clone();
-                tokio::spawn(async move { queue.serve_loop(options, cancel, handler).await })
-            })
-            .collect()
+        let queue = self.clone();
+        let task = crate::consume::serve(queue, options, cancel, Arc::new(handler));
+        vec![tokio::spawn(task)]
     }
 
-    async fn serve_loop<H, Fut>(
+    /// One of the receive loops that serve a queue without a streaming
+    /// consume (an earlier release's).
+    pub(crate) async fn serve_loop<H, Fut>(
         &self,
         options: ServeOptions,
         cancel: CancellationToken,
@@ -317,15 +308,33 @@ impl Queue {
             }
             .instrument(span)
             .await;
-            match outcome {
-                Ok(()) => {}
-                Err(err) if err.code() == Code::NotFound => {
-                    tracing::debug!(channel = %options.channel, id, "message finished after its lease ran out");
-                }
-                Err(err) => {
-                    tracing::warn!(channel = %options.channel, id, error = %err, "could not finish message; it will be redelivered");
-                }
-            }
+            log_finish(&options.channel, &id, outcome);
+        }
+    }
+}
+
+/// What became of a message's outcome, when it went wrong.
+pub(crate) fn log_finish(channel: &str, id: &str, finished: Result<(), ClientError>) {
+    match finished {
+        Ok(()) => {}
+        Err(err) if err.code() == Code::NotFound => {
+            tracing::debug!(%channel, id, "message finished after its lease ran out");
+        }
+        Err(err) => {
+            tracing::warn!(%channel, id, error = %err, "could not finish message; it will be redelivered");
+        }
+    }
+}
+
+impl From<pb::Message> for Message {
+    fn from(m: pb::Message) -> Self {
+        Message {
+            id: m.id,
+            channel: m.channel,
+            payload: m.payload,
+            attempt: m.attempt,
+            idempotency_key: m.idempotency_key,
+            traceparent: m.traceparent,
         }
     }
 }

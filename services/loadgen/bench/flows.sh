@@ -4,7 +4,8 @@
 # drift hits both alike), a fresh `ordershop local`, then
 # `ordershop-loadgen --clients CLIENTS --duration DURATION`; Redis's
 # `INFO commandstats` and the CPU time of every process of the shop (its
-# Redis included, from /proc) are read before and after.
+# Redis included, from /proc) are read before and, once the queues and
+# consumer groups are empty again, after.
 #
 #   cargo build --release -p ordershop -p ordershop-loadgen
 #   services/loadgen/bench/flows.sh [ROUNDS] [OTHER_BUILD_DIR] [CLIENTS] [DURATION]
@@ -47,6 +48,46 @@ print(total / os.sysconf("SC_CLK_TCK"))
 PY
 }
 
+# Waits (at most 2 minutes) until the work the flows caused is done: no
+# queue message waiting, leased or delayed, no event a consumer group has
+# not read or acked. Mails lag the flows under load; without this the
+# commands and CPU of a build that keeps up would count more than another's.
+# The commands it sends itself are written to FILE, to be left out.
+settle() {
+  python3 - "$1" "$2" <<'PY'
+import collections, json, subprocess, sys, time
+port, sent = sys.argv[1], collections.Counter()
+def cli(*args):
+    sent[args[0].lower()] += 1
+    out = subprocess.run(["redis-cli", "-p", port, *args], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.split("\n") if line]
+def left():
+    total = 0
+    # One KEYS per look, so what this sends is counted exactly; the
+    # keyspace of a bench run is small.
+    for key in cli("KEYS", "queue:*"):
+        if key.endswith((":waiting", ":inflight")):
+            total += int(cli("LLEN", key)[0])
+        elif key.endswith(":delayed"):
+            total += int(cli("ZCARD", key)[0])
+    for key in cli("KEYS", "events:*"):
+        if cli("TYPE", key)[0] != "stream":
+            continue
+        info = cli("XINFO", "GROUPS", key)
+        for i, field in enumerate(info[:-1]):
+            if field in ("pending", "lag") and info[i + 1].isdigit():
+                total += int(info[i + 1])
+    return total
+deadline, quiet = time.time() + 120, 0
+while time.time() < deadline and quiet < 2:
+    quiet = quiet + 1 if left() == 0 else 0
+    time.sleep(0.25)
+if quiet < 2:
+    print(f"(work still pending after 2 minutes: {left()})", file=sys.stderr)
+json.dump(sent, open(sys.argv[2], "w"))
+PY
+}
+
 echo "| build | round | flows | failed | flows/s | p99 ms | Redis commands/flow | CPU ms/flow | top commands per flow |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
 for round in $(seq 1 "$rounds"); do
@@ -59,6 +100,7 @@ for round in $(seq 1 "$rounds"); do
     cpu_before=$(tree_cpu "$shop")
     "$bin/ordershop-loadgen" --url "$url" --clients "$clients" \
       --duration "$duration" --format json >"$data.json" || echo "(the load run reported a failed check)"
+    settle "$port" "$data.settle"
     cpu_after=$(tree_cpu "$shop")
     redis-cli -p "$port" INFO commandstats >"$data.after"
     python3 - "$name" "$round" "$data" "$cpu_before" "$cpu_after" <<'PY'
@@ -72,7 +114,9 @@ def calls(path):
             out[m.group(1)] = int(m.group(2))
     return out
 before, after = calls(data + ".before"), calls(data + ".after")
-delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
+ours = json.load(open(data + ".settle"))
+delta = {k: v - before.get(k, 0) - ours.get(k, 0) for k, v in after.items()}
+delta = {k: v for k, v in delta.items() if v > 0}
 run = json.load(open(data + ".json"))["runs"][0]
 flows = max(run["flows_shipped"], 1)
 top = sorted(delta.items(), key=lambda kv: -kv[1])[:int(os.environ.get("ORDERSHOP_BENCH_TOP", "8"))]

@@ -7,11 +7,17 @@ use ordershop_proto::queue::v1::{
     self as pb,
     message_queue_server::{MessageQueue, MessageQueueServer},
 };
-use tonic::{Request, Response, Status, service::interceptor::InterceptedService};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming, service::interceptor::InterceptedService};
 
 use ordershop_redis::Refusal;
 
-use crate::{Message, QueueStore};
+use crate::{
+    Message, QueueStore,
+    consume::{self, Session},
+    validate,
+};
 
 const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -23,11 +29,14 @@ const MAX_LEASE: Duration = Duration::from_secs(3600);
 #[derive(Debug, Clone)]
 pub struct MessageQueueService {
     store: Arc<QueueStore>,
+    /// Ends the pushing of every open Consume stream, so a graceful server
+    /// stop is not held up by consumers that never leave.
+    shutdown: CancellationToken,
 }
 
 impl MessageQueueService {
-    pub fn new(store: Arc<QueueStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<QueueStore>, shutdown: CancellationToken) -> Self {
+        Self { store, shutdown }
     }
 
     /// The service behind `auth`: every call is authenticated first and
@@ -69,6 +78,36 @@ impl From<Message> for pb::Message {
 
 #[tonic::async_trait]
 impl MessageQueue for MessageQueueService {
+    type ConsumeStream = ReceiverStream<consume::Pushed>;
+
+    async fn consume(
+        &self,
+        request: Request<Streaming<pb::ConsumeRequest>>,
+    ) -> Result<Response<Self::ConsumeStream>, Status> {
+        let caller = Caller::of(&request)?;
+        let mut inbound = request.into_inner();
+        let Some(pb::ConsumeRequest {
+            kind: Some(pb::consume_request::Kind::Open(open)),
+        }) = inbound.message().await?
+        else {
+            return Err(Status::invalid_argument(
+                "a Consume stream opens with ConsumeOpen",
+            ));
+        };
+        caller.may_serve(&open.channel)?;
+        validate::channel(&open.channel)?;
+        let session = Session {
+            channel: open.channel,
+            consumer: open.consumer,
+            lease: millis(open.lease_ms, DEFAULT_LEASE, MAX_LEASE),
+            wait: millis(open.wait_ms, DEFAULT_WAIT, MAX_WAIT),
+            max_in_flight: open.max_in_flight,
+        };
+        tracing::debug!(channel = %session.channel, consumer = %session.consumer, "consuming");
+        let pushed = consume::start(self.store.clone(), session, inbound, &self.shutdown);
+        Ok(Response::new(ReceiverStream::new(pushed)))
+    }
+
     async fn send(
         &self,
         request: Request<pb::SendRequest>,

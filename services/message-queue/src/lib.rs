@@ -10,6 +10,7 @@
 #![deny(warnings)]
 
 pub mod config;
+pub mod consume;
 pub mod error;
 pub mod grpc;
 mod model;

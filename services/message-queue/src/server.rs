@@ -25,7 +25,7 @@ pub async fn run(
 ) -> Result<(), serving::ServeError> {
     let store = Arc::new(QueueStore::new(redis.clone(), config));
     tokio::spawn(reaper::run(store.clone(), shutdown.clone()));
-    let service = MessageQueueService::new(store);
+    let service = MessageQueueService::new(store, shutdown.clone());
     let routes = Routes::new(service.into_server(auth));
     serving::run(listener, Some(routes), tls, shutdown, move || {
         let redis = redis.clone();
