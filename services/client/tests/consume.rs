@@ -5,34 +5,26 @@ mod support;
 
 use std::{
     collections::HashSet,
-    convert::Infallible,
-    pin::Pin,
     sync::{Arc, Mutex},
-    task::{Context, Poll},
     time::Duration,
 };
 
 use ordershop_client::{Credentials, Queue, ServeOptions};
 use ordershop_grpc_auth::{Authenticator, GrpcKey};
-use ordershop_message_queue::{QueueConfig, QueueStore, grpc::MessageQueueService};
+use ordershop_message_queue::QueueConfig;
 use ordershop_proto::queue::v1::{
     self as pb, consume_request::Kind as Out, consume_response::Kind as In,
     message_queue_client::MessageQueueClient, outcome::Result as Res,
 };
 use ordershop_redis::Redis;
-use ordershop_testkit::{Infra, RedisServer, eventually_async};
+use ordershop_testkit::{Infra, RedisServer, earlier_release::queue_without, eventually_async};
 use ordershop_topology::{QueueKeys, Role};
 use redis::AsyncCommands;
 use support::unique;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::{
-    Code, Streaming,
-    codegen::{Service, http},
-    server::NamedService,
-    transport::Channel,
-};
+use tonic::{Code, Streaming, transport::Channel};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -345,65 +337,15 @@ async fn a_stop_hands_every_pushed_message_to_its_handler_and_strands_none() {
     assert_eq!(handled + waiting(&infra, &channel).await, 40);
 }
 
-/// A queue of an earlier release: everything but `Consume`.
-#[derive(Clone)]
-struct WithoutConsume<S>(S);
-
-impl<S: NamedService> NamedService for WithoutConsume<S> {
-    const NAME: &'static str = S::NAME;
-}
-
-type Answer = http::Response<tonic::body::Body>;
-
-impl<S, B> Service<http::Request<tonic::body::Body>> for WithoutConsume<S>
-where
-    S: Service<http::Request<tonic::body::Body>, Response = http::Response<B>, Error = Infallible>,
-    S::Future: Send + 'static,
-    B: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
-    B::Error: Into<tonic::codegen::StdError>,
-{
-    type Response = Answer;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Answer, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        if request.uri().path().ends_with("/Consume") {
-            return Box::pin(async {
-                Ok(tonic::Status::unimplemented("no such method").into_http())
-            });
-        }
-        let answer = self.0.call(request);
-        Box::pin(async move { Ok(answer.await?.map(tonic::body::Body::new)) })
-    }
-}
-
 #[tokio::test]
 async fn a_queue_without_the_streaming_consume_is_served_by_receive_calls() {
     let redis = RedisServer::start();
-    let store = QueueStore::new(
-        Redis::open(redis.url()).unwrap(),
-        QueueConfig {
-            channels: ordershop_message_queue::Channels::Any,
-            ..QueueConfig::default()
-        },
-    );
     let shutdown = CancellationToken::new();
-    let service = MessageQueueService::new(Arc::new(store), shutdown.clone())
-        .into_server(Authenticator::new(None::<GrpcKey>));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(WithoutConsume(service))
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener),
-                shutdown.clone().cancelled_owned(),
-            ),
-    );
+    let config = QueueConfig {
+        channels: ordershop_message_queue::Channels::Any,
+        ..QueueConfig::default()
+    };
+    let url = queue_without("Consume", redis.url(), config, shutdown.clone()).await;
     let raw = RawStream::open(&url, Credentials::none(), open("svc.work", 1)).await;
     assert_eq!(raw.err().map(|e| e.code()), Some(Code::Unimplemented));
 
@@ -412,7 +354,32 @@ async fn a_queue_without_the_streaming_consume_is_served_by_receive_calls() {
     let caller = Queue::connect(&url, "caller").unwrap();
     serve_and_call(queue, caller, &channel, 2, 20).await;
     shutdown.cancel();
-    let _ = server.await;
+}
+
+/// A queue server on `addr` until `shutdown`: the address of a queue that
+/// just stopped is taken again as soon as the system frees it.
+async fn queue_at(
+    addr: std::net::SocketAddr,
+    redis_url: &str,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<Result<(), ordershop_proto::serving::ServeError>> {
+    let listener = loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => break listener,
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    tokio::spawn(ordershop_message_queue::server::run(
+        listener,
+        Redis::open(redis_url).unwrap(),
+        QueueConfig {
+            channels: ordershop_message_queue::Channels::Any,
+            ..QueueConfig::default()
+        },
+        shutdown,
+        Authenticator::new(None::<GrpcKey>),
+        None,
+    ))
 }
 
 #[tokio::test]
@@ -422,31 +389,8 @@ async fn a_consumer_reopens_its_stream_when_the_queue_restarts_and_loses_nothing
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let url = format!("http://{addr}");
-    let start = |shutdown: CancellationToken| {
-        let redis_url = redis.url().to_owned();
-        async move {
-            let listener = loop {
-                // The port of the queue that just stopped: free again soon.
-                match tokio::net::TcpListener::bind(addr).await {
-                    Ok(listener) => break listener,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                }
-            };
-            tokio::spawn(ordershop_message_queue::server::run(
-                listener,
-                Redis::open(&redis_url).unwrap(),
-                QueueConfig {
-                    channels: ordershop_message_queue::Channels::Any,
-                    ..QueueConfig::default()
-                },
-                shutdown,
-                Authenticator::new(None::<GrpcKey>),
-                None,
-            ))
-        }
-    };
     let first = CancellationToken::new();
-    let first_server = start(first.clone()).await;
+    let first_server = queue_at(addr, redis.url(), first.clone()).await;
     let channel = channel();
     let handled = Arc::new(Mutex::new(HashSet::new()));
     let sink = handled.clone();
@@ -479,7 +423,7 @@ async fn a_consumer_reopens_its_stream_when_the_queue_restarts_and_loses_nothing
     first.cancel();
     let _ = first_server.await;
     let second = CancellationToken::new();
-    let second_server = start(second.clone()).await;
+    let second_server = queue_at(addr, redis.url(), second.clone()).await;
     for n in 10..20 {
         sender.send(&channel, &n.to_string(), "").await.unwrap();
     }

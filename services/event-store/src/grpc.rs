@@ -103,6 +103,10 @@ fn new_event(append: pb::Append) -> NewEvent {
 type DeliveryStream = Pin<Box<dyn Stream<Item = Result<pb::Delivery, Status>> + Send>>;
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<pb::SnapshotChunk, Status>> + Send>>;
 type PageStream = Pin<Box<dyn Stream<Item = Result<pb::FollowPage, Status>> + Send>>;
+type AckAnswers = Pin<Box<dyn Stream<Item = Result<pb::AckStreamResponse, Status>> + Send>>;
+/// Batches of one ack stream finished at once; answers still go out in
+/// order.
+const ACKS_AT_ONCE: usize = 16;
 
 #[tonic::async_trait]
 impl EventStore for EventStoreService {
@@ -186,6 +190,51 @@ impl EventStore for EventStoreService {
         Ok(Response::new(pb::AckResponse {
             acknowledged: acknowledged as u32,
         }))
+    }
+
+    type AckStreamStream = AckAnswers;
+
+    /// An `Ack` call per batch cost more CPU than the `XACK` it carries;
+    /// a subscriber's acks go on one stream instead.
+    async fn ack_stream(
+        &self,
+        request: Request<tonic::Streaming<pb::AckRequest>>,
+    ) -> Result<Response<Self::AckStreamStream>, Status> {
+        let caller = Caller::of(&request)?;
+        let store = self.store.clone();
+        let answers = request
+            .into_inner()
+            // A broken stream ends the answers: the subscriber acks what
+            // is left by calls.
+            .map_while(Result::ok)
+            .map(move |req| {
+                let store = store.clone();
+                async move {
+                    let acked = match caller.may_consume(&req.group, [req.topic.as_str()]) {
+                        Ok(()) => store
+                            .ack(&req.topic, &req.group, &req.entry_ids)
+                            .await
+                            .map_err(Status::from),
+                        Err(refused) => Err(refused),
+                    };
+                    Ok(match acked {
+                        Ok(acknowledged) => pb::AckStreamResponse {
+                            acknowledged: acknowledged as u32,
+                            code: Code::Ok as i32,
+                            error: String::new(),
+                        },
+                        Err(status) => pb::AckStreamResponse {
+                            acknowledged: 0,
+                            code: status.code() as i32,
+                            error: status.message().to_owned(),
+                        },
+                    })
+                }
+            });
+        Ok(Response::new(Box::pin(futures::StreamExt::buffered(
+            answers,
+            ACKS_AT_ONCE,
+        ))))
     }
 
     async fn nack(

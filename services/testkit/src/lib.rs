@@ -7,6 +7,7 @@
 //! says how to install it; tests never skip.
 #![deny(warnings)]
 
+pub mod earlier_release;
 mod infra;
 mod poll;
 mod ports;
