@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Streaming};
 
-use crate::{Transport, event_store::ack_entries};
+use crate::{Transport, consume::CALLS_BEFORE_RETRYING_THE_STREAM, event_store::ack_entries};
 
 /// How long the stream may take to answer a round of batches before they
 /// go by calls.
@@ -90,7 +90,7 @@ async fn send_batches(
     let mut stream = AckStream {
         client: client.clone(),
         open: None,
-        unsupported: false,
+        unsupported: None,
     };
     while let Some(first) = rx.recv().await {
         let mut batches: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
@@ -157,8 +157,9 @@ fn report(topic: &str, group: &str, outcome: Result<(), Code>, error: &str) {
 struct AckStream {
     client: EventStoreClient<Transport>,
     open: Option<Open>,
-    /// The event store has no `AckStream`: calls only, from then on.
-    unsupported: bool,
+    /// When the event store was found without `AckStream`: calls only,
+    /// until it is tried again (a rolling upgrade may have replaced it).
+    unsupported: Option<tokio::time::Instant>,
 }
 
 struct Open {
@@ -206,7 +207,10 @@ impl AckStream {
     }
 
     async fn take_or_open(&mut self) -> Option<Open> {
-        if self.unsupported {
+        if self
+            .unsupported
+            .is_some_and(|since| since.elapsed() < CALLS_BEFORE_RETRYING_THE_STREAM)
+        {
             return None;
         }
         if let Some(open) = self.open.take() {
@@ -220,8 +224,8 @@ impl AckStream {
                 answers: answers.into_inner(),
             }),
             Err(status) if status.code() == Code::Unimplemented => {
-                tracing::info!("the event store has no ack stream; acking by calls");
-                self.unsupported = true;
+                tracing::info!("the event store has no ack stream; acking by calls for a while");
+                self.unsupported = Some(tokio::time::Instant::now());
                 None
             }
             Err(status) => {

@@ -25,6 +25,12 @@ use tracing::Instrument;
 
 use crate::{Backoff, ClientError, HandlerError, Message, Queue, ServeOptions};
 
+/// How long a client that found a server without one of its streams (an
+/// earlier release) uses calls before it tries the stream again: during a
+/// rolling upgrade the next connection may reach a server that has it.
+pub(crate) const CALLS_BEFORE_RETRYING_THE_STREAM: std::time::Duration =
+    std::time::Duration::from_secs(60);
+
 /// Outcomes sent on the stream and waiting for their `Finished`; `None`
 /// once the stream ended, so a late outcome goes by a call at once.
 type Pending = Arc<Mutex<Option<HashMap<String, oneshot::Sender<pb::Finished>>>>>;
@@ -63,19 +69,25 @@ pub(crate) async fn serve<H, Fut>(
             Ok(Ended::Stopped) => break,
             Ok(Ended::ByQueue) => backoff.reset(),
             Err(err) if err.code() == Code::Unimplemented => {
-                tracing::info!(channel = %options.channel, "the queue has no streaming consume; receiving by calls");
+                tracing::info!(channel = %options.channel, "the queue has no streaming consume; receiving by calls for a while");
                 while handlers.join_next().await.is_some() {}
+                let spell = cancel.child_token();
+                let ends = spell.clone();
+                let timer = tokio::spawn(async move {
+                    tokio::time::sleep(CALLS_BEFORE_RETRYING_THE_STREAM).await;
+                    ends.cancel();
+                });
                 let loops = (0..concurrency).map(|_| {
-                    let (queue, options, cancel, handler) = (
+                    let (queue, options, spell, handler) = (
                         queue.clone(),
                         options.clone(),
-                        cancel.clone(),
+                        spell.clone(),
                         handler.clone(),
                     );
-                    async move { queue.serve_loop(options, cancel, handler).await }
+                    async move { queue.serve_loop(options, spell, handler).await }
                 });
                 futures::future::join_all(loops).await;
-                return;
+                timer.abort();
             }
             Err(err) => {
                 tracing::warn!(channel = %options.channel, error = %err, "consume stream failed; reopening");
@@ -218,14 +230,7 @@ impl One {
     {
         let message = Message::from(message);
         let (id, attempt) = (message.id.clone(), message.attempt);
-        // The handling, answer included, continues the sender's trace.
-        let span = tracing::info_span!(
-            "handle",
-            otel.name = %format_args!("handle {}", self.channel),
-            otel.kind = "consumer",
-            attempt
-        );
-        ordershop_trace::set_parent(&span, &message.traceparent);
+        let span = crate::queue::handling_span(&self.channel, &message);
         async {
             let handled = handler(message).await;
             drop(permit);
@@ -263,6 +268,8 @@ impl One {
         let outcome = pb::Outcome {
             message_id: id.to_owned(),
             result: Some(result.clone()),
+            // Called within the handling's span.
+            traceparent: ordershop_trace::current_traceparent(),
         };
         if waiting && send(&self.requests, Out::Outcome(outcome)).await {
             match told.await {

@@ -287,14 +287,7 @@ impl Queue {
             };
             backoff.reset();
             let (id, attempt) = (message.id.clone(), message.attempt);
-            // The handling, answer included, continues the sender's trace.
-            let span = tracing::info_span!(
-                "handle",
-                otel.name = %format_args!("handle {}", options.channel),
-                otel.kind = "consumer",
-                attempt
-            );
-            ordershop_trace::set_parent(&span, &message.traceparent);
+            let span = handling_span(&options.channel, &message);
             let outcome = async {
                 match handler(message).await {
                     Ok(Some(reply)) => self.respond(&options.channel, &id, &reply).await,
@@ -311,6 +304,19 @@ impl Queue {
             log_finish(&options.channel, &id, outcome);
         }
     }
+}
+
+/// The span of a message's handling, answer included: it continues the
+/// sender's trace.
+pub(crate) fn handling_span(channel: &str, message: &Message) -> tracing::Span {
+    let span = tracing::info_span!(
+        "handle",
+        otel.name = %format_args!("handle {channel}"),
+        otel.kind = "consumer",
+        attempt = message.attempt
+    );
+    ordershop_trace::set_parent(&span, &message.traceparent);
+    span
 }
 
 /// What became of a message's outcome, when it went wrong.

@@ -181,29 +181,12 @@ async fn handled_and_acked(
     task.await.unwrap();
 }
 
-/// A server without the `Ack` call: acks that went by calls would stay
-/// pending.
-#[tokio::test]
-async fn a_subscription_acks_on_the_stream() {
-    let redis = RedisServer::start();
-    let shutdown = CancellationToken::new();
-    let url =
-        event_store_without("Ack", redis.url(), StoreConfig::default(), shutdown.clone()).await;
-    let conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    handled_and_acked(EventStore::connect(&url).unwrap(), conn, 30).await;
-    shutdown.cancel();
-}
-
-#[tokio::test]
-async fn an_event_store_without_the_ack_stream_gets_acks_by_calls() {
+/// A subscription's acks against an event store without `missing`.
+async fn acked_without(missing: &'static str) {
     let redis = RedisServer::start();
     let shutdown = CancellationToken::new();
     let url = event_store_without(
-        "AckStream",
+        missing,
         redis.url(),
         StoreConfig::default(),
         shutdown.clone(),
@@ -216,4 +199,16 @@ async fn an_event_store_without_the_ack_stream_gets_acks_by_calls() {
         .unwrap();
     handled_and_acked(EventStore::connect(&url).unwrap(), conn, 30).await;
     shutdown.cancel();
+}
+
+/// A server without the `Ack` call: acks that went by calls would stay
+/// pending.
+#[tokio::test]
+async fn a_subscription_acks_on_the_stream() {
+    acked_without("Ack").await;
+}
+
+#[tokio::test]
+async fn an_event_store_without_the_ack_stream_gets_acks_by_calls() {
+    acked_without("AckStream").await;
 }

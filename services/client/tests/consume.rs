@@ -94,6 +94,7 @@ fn done(id: &str) -> Out {
     Out::Outcome(pb::Outcome {
         message_id: id.to_owned(),
         result: Some(Res::Done(pb::Done {})),
+        traceparent: String::new(),
     })
 }
 
@@ -169,6 +170,7 @@ async fn an_outcome_for_a_message_not_in_flight_is_answered_not_found() {
         .send(Out::Outcome(pb::Outcome {
             message_id: uuid::Uuid::new_v4().to_string(),
             result: Some(Res::Response("{}".into())),
+            traceparent: String::new(),
         }))
         .await;
     match stream.next().await {

@@ -23,6 +23,7 @@ use ordershop_redis::Refusal;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
+use tracing::Instrument;
 
 use crate::{QueueError, QueueStore};
 
@@ -193,24 +194,29 @@ impl Shared {
     /// Finishes one outcome in Redis and answers it.
     async fn finish(self: Arc<Self>, outcome: pb::Outcome) {
         let channel = &self.session.channel;
+        let span = finish_span(&outcome);
         let id = outcome.message_id;
         if self.leased.lock().expect("lock").remove(&id) {
             self.window.add_permits(1);
         }
         let store = &self.store;
-        let finished = match outcome.result {
-            Some(Res::Response(payload)) => {
-                store.respond(channel, &id, &payload).await.map(|()| false)
+        let finished = async {
+            match outcome.result {
+                Some(Res::Response(payload)) => {
+                    store.respond(channel, &id, &payload).await.map(|()| false)
+                }
+                Some(Res::Done(_)) => store.ack(channel, &id).await.map(|()| false),
+                Some(Res::Refusal(refusal)) => {
+                    let how = Refusal::from_wire(refusal.permanent, refusal.retry_after_ms);
+                    store.nack(channel, &id, how, &refusal.reason).await
+                }
+                None => Err(QueueError::InvalidArgument(format!(
+                    "the outcome of {id} says neither response, done nor refusal"
+                ))),
             }
-            Some(Res::Done(_)) => store.ack(channel, &id).await.map(|()| false),
-            Some(Res::Refusal(refusal)) => {
-                let how = Refusal::from_wire(refusal.permanent, refusal.retry_after_ms);
-                store.nack(channel, &id, how, &refusal.reason).await
-            }
-            None => Err(QueueError::InvalidArgument(format!(
-                "the outcome of {id} says neither response, done nor refusal"
-            ))),
-        };
+        }
+        .instrument(span)
+        .await;
         let answer = match finished {
             Ok(dead_lettered) => pb::Finished {
                 message_id: id,
@@ -235,4 +241,21 @@ impl Shared {
             }))
             .await;
     }
+}
+
+/// The span of finishing an outcome, named as the unary call's
+/// (`MessageQueue/Respond`) and child of the handling that made it; none
+/// outside a traced flow, like a call's.
+fn finish_span(outcome: &pb::Outcome) -> tracing::Span {
+    if outcome.traceparent.is_empty() {
+        return tracing::Span::none();
+    }
+    let name = match outcome.result {
+        Some(Res::Response(_)) => "MessageQueue/Respond",
+        Some(Res::Done(_)) => "MessageQueue/Ack",
+        Some(Res::Refusal(_)) | None => "MessageQueue/Nack",
+    };
+    let span = tracing::info_span!("grpc", otel.name = name, otel.kind = "server");
+    ordershop_trace::set_parent(&span, &outcome.traceparent);
+    span
 }

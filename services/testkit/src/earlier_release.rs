@@ -94,17 +94,9 @@ pub async fn event_store_without(
     config: StoreConfig,
     shutdown: CancellationToken,
 ) -> String {
-    let store = StreamStore::new(Redis::open(redis_url).expect("a valid Redis URL"), config);
-    let service = EventStoreService::new(Arc::new(store), shutdown.clone())
-        .into_server(Authenticator::new(None::<GrpcKey>));
-    serve(
-        WithoutMethod {
-            inner: service,
-            method,
-        },
-        shutdown,
-    )
-    .await
+    let store = Arc::new(StreamStore::new(redis(redis_url), config));
+    let inner = EventStoreService::new(store, shutdown.clone()).into_server(open());
+    serve(WithoutMethod { inner, method }, shutdown).await
 }
 
 /// An open queue on `redis_url` without `method`: its URL.
@@ -114,15 +106,16 @@ pub async fn queue_without(
     config: QueueConfig,
     shutdown: CancellationToken,
 ) -> String {
-    let store = QueueStore::new(Redis::open(redis_url).expect("a valid Redis URL"), config);
-    let service = MessageQueueService::new(Arc::new(store), shutdown.clone())
-        .into_server(Authenticator::new(None::<GrpcKey>));
-    serve(
-        WithoutMethod {
-            inner: service,
-            method,
-        },
-        shutdown,
-    )
-    .await
+    let store = Arc::new(QueueStore::new(redis(redis_url), config));
+    let inner = MessageQueueService::new(store, shutdown.clone()).into_server(open());
+    serve(WithoutMethod { inner, method }, shutdown).await
+}
+
+fn redis(url: &str) -> Redis {
+    Redis::open(url).expect("a valid Redis URL")
+}
+
+/// No role tokens checked.
+fn open() -> Authenticator {
+    Authenticator::new(None::<GrpcKey>)
 }
