@@ -31,6 +31,10 @@ use crate::{Backoff, ClientError, HandlerError, Message, Queue, ServeOptions};
 pub(crate) const CALLS_BEFORE_RETRYING_THE_STREAM: std::time::Duration =
     std::time::Duration::from_secs(60);
 
+/// A stream that lasted this long was a healthy one: the next reopens
+/// after the shortest pause.
+const LONG_LIVED: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Outcomes sent on the stream and waiting for their `Finished`; `None`
 /// once the stream ended, so a late outcome goes by a call at once.
 type Pending = Arc<Mutex<Option<HashMap<String, oneshot::Sender<pb::Finished>>>>>;
@@ -65,9 +69,19 @@ pub(crate) async fn serve<H, Fut>(
             running: &running,
             handler: &handler,
         };
+        let opened = tokio::time::Instant::now();
         match session.run(&cancel, &mut handlers).await {
             Ok(Ended::Stopped) => break,
-            Ok(Ended::ByQueue) => backoff.reset(),
+            Ok(Ended::ByQueue) => {
+                // A queue that is stopping ends every new stream at once
+                // until it stops listening: no tight loop meanwhile.
+                if opened.elapsed() > LONG_LIVED {
+                    backoff.reset();
+                }
+                if !backoff.pause(&cancel).await {
+                    break;
+                }
+            }
             Err(err) if err.code() == Code::Unimplemented => {
                 tracing::info!(channel = %options.channel, "the queue has no streaming consume; receiving by calls for a while");
                 while handlers.join_next().await.is_some() {}

@@ -365,12 +365,10 @@ async fn queue_at(
     redis_url: &str,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<Result<(), ordershop_proto::serving::ServeError>> {
-    let listener = loop {
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(listener) => break listener,
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    };
+    let listener = eventually_async("the queue's address free again", DEADLINE, || async {
+        tokio::net::TcpListener::bind(addr).await.ok()
+    })
+    .await;
     tokio::spawn(ordershop_message_queue::server::run(
         listener,
         Redis::open(redis_url).unwrap(),
